@@ -1,0 +1,20 @@
+// trimpi-webgpu: a WebGPU tensor and reverse-mode autograd engine (Node.js on Dawn).
+export { Tensor } from './tensor/tensor.js';
+export type { TensorData, NestedArray } from './tensor/tensor.js';
+export type { DType } from './tensor/dtype.js';
+export { TrimpiError } from './tensor/errors.js';
+export { Device, NoAdapterError, createDevice, currentDevice, init, installHint, setDevice } from './tensor/device.js';
+export type { AdapterDescription, DeviceOptions, ExecStats } from './tensor/device.js';
+export { tidy, keep, bucketSize } from './tensor/memory.js';
+export type { MemoryStats } from './tensor/memory.js';
+export { noGrad, isGradEnabled } from './tensor/autograd.js';
+export {
+  tensor, zeros, ones, full, zerosLike, onesLike, arange, rand, randn, manualSeed,
+  neg, exp, log, sqrt, rsqrt, tanh, sigmoid, relu, gelu, silu, abs,
+  add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, clamp, maskedFill, cast, dropout,
+  sum, mean, max, min, variance, argmax, matmul, softmax, logSoftmax, logsumexp, layerNorm,
+  reshape, permute, transpose, slice, expand, unsqueeze, squeeze, contiguous, concat, stack,
+  gather, indexSelect, embedding, crossEntropy, assign, clone,
+} from './tensor/ops.js';
+export type { CreateOptions, CrossEntropyOptions, TensorOrScalar } from './tensor/ops.js';
+export { memoryStats, execStats } from './tensor/stats.js';

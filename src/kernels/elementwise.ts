@@ -1,0 +1,109 @@
+// Launcher for elementwise.wgsl: out = EXPR(a, b, c) over strided, broadcast operands.
+import type { Device } from '../tensor/device.js';
+import type { DType } from '../tensor/dtype.js';
+import { isContiguous } from '../tensor/shape.js';
+import { Params, View, bindingDecls, fill, grid1d, paramsDecl, wgslSource } from './kernel.js';
+
+/** An operand: a view already broadcast to the output's shape (stride 0 on broadcast dims), or a JS number. */
+export type MapOperand = View | number;
+
+export interface MapSpec {
+  /** WGSL expression in a, b, c (the operands, converted to `compute`) and p (vec4 of f32 scalars). */
+  expr: string;
+  /** Type the operands are converted to before EXPR. */
+  compute: DType;
+}
+
+const WG = 256;
+const NAMES = ['a', 'b', 'c', 'd'] as const;
+
+// contiguous like out, scalar (all strides 0), general strided, or the output itself (in-place)
+type Mode = 'c' | 's' | 'g' | 'o';
+
+function sameView(a: View, b: View): boolean {
+  return a.buffer === b.buffer && a.offset === b.offset && a.strides.every((s, d) => s === b.strides[d]);
+}
+
+function modeOf(v: View, out: View, outContig: boolean): Mode {
+  if (v.buffer === out.buffer) {
+    // WebGPU forbids binding a buffer as both read and read_write: an in-place operand reads out[o0].
+    if (!sameView(v, out)) throw new Error('elementwise: an operand overlaps the output with a different layout; copy it first');
+    return 'o';
+  }
+  if (v.strides.every((s, d) => s === 0 || v.shape[d] === 1)) return 's';
+  if (outContig && isContiguous(v.shape, v.strides) && v.shape.every((d, k) => d === out.shape[k])) return 'c';
+  return 'g';
+}
+
+/**
+ * Records out[...] = EXPR(operands...) for every element of `out` (which may itself be a strided view,
+ * e.g. a slice of a larger tensor being written). `scalars` fill p.x.. first, then numeric operands.
+ */
+export function runMap(dev: Device, op: string, spec: MapSpec, out: View, operands: readonly MapOperand[], scalars: readonly number[] = []): void {
+  const rank = out.shape.length;
+  let n = 1;
+  for (const d of out.shape) n *= d;
+  if (n === 0) return;
+  const outContig = isContiguous(out.shape, out.strides);
+  const pvals = [...scalars];
+  const views: { v: View; mode: Mode; name: string }[] = [];
+  const loads: string[] = [];
+  operands.forEach((o, k) => {
+    const name = NAMES[k];
+    if (typeof o === 'number') {
+      loads.push(`  let ${name} = ${spec.compute}(p[${pvals.length}]);`);
+      pvals.push(o);
+    } else {
+      const mode = modeOf(o, out, outContig);
+      if (mode === 'o') {
+        loads.push(`  let ${name} = ${spec.compute}(out[o0]);`);
+        return;
+      }
+      views.push({ v: o, mode, name });
+      loads.push(`  let ${name} = ${spec.compute}(in_${name}[o_${name}]);`);
+    }
+  });
+  if (pvals.length > 4) throw new Error(`${op}: at most 4 scalar parameters`);
+
+  // params: numel, pad, scalars, shape, then (strides, offset) for out and each view operand
+  const prm = new Params().u(n, 0, 0, 0);
+  prm.f(...pvals, ...new Array(4 - pvals.length).fill(0));
+  prm.u(...out.shape);
+  const all = [{ v: out, mode: (outContig ? 'c' : 'g') as Mode, name: '0' }, ...views];
+  const index: string[] = [];
+  const general: { name: string; base: number }[] = [];
+  for (const { v, mode, name } of all) {
+    const base = prm.length;
+    prm.u(...v.strides, v.offset);
+    const offWord = base + rank;
+    const oname = name === '0' ? 'o0' : `o_${name}`;
+    if (mode === 'c') index.push(`  let ${oname} = i + word(${offWord}u);`);
+    else if (mode === 's') index.push(`  let ${oname} = word(${offWord}u);`);
+    else {
+      index.push(`  var ${oname} = word(${offWord}u);`);
+      general.push({ name: oname, base });
+    }
+  }
+  if (general.length > 0) {
+    index.push('  var rem = i;');
+    for (let d = rank - 1; d >= 0; d--) {
+      index.push(`  { let sz = word(${8 + d}u); let c = rem % sz; rem = rem / sz;`);
+      index.push('    ' + general.map((g) => `${g.name} += c * word(${g.base + d}u);`).join(' ') + ' }');
+    }
+  }
+  const key = `map|${spec.expr}|${spec.compute}|${out.dtype}|r${rank}|${all.map((a) => a.mode + a.v.dtype).join(',')}|${loads.join('')}|${prm.vec4s}`;
+  const pipe = dev.pipeline(key, op, () =>
+    fill(wgslSource('elementwise'), {
+      PARAMS: paramsDecl(prm.vec4s),
+      BINDINGS: bindingDecls([
+        { name: 'out', type: out.dtype, write: true },
+        ...views.map((x) => ({ name: `in_${x.name}`, type: x.v.dtype })),
+      ]),
+      INDEX: index.join('\n'),
+      LOADS: loads.join('\n'),
+      OUT_T: out.dtype,
+      EXPR: spec.expr,
+    }),
+  );
+  dev.dispatch(op, pipe, prm.bytes(), [out.buffer, ...views.map((x) => x.v.buffer)], grid1d(n, WG, dev.limits.maxComputeWorkgroupsPerDimension));
+}

@@ -1,0 +1,74 @@
+// Launcher for reduce.wgsl (sum, max, min, argmax over trailing dims of a strided view).
+import type { Device } from '../tensor/device.js';
+import { Params, View, bindingDecls, fill, grid1d, paramsDecl, wgslSource } from './kernel.js';
+
+export type ReduceKind = 'sum' | 'max' | 'min' | 'argmax';
+
+const WG = 64;
+
+/**
+ * out (contiguous, the outer shape) = reduce of x over its last `redRank` dims, times `scale` (sum only).
+ * x: strided view [outer..., reduced...].
+ */
+export function runReduce(dev: Device, op: string, kind: ReduceKind, out: View, x: View, redRank: number, scale = 1): void {
+  const ro = x.shape.length - redRank;
+  const outN = x.shape.slice(0, ro).reduce((a, b) => a * b, 1);
+  const R = x.shape.slice(ro).reduce((a, b) => a * b, 1);
+  if (outN === 0) return;
+  const T = x.dtype;
+  const neg = T === 'f32' ? 'neg_inf()' : 'i32(-2147483647 - 1)';
+  const pos = T === 'f32' ? 'pos_inf()' : 'i32(2147483647)';
+  const init = { sum: `${T}(0)`, max: neg, argmax: neg, min: pos }[kind];
+  const better = {
+    sum: 'false',
+    max: 'v > acc || (v == acc && vi < ai)',
+    argmax: 'v > acc || (v == acc && vi < ai)',
+    min: 'v < acc || (v == acc && vi < ai)',
+  }[kind];
+  const step = kind === 'sum' ? 'acc = acc + v;' : 'if (better(v, j, acc, ai)) { acc = v; ai = j; }';
+  const result = kind === 'argmax' ? 'i32(ai)' : kind === 'sum' && T === 'f32' ? 'acc * scale' : 'acc';
+  const rowMode = !(R <= 32 || (outN >= 4096 && R <= 512));
+  const body = rowMode
+    ? `  let o = wid.x + wid.y * nwg.x;
+  if (o >= outN) { return; }
+  let base = outer_offset(o);
+  var acc = ${init};
+  var ai = 0xffffffffu;
+  for (var j = lid.x; j < R; j += WG) {
+    let v = x[base + red_offset(j)];
+    ${step}
+  }
+  sv[lid.x] = acc;
+  si[lid.x] = ai;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid.x < s) {
+      let v = sv[lid.x + s];
+      let vi = si[lid.x + s];
+      ${kind === 'sum' ? 'sv[lid.x] = sv[lid.x] + v;' : 'if (better(v, vi, sv[lid.x], si[lid.x])) { sv[lid.x] = v; si[lid.x] = vi; }'}
+    }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { acc = sv[0]; ai = si[0]; out[o] = ${result}; }`
+    : `  let o = (wid.x + wid.y * nwg.x) * WG + lid.x;
+  if (o >= outN) { return; }
+  let base = outer_offset(o);
+  var acc = ${init};
+  var ai = 0xffffffffu;
+  for (var j = 0u; j < R; j++) {
+    let v = x[base + red_offset(j)];
+    ${step}
+  }
+  out[o] = ${result};`;
+  const prm = new Params().u(outN, R, 0).f(scale).u(x.offset, ...x.shape.slice(0, ro), ...x.strides.slice(0, ro), ...x.shape.slice(ro), ...x.strides.slice(ro));
+  const key = `reduce|${kind}|${T}|${out.dtype}|${ro}|${redRank}|${rowMode}|${prm.vec4s}`;
+  const pipe = dev.pipeline(key, op, () =>
+    fill(wgslSource('reduce'), {
+      PARAMS: paramsDecl(prm.vec4s),
+      BINDINGS: bindingDecls([{ name: 'out', type: out.dtype, write: true }, { name: 'x', type: T }]),
+      WG, RO: ro, RR: redRank, T, BETTER: better, MAIN: body,
+    }),
+  );
+  const groups = rowMode ? grid1d(outN, 1, dev.limits.maxComputeWorkgroupsPerDimension) : grid1d(outN, WG, dev.limits.maxComputeWorkgroupsPerDimension);
+  dev.dispatch(op, pipe, prm.bytes(), [out.buffer, x.buffer], groups);
+}

@@ -1,0 +1,44 @@
+// layernorm.wgsl: fused LayerNorm forward and the backward for x, over rows of a contiguous [rows, D].
+//
+// Forward, per row (two passes over the row for an exact variance, the second from cache):
+//   mean = sum(x)/D;  rstd = 1/sqrt(sum((x-mean)^2)/D + eps);  y = (x - mean) * rstd * w + b
+//   mean and rstd are saved for the backward.
+// Backward for x (xhat = (x - mean) * rstd, gw = g * w):
+//   dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat))
+// (dw = sum over rows of g * xhat and db = sum over rows of g are column reductions done by the
+// reduce kernel.) One workgroup per row. Floor: forward reads x and writes y (+ 8 B per row);
+// backward reads x and g and writes dx.
+//
+// params (u32 words): [0] rows, [1] D, [2] eps (f32).
+
+{{PARAMS}}
+{{BINDINGS}}
+
+const WG: u32 = {{WG}}u;
+var<workgroup> red: array<vec2<f32>, WG>;
+
+// sums v over the workgroup (both lanes), result broadcast to every invocation
+fn wg_sum(t: u32, v: vec2<f32>) -> vec2<f32> {
+  red[t] = v;
+  workgroupBarrier();
+  for (var k = WG / 2u; k > 0u; k >>= 1u) {
+    if (t < k) { red[t] += red[t + k]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size({{WG}})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+        @builtin(num_workgroups) nwg: vec3u) {
+  let row = wid.x + wid.y * nwg.x;
+  let rows = word(0u);
+  let D = word(1u);
+  if (row >= rows) { return; }
+  let base = row * D;
+  let t = lid.x;
+  let invD = 1.0 / f32(D);
+{{MAIN}}
+}

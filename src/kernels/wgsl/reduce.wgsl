@@ -1,0 +1,63 @@
+// reduce.wgsl: sum / max / min / argmax over the trailing RR dims of a strided view.
+//
+//   x is viewed as [outer (RO dims)..., reduced (RR dims)...] (the launcher permutes the reduced
+//   axes last, as strides only: no copy). out[o] = REDUCE_j x[o, j] * scale, out contiguous.
+//
+// Two shapes of the same kernel (ROW_MODE baked in):
+//   row mode:    one workgroup of WG per output; threads stride over j, then a tree in workgroup memory.
+//   thread mode: one invocation per output, a serial loop over j (small reductions, many outputs).
+// Both visit j in a fixed order, so results are bit-identical run to run. argmax keeps the first
+// index of the maximum. Floor: the kernel reads each input element once (4 B) and writes 4 B per output.
+//
+// params (u32 words): [0] outNumel, [1] redNumel, [2] unused, [3] scale (f32), [4] offset,
+//   then outer shape (RO), outer strides (RO), reduced shape (RR), reduced strides (RR).
+
+{{PARAMS}}
+{{BINDINGS}}
+
+const WG: u32 = {{WG}}u;
+const RO: u32 = {{RO}}u;
+const RR: u32 = {{RR}}u;
+
+// infinities built at run time (constant-expression infinities are WGSL compile errors)
+fn neg_inf() -> f32 { var u = 0xff800000u; return bitcast<f32>(u); }
+fn pos_inf() -> f32 { var u = 0x7f800000u; return bitcast<f32>(u); }
+
+fn outer_offset(o: u32) -> u32 {
+  var rem = o;
+  var off = word(4u);
+  for (var d = i32(RO) - 1; d >= 0; d--) {
+    let sz = word(5u + u32(d));
+    off += (rem % sz) * word(5u + RO + u32(d));
+    rem /= sz;
+  }
+  return off;
+}
+
+fn red_offset(j: u32) -> u32 {
+  var rem = j;
+  var off = 0u;
+  for (var d = i32(RR) - 1; d >= 0; d--) {
+    let sz = word(5u + 2u * RO + u32(d));
+    off += (rem % sz) * word(5u + 2u * RO + RR + u32(d));
+    rem /= sz;
+  }
+  return off;
+}
+
+// combine (acc, ai) with a candidate (v, vi); vi > ai for candidates visited later in serial order
+fn better(v: {{T}}, vi: u32, acc: {{T}}, ai: u32) -> bool {
+  return {{BETTER}};
+}
+
+var<workgroup> sv: array<{{T}}, WG>;
+var<workgroup> si: array<u32, WG>;
+
+@compute @workgroup_size({{WG}})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+        @builtin(num_workgroups) nwg: vec3u) {
+  let outN = word(0u);
+  let R = word(1u);
+  let scale = wordf(3u);
+{{MAIN}}
+}

@@ -1,0 +1,47 @@
+// softmax.wgsl: softmax, log-softmax and logsumexp over the rows of a contiguous [rows, n] tensor,
+// and the softmax / log-softmax backward.
+//
+// Forward (online form): each invocation keeps a running (max m, sum s of exp(x - m)) over its
+// strided share of the row, the workgroup merges pairs (m, s) ⊕ (m', s') = (M, s e^{m-M} + s' e^{m'-M}),
+// then one more pass writes y. Rows that are all -inf give 0 / -inf instead of NaN.
+//   softmax:    y = exp(x - m) / s            logSoftmax: y = x - m - log(s)
+//   logsumexp:  out[row] = m + log(s)
+// Backward, with y the forward output and g the upstream gradient:
+//   softmax:    dx = y * (g - sum(g * y))     logSoftmax: dx = g - exp(y) * sum(g)
+// One workgroup per row (2-D grid past 65535 rows). Floor: forward reads x twice (the second read
+// usually from cache) and writes y once; backward reads y and g and writes dx.
+//
+// params (u32 words): [0] rows, [1] n.
+
+{{PARAMS}}
+{{BINDINGS}}
+
+const WG: u32 = {{WG}}u;
+// -inf built at run time (a constant-expression infinity is a WGSL compile error)
+fn neg_inf() -> f32 { var u = 0xff800000u; return bitcast<f32>(u); }
+
+var<workgroup> sm: array<f32, WG>;
+var<workgroup> ss: array<f32, WG>;
+
+// merges (m2, s2) into slot i of the workgroup arrays
+fn merge(i: u32, m2: f32, s2: f32) {
+  let NEG_INF = neg_inf();
+  let m1 = sm[i];
+  let m = max(m1, m2);
+  if (m == NEG_INF) { return; }
+  ss[i] = ss[i] * exp(m1 - m) + s2 * exp(m2 - m);
+  sm[i] = m;
+}
+
+@compute @workgroup_size({{WG}})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+        @builtin(num_workgroups) nwg: vec3u) {
+  let row = wid.x + wid.y * nwg.x;
+  let rows = word(0u);
+  let n = word(1u);
+  if (row >= rows) { return; }
+  let base = row * n;
+  let t = lid.x;
+  let NEG_INF = neg_inf();
+{{MAIN}}
+}

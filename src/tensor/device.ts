@@ -1,0 +1,391 @@
+// The GPU device and the execution engine: adapter/device acquisition with the adapter's maxima,
+// one command encoder batching many dispatches (submitted in chunks and at readback), pipelines
+// cached by a structural key, per-dispatch uniforms packed into pooled uniform buffers, and errors
+// surfaced as TrimpiError naming the op.
+import { BufferPool } from './memory.js';
+import { TrimpiError } from './errors.js';
+
+export interface AdapterDescription {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  backend: string;
+  isFallbackAdapter: boolean;
+}
+
+export interface DeviceOptions {
+  /** Dawn toggles/options passed to webgpu's create(), e.g. ['backend=vulkan']. */
+  dawnOptions?: string[];
+  powerPreference?: GPUPowerPreference;
+  /** Dispatches recorded before the batch is submitted even without a readback (default 256). */
+  maxDispatchesPerSubmit?: number;
+  /** Wrap every dispatch in a validation error scope (slower, exact op attribution). Env TRIMPI_DEBUG=1. */
+  debug?: boolean;
+}
+
+const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
+const WANTED_LIMITS = [
+  'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ', 'maxComputeWorkgroupsPerDimension', 'maxStorageBuffersPerShaderStage',
+  'maxUniformBufferBindingSize', 'maxBindGroups',
+] as const;
+
+type Limits = Record<(typeof WANTED_LIMITS)[number], number>;
+
+const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08 /* COPY_DST */;
+const UNIFORM_USAGE = 0x40 /* UNIFORM */ | 0x08 /* COPY_DST */;
+const MAP_READ_USAGE = 0x01 /* MAP_READ */ | 0x08 /* COPY_DST */;
+const UNIFORM_CHUNK = 64 * 1024;
+
+/** Counters for the execution engine (how well batching and caching work). */
+export interface ExecStats {
+  dispatches: number;
+  submits: number;
+  pipelinesCompiled: number;
+  pipelineCacheHits: number;
+  readbacks: number;
+  uniformBytes: number;
+}
+
+class UniformArena {
+  private chunks: { buffer: GPUBuffer; mirror: Uint8Array; used: number }[] = [];
+  private spare: GPUBuffer[] = [];
+  private active = 0;
+  constructor(private readonly device: GPUDevice, private readonly align: number) {}
+
+  /** Copies `data` into the current chunk; returns where it lives for the bind group. */
+  push(data: Uint8Array): { buffer: GPUBuffer; offset: number; size: number } {
+    const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
+    let c = this.chunks[this.active];
+    if (!c || c.used + size > UNIFORM_CHUNK) {
+      if (c) this.active++;
+      c = this.chunks[this.active];
+      if (!c) {
+        const buffer = this.spare.pop() ?? this.device.createBuffer({ size: UNIFORM_CHUNK, usage: UNIFORM_USAGE, label: 'uniforms' });
+        c = { buffer, mirror: new Uint8Array(UNIFORM_CHUNK), used: 0 };
+        this.chunks.push(c);
+      }
+    }
+    const offset = c.used;
+    c.mirror.set(data, offset);
+    c.used = Math.ceil((offset + size) / this.align) * this.align;
+    return { buffer: c.buffer, offset, size };
+  }
+
+  /** Uploads what was pushed (before the submit that uses it); chunks are reusable afterwards. */
+  upload(queue: GPUQueue): number {
+    let bytes = 0;
+    for (const c of this.chunks) {
+      if (c.used > 0) queue.writeBuffer(c.buffer, 0, c.mirror, 0, c.used);
+      bytes += c.used;
+      c.used = 0;
+    }
+    this.active = 0;
+    return bytes;
+  }
+}
+
+export class Device {
+  readonly pool: BufferPool;
+  readonly limits: Limits;
+  readonly features: ReadonlySet<string>;
+  readonly stats: ExecStats = { dispatches: 0, submits: 0, pipelinesCompiled: 0, pipelineCacheHits: 0, readbacks: 0, uniformBytes: 0 };
+  private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
+  private readonly uniforms: UniformArena;
+  private readonly staging = new Map<number, GPUBuffer[]>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private inBatch = 0;
+  private readonly maxDispatchesPerSubmit: number;
+  private readonly debug: boolean;
+  private error: TrimpiError | null = null;
+  private lostReason: string | null = null;
+  private destroyed = false;
+  private readonly assertBuffers = new Map<string, { buffer: GPUBuffer; armed: boolean }>();
+
+  /**
+   * The GPU instance and adapter the device came from. Held on purpose: in dawn.node, collecting the
+   * instance while its device lives tears Dawn down under it (an abort at the next GC).
+   */
+  readonly owners: readonly unknown[];
+
+  constructor(
+    readonly gpu: GPUDevice,
+    readonly adapter: AdapterDescription,
+    opts: DeviceOptions = {},
+    owners: readonly unknown[] = [],
+  ) {
+    this.owners = owners;
+    const lim = gpu.limits as unknown as Record<string, number>;
+    this.limits = Object.fromEntries(WANTED_LIMITS.map((k) => [k, lim[k]])) as Limits;
+    this.features = new Set([...gpu.features]);
+    this.pool = new BufferPool(gpu, STORAGE_USAGE);
+    this.uniforms = new UniformArena(gpu, lim.minUniformBufferOffsetAlignment ?? 256);
+    this.maxDispatchesPerSubmit = opts.maxDispatchesPerSubmit ?? 256;
+    this.debug = opts.debug ?? process.env.TRIMPI_DEBUG === '1';
+    gpu.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
+      this.error ??= new TrimpiError('gpu', `WebGPU error: ${ev.error.message}`);
+    };
+    void gpu.lost.then((info) => {
+      if (!this.destroyed) this.lostReason = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  get isLost(): boolean {
+    return this.lostReason !== null || this.destroyed;
+  }
+
+  /** Throws the first GPU error recorded since the last check (validation, OOM, device loss). */
+  throwIfError(op: string): void {
+    if (this.destroyed) throw new TrimpiError(op, 'the device was destroyed');
+    if (this.lostReason) throw new TrimpiError(op, `the GPU device was lost (${this.lostReason})`);
+    const e = this.error;
+    if (e) {
+      this.error = null;
+      throw new TrimpiError(op, `${e.message} (surfaced at ${op})`);
+    }
+  }
+
+  /** New storage buffer from the pool. */
+  alloc(bytes: number, label?: string): GPUBuffer {
+    const max = this.limits.maxStorageBufferBindingSize;
+    if (bytes > max) throw new TrimpiError(label ?? 'alloc', `a tensor of ${bytes} bytes exceeds the device's maxStorageBufferBindingSize (${max})`);
+    return this.pool.acquire(bytes, label);
+  }
+
+  /** Compute pipeline for `key`, compiling `code()` on first use. */
+  pipeline(key: string, label: string, code: () => string): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
+    const hit = this.pipelines.get(key);
+    if (hit) {
+      this.stats.pipelineCacheHits++;
+      return hit;
+    }
+    const source = code();
+    this.gpu.pushErrorScope('validation');
+    const module = this.gpu.createShaderModule({ code: source, label });
+    const pipeline = this.gpu.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label });
+    void this.gpu.popErrorScope().then((err) => {
+      if (err) this.error ??= new TrimpiError(label, `shader/pipeline error: ${err.message}\n--- WGSL (${key}) ---\n${source}`);
+    });
+    const entry = { pipeline, layout: pipeline.getBindGroupLayout(0) };
+    this.pipelines.set(key, entry);
+    this.stats.pipelinesCompiled++;
+    return entry;
+  }
+
+  /**
+   * Records one dispatch. Binding 0 is the uniform block (`params`), bindings 1.. are `buffers`
+   * in order. Work is submitted in chunks of maxDispatchesPerSubmit and at every readback.
+   */
+  dispatch(op: string, p: { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }, params: Uint8Array,
+    buffers: readonly GPUBuffer[], workgroups: readonly [number, number, number]): void {
+    if (this.error || this.lostReason || this.destroyed) this.throwIfError(op);
+    const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
+    if (workgroups.some((w) => w > maxWg)) {
+      throw new TrimpiError(op, `dispatch of ${workgroups.join('x')} workgroups exceeds maxComputeWorkgroupsPerDimension (${maxWg})`);
+    }
+    if (workgroups[0] * workgroups[1] * workgroups[2] === 0) return;
+    const u = this.uniforms.push(params);
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: u.buffer, offset: u.offset, size: u.size } }];
+    for (let i = 0; i < buffers.length; i++) entries.push({ binding: i + 1, resource: { buffer: buffers[i] } });
+    const bindGroup = this.gpu.createBindGroup({ layout: p.layout, entries, label: op });
+    if (this.debug) this.gpu.pushErrorScope('validation');
+    const pass = this.computePass();
+    pass.setPipeline(p.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    if (this.debug) {
+      void this.gpu.popErrorScope().then((err) => {
+        if (err) this.error ??= new TrimpiError(op, err.message);
+      });
+    }
+    this.stats.dispatches++;
+    if (++this.inBatch >= this.maxDispatchesPerSubmit) this.flush();
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    if (!this.pass) this.pass = this.commandEncoder().beginComputePass();
+    return this.pass;
+  }
+
+  private commandEncoder(): GPUCommandEncoder {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    this.encoder ??= this.gpu.createCommandEncoder();
+    return this.encoder;
+  }
+
+  /** Records a buffer-to-buffer copy in the current batch. */
+  copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.commandEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** Writes host data into a buffer (ordered before the batch being recorded). */
+  write(buffer: GPUBuffer, data: ArrayBufferView): void {
+    this.gpu.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Submits everything recorded so far. Buffers released before this become reusable. */
+  flush(): void {
+    if (this.destroyed) return;
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    this.stats.uniformBytes += this.uniforms.upload(this.gpu.queue);
+    if (this.encoder) {
+      this.gpu.queue.submit([this.encoder.finish()]);
+      this.encoder = null;
+      this.stats.submits++;
+    }
+    this.inBatch = 0;
+    this.pool.onSubmit();
+  }
+
+  /**
+   * A 16-byte buffer of atomic<u32> flags for a device-side assertion: kernels set word 0 to nonzero
+   * when `message` applies (e.g. an index out of range). The next readback throws TrimpiError(message).
+   */
+  assertFlags(message: string): GPUBuffer {
+    let a = this.assertBuffers.get(message);
+    if (!a) {
+      a = { buffer: this.gpu.createBuffer({ size: 16, usage: STORAGE_USAGE, label: 'assert' }), armed: false };
+      this.assertBuffers.set(message, a);
+    }
+    a.armed = true;
+    return a.buffer;
+  }
+
+  /** Reads `bytes` from `src` at `offset` (must be multiples of 4) after all recorded work. */
+  async read(op: string, src: GPUBuffer, offset: number, bytes: number): Promise<ArrayBuffer> {
+    this.throwIfError(op);
+    const armed = [...this.assertBuffers.entries()].filter(([, a]) => a.armed);
+    const dataSize = Math.max(16, Math.ceil(bytes / 16) * 16);
+    const size = dataSize + armed.length * 16;
+    const list = this.staging.get(size);
+    const staging = list?.pop() ?? this.gpu.createBuffer({ size, usage: MAP_READ_USAGE, label: 'readback' });
+    const copyBytes = Math.min(dataSize, src.size - offset) & ~3;
+    this.copyBuffer(src, offset, staging, 0, copyBytes);
+    armed.forEach(([, a], k) => this.copyBuffer(a.buffer, 0, staging, dataSize + 16 * k, 16));
+    this.flush();
+    this.stats.readbacks++;
+    try {
+      await staging.mapAsync(0x0001 /* GPUMapMode.READ */);
+    } catch (e) {
+      this.throwIfError(op);
+      throw new TrimpiError(op, `readback failed: ${(e as Error).message}`);
+    }
+    const mapped = staging.getMappedRange(0, size);
+    const out = mapped.slice(0, bytes);
+    const flags = new Uint32Array(mapped.slice(dataSize));
+    staging.unmap();
+    let l = this.staging.get(size);
+    if (!l) this.staging.set(size, (l = []));
+    l.push(staging);
+    this.throwIfError(op);
+    const failed = armed.filter((_, k) => flags[4 * k] !== 0);
+    for (const [, a] of armed) a.armed = false;
+    if (failed.length) {
+      for (const [, a] of failed) this.gpu.queue.writeBuffer(a.buffer, 0, new Uint32Array(4));
+      throw new TrimpiError(failed[0][0].split(':')[0], `${failed.map(([m]) => m.split(': ').slice(1).join(': ')).join('; ')} (detected on the GPU, reported at ${op})`);
+    }
+    return out;
+  }
+
+
+  /** Waits for all submitted work (and surfaces errors). */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.gpu.queue.onSubmittedWorkDone();
+    this.throwIfError('sync');
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.flush();
+    this.destroyed = true;
+    this.pool.emptyCache();
+    this.gpu.destroy();
+  }
+}
+
+// ---- acquisition --------------------------------------------------------------------------------
+
+let defaultDevice: Device | null = null;
+let pending: Promise<Device> | null = null;
+
+interface NavigatorLike { gpu?: GPU }
+
+async function getGPU(dawnOptions: string[]): Promise<{ gpu: GPU; backend: string }> {
+  const nav = (globalThis as { navigator?: NavigatorLike }).navigator;
+  if (nav?.gpu) return { gpu: nav.gpu, backend: 'navigator.gpu' };
+  // lavapipe/Mesa want a runtime dir; harmless elsewhere.
+  if (process.platform === 'linux' && !process.env.XDG_RUNTIME_DIR) {
+    const fs = await import('node:fs');
+    const dir = `/tmp/xdg-runtime-${process.getuid?.() ?? 0}`;
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    process.env.XDG_RUNTIME_DIR = dir;
+  }
+  const webgpu = await import('webgpu');
+  Object.assign(globalThis, webgpu.globals);
+  const backendOpt = dawnOptions.find((o) => o.startsWith('backend='));
+  return { gpu: webgpu.create(dawnOptions), backend: backendOpt ? backendOpt.slice(8) : 'dawn (default backend)' };
+}
+
+export class NoAdapterError extends TrimpiError {
+  constructor(detail: string) {
+    super('device', `no WebGPU adapter found (${detail}). ${installHint()}`);
+  }
+}
+
+/** What to install when there is no adapter (printed by `trimpi doctor` and on failure). */
+export function installHint(): string {
+  if (process.platform !== 'linux') return 'Install a GPU driver with Vulkan/Metal/D3D12 support.';
+  return [
+    'On Debian bookworm without a GPU, install Mesa\'s software Vulkan driver (lavapipe) from bookworm-backports:',
+    `  mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)`,
+    '  echo "deb $mirror bookworm-backports main" > /etc/apt/sources.list.d/backports.list',
+    '  apt-get update && apt-get install -y -t bookworm-backports mesa-vulkan-drivers',
+    '(`node scripts/ensure-env.mjs` does this itself when run as root.)',
+  ].join('\n');
+}
+
+/** Requests an adapter and a device with the adapter's maxima and the useful optional features. */
+export async function createDevice(opts: DeviceOptions = {}): Promise<Device> {
+  const { gpu, backend } = await getGPU(opts.dawnOptions ?? []);
+  const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+  if (!adapter) throw new NoAdapterError('requestAdapter() returned null');
+  const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+  const alim = adapter.limits as unknown as Record<string, number>;
+  const requiredLimits: Record<string, number> = {};
+  for (const k of WANTED_LIMITS) if (typeof alim[k] === 'number') requiredLimits[k] = alim[k];
+  const gpuDevice = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'trimpi' });
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  const desc: AdapterDescription = {
+    vendor: info.vendor ?? '', architecture: info.architecture ?? '', device: info.device ?? '',
+    description: info.description ?? '', backend, isFallbackAdapter: info.isFallbackAdapter ?? false,
+  };
+  return new Device(gpuDevice, desc, opts, [gpu, adapter]);
+}
+
+/** The default device, created on first call. Ops use it unless given tensors on another device. */
+export async function init(opts: DeviceOptions = {}): Promise<Device> {
+  if (defaultDevice && !defaultDevice.isLost) return defaultDevice;
+  pending ??= createDevice(opts).then((d) => (defaultDevice = d)).finally(() => (pending = null));
+  return pending;
+}
+
+/** The default device; throws if init() has not completed. */
+export function currentDevice(op = 'device'): Device {
+  if (!defaultDevice) throw new TrimpiError(op, 'no device: call `await init()` before creating tensors');
+  return defaultDevice;
+}
+
+/** Makes `d` the default device (e.g. one from createDevice()). */
+export function setDevice(d: Device): void {
+  defaultDevice = d;
+}

@@ -1,0 +1,188 @@
+// GPU memory: a size-bucketed buffer pool, reference-counted storages, and tidy() scopes.
+//
+// Nothing here relies on GC finalizers: every GPU buffer goes back to the pool through an explicit
+// dispose(), either called by the user or by the tidy() scope that created the tensor. A released
+// buffer is handed out again only after the commands that used it have been submitted (release()
+// parks it until onSubmit()), so a queue.writeBuffer to a reused buffer can never overtake them.
+
+export interface MemoryStats {
+  /** Bytes of buffers handed out to live storages (bucket sizes). */
+  bytesInUse: number;
+  /** Highest bytesInUse seen since start or the last resetPeak(). */
+  peakBytesInUse: number;
+  /** Bytes of free buffers kept for reuse. */
+  bytesPooled: number;
+  /** Bytes released but waiting for the next submit before they can be reused. */
+  bytesPendingRelease: number;
+  /** GPU buffers created by the pool over its lifetime. */
+  buffersCreated: number;
+  /** acquire() calls answered from the pool without creating a buffer. */
+  buffersReused: number;
+  /** Live storages (tensors' backing buffers, shared by views). */
+  liveStorages: number;
+}
+
+/**
+ * Bucket for a request: powers of two up to 4 KiB, then 8 steps per power of two
+ * (waste at most 12.5%), all multiples of 16 bytes.
+ */
+export function bucketSize(bytes: number): number {
+  const b = Math.max(bytes, 16);
+  if (b <= 4096) return 2 ** Math.ceil(Math.log2(b));
+  const step = 2 ** (Math.floor(Math.log2(b)) - 3);
+  return Math.ceil(b / step) * step;
+}
+
+export class BufferPool {
+  private free = new Map<number, GPUBuffer[]>();
+  private pending: GPUBuffer[] = [];
+  private s = { bytesInUse: 0, peakBytesInUse: 0, bytesPooled: 0, bytesPendingRelease: 0, buffersCreated: 0, buffersReused: 0 };
+  liveStorages = 0;
+
+  constructor(private readonly device: GPUDevice, private readonly usage: GPUBufferUsageFlags) {}
+
+  acquire(bytes: number, label?: string): GPUBuffer {
+    const size = bucketSize(bytes);
+    const list = this.free.get(size);
+    let buf = list?.pop();
+    if (buf) {
+      this.s.bytesPooled -= size;
+      this.s.buffersReused++;
+    } else {
+      buf = this.device.createBuffer({ size, usage: this.usage, label });
+      this.s.buffersCreated++;
+    }
+    this.s.bytesInUse += size;
+    if (this.s.bytesInUse > this.s.peakBytesInUse) this.s.peakBytesInUse = this.s.bytesInUse;
+    return buf;
+  }
+
+  /** Returns a buffer; it becomes reusable after the next submit. */
+  release(buf: GPUBuffer): void {
+    this.s.bytesInUse -= buf.size;
+    this.s.bytesPendingRelease += buf.size;
+    this.pending.push(buf);
+  }
+
+  /** Called by the device right after queue.submit(): parked buffers become reusable. */
+  onSubmit(): void {
+    for (const buf of this.pending) {
+      let list = this.free.get(buf.size);
+      if (!list) this.free.set(buf.size, (list = []));
+      list.push(buf);
+      this.s.bytesPooled += buf.size;
+    }
+    this.s.bytesPendingRelease = 0;
+    this.pending = [];
+  }
+
+  /** Destroys every free buffer (pending ones stay until submitted). */
+  emptyCache(): void {
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    this.free.clear();
+    this.s.bytesPooled = 0;
+  }
+
+  resetPeak(): void {
+    this.s.peakBytesInUse = this.s.bytesInUse;
+  }
+
+  stats(): MemoryStats {
+    return { ...this.s, liveStorages: this.liveStorages };
+  }
+}
+
+/** A GPU buffer shared by a tensor and its views; freed when the last of them is disposed. */
+export class Storage {
+  private refs = 1;
+  constructor(readonly buffer: GPUBuffer, readonly byteLength: number, private readonly pool: BufferPool) {
+    pool.liveStorages++;
+  }
+  get alive(): boolean {
+    return this.refs > 0;
+  }
+  /** Number of live tensors (views) sharing this buffer. */
+  get refCount(): number {
+    return this.refs;
+  }
+  retain(): this {
+    this.refs++;
+    return this;
+  }
+  release(): void {
+    if (this.refs <= 0) return;
+    if (--this.refs === 0) {
+      this.pool.liveStorages--;
+      this.pool.release(this.buffer);
+    }
+  }
+}
+
+// ---- scopes -------------------------------------------------------------------------------------
+
+export interface Disposable {
+  dispose(): void;
+  readonly isDisposed: boolean;
+}
+
+interface Scope {
+  tracked: Set<Disposable>;
+}
+
+const scopes: Scope[] = [];
+const kept = new WeakSet<Disposable>();
+
+/** Registers a new tensor with the innermost tidy() scope (no-op outside any scope). */
+export function track(t: Disposable): void {
+  const s = scopes[scopes.length - 1];
+  if (s && !kept.has(t)) s.tracked.add(t);
+}
+
+/** Marks a tensor to survive every enclosing tidy(); it must then be disposed explicitly. */
+export function keep<T extends Disposable>(t: T): T {
+  kept.add(t);
+  for (const s of scopes) s.tracked.delete(t);
+  return t;
+}
+
+function collect(value: unknown, out: Set<Disposable>, seen: Set<unknown>): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  if ('dispose' in value && 'isDisposed' in value) {
+    out.add(value as Disposable);
+    return;
+  }
+  if (Array.isArray(value)) for (const v of value) collect(v, out, seen);
+  else if (value instanceof Map) for (const v of value.values()) collect(v, out, seen);
+  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, out, seen);
+}
+
+/**
+ * Runs fn and disposes every tensor created inside it except those it returns (found in arrays,
+ * Maps and plain objects) and those passed to keep(). Returned tensors move to the enclosing scope.
+ * fn must be synchronous: GPU work is recorded synchronously and awaited only at readback.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope: Scope = { tracked: new Set() };
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+    if (result instanceof Promise) {
+      throw new Error('tidy: the function returned a Promise; tidy() scopes must be synchronous (await readbacks outside)');
+    }
+  } catch (e) {
+    scopes.pop();
+    for (const t of scope.tracked) t.dispose();
+    throw e;
+  }
+  scopes.pop();
+  const survivors = new Set<Disposable>();
+  collect(result, survivors, new Set());
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope.tracked) {
+    if (survivors.has(t)) parent?.tracked.add(t);
+    else t.dispose();
+  }
+  return result;
+}

@@ -1,0 +1,833 @@
+// Every op: argument checks (errors name the op, shapes and dtypes), the GPU launch, and the
+// autograd record. Gradient rules live in gradients.ts; kernels in src/kernels.
+import type { Device } from './device.js';
+import { currentDevice } from './device.js';
+import { DType, promote, isDType } from './dtype.js';
+import { TrimpiError, check, fmtShape } from './errors.js';
+import { isGradEnabled, record } from './autograd.js';
+import type { GradContext } from './gradients.js';
+import { Shape, broadcastShapes, broadcastStrides, contiguousStrides, inferShape, normAxes, normAxis, numel, viewStrides } from './shape.js';
+import { NestedArray, Tensor } from './tensor.js';
+import { MapOperand, runMap } from '../kernels/elementwise.js';
+import type { View } from '../kernels/kernel.js';
+import { runReduce, ReduceKind } from '../kernels/reduce.js';
+import { runMatmul } from '../kernels/matmul.js';
+import { runSoftmax, runSoftmaxBackward } from '../kernels/softmax.js';
+import { runLayerNorm, runLayerNormBackward } from '../kernels/layernorm.js';
+import { runRandom, RandomKind } from '../kernels/random.js';
+import { runGather, runGatherKeys, runScatterAddByKey } from '../kernels/gather.js';
+
+type Scalar = number;
+export type TensorOrScalar = Tensor | Scalar;
+
+// ---- helpers --------------------------------------------------------------------------------------
+
+/** Checks inputs are alive and on one device; returns it. */
+function deviceOf(op: string, ...xs: (TensorOrScalar | null | undefined)[]): Device {
+  let dev: Device | null = null;
+  for (const x of xs) {
+    if (!(x instanceof Tensor)) continue;
+    x.assertAlive(op);
+    if (dev && x.device !== dev) throw new TrimpiError(op, `tensors are on different devices (${x.describe()} is not on the device of the other inputs)`);
+    dev = x.device;
+  }
+  return dev ?? currentDevice(op);
+}
+
+function checkF32(op: string, ...xs: (Tensor | null | undefined)[]): void {
+  for (const x of xs) if (x) check(x.dtype === 'f32', op, () => `expected an f32 tensor, got ${x.describe()}`);
+}
+
+function empty(shape: Shape, dtype: DType, dev: Device): Tensor {
+  return Tensor.empty(shape, dtype, dev);
+}
+
+/** The view of t read as `shape` (broadcast: stride 0 on new/size-1 dims). */
+function bview(t: Tensor, shape: Shape): View {
+  return { buffer: t.buffer, dtype: t.dtype, shape, strides: broadcastStrides(t.shape, t.strides, shape), offset: t.offset };
+}
+
+function operand(x: TensorOrScalar, shape: Shape): MapOperand {
+  return typeof x === 'number' ? x : bview(x, shape);
+}
+
+function dtypeOf(x: TensorOrScalar): DType {
+  return typeof x === 'number' ? (Number.isInteger(x) ? 'i32' : 'f32') : x.dtype;
+}
+
+/** Result dtype of tensor/scalar operands: a scalar does not turn an i32 tensor into f32 unless fractional. */
+function resultType(xs: TensorOrScalar[]): DType {
+  const ts = xs.filter((x): x is Tensor => x instanceof Tensor);
+  let d: DType = ts.length ? ts.map((t) => t.dtype).reduce(promote) : 'f32';
+  for (const x of xs) if (typeof x === 'number') d = promote(d, dtypeOf(x));
+  return d;
+}
+
+function shapesOf(xs: TensorOrScalar[]): Shape[] {
+  return xs.filter((x): x is Tensor => x instanceof Tensor).map((t) => t.shape);
+}
+
+/**
+ * Fused element-wise expression over tensors and numbers (broadcast), computed in f32 unless
+ * `dtype` says otherwise; operands are a, b, c, d and p holds `scalars`. Not recorded by autograd:
+ * used by gradient rules and composite ops.
+ */
+export function fmap(expr: string, ...args: (TensorOrScalar | { scalars?: number[]; dtype?: DType; compute?: DType })[]): Tensor {
+  const last = args[args.length - 1];
+  const opts = typeof last === 'object' && !(last instanceof Tensor) ? (args.pop() as { scalars?: number[]; dtype?: DType; compute?: DType }) : {};
+  const xs = args as TensorOrScalar[];
+  const dev = deviceOf('fmap', ...xs);
+  const shape = broadcastShapes('fmap', ...shapesOf(xs));
+  const out = empty(shape, opts.dtype ?? 'f32', dev);
+  runMap(dev, 'fmap', { expr, compute: opts.compute ?? 'f32' }, out, xs.map((x) => operand(x, shape)), opts.scalars);
+  return out;
+}
+
+// ---- creation -----------------------------------------------------------------------------------
+
+export interface CreateOptions {
+  dtype?: DType;
+  requiresGrad?: boolean;
+  device?: Device;
+}
+
+function flatten(data: NestedArray, shape: number[], out: number[], depth: number): void {
+  if (typeof data === 'number') {
+    check(depth === shape.length || shape.length === 0, 'tensor', () => 'ragged nested array: every row must have the same length');
+    out.push(data);
+    return;
+  }
+  check(Array.isArray(data), 'tensor', () => `expected numbers or nested arrays, got ${typeof data}`);
+  if (shape.length === depth) shape.push(data.length);
+  else check(shape[depth] === data.length, 'tensor', () => `ragged nested array: expected length ${shape[depth]} at depth ${depth}, got ${data.length}`);
+  for (const d of data) flatten(d, shape, out, depth + 1);
+}
+
+/** A tensor from JS data: nested arrays, a typed array or a flat array with `shape`. */
+export function tensor(data: NestedArray | ArrayLike<number>, opts: CreateOptions & { shape?: readonly number[] } = {}): Tensor {
+  let flat: ArrayLike<number>;
+  let shape: number[];
+  if (typeof data === 'number') {
+    flat = [data];
+    shape = [];
+  } else if (Array.isArray(data) && data.some((d) => Array.isArray(d))) {
+    shape = [];
+    const out: number[] = [];
+    flatten(data as NestedArray, shape, out, 0);
+    flat = out;
+  } else {
+    flat = data as ArrayLike<number>;
+    shape = [flat.length];
+  }
+  if (opts.shape) {
+    check(numel(opts.shape) === flat.length, 'tensor', () => `shape ${fmtShape(opts.shape!)} needs ${numel(opts.shape!)} values, got ${flat.length}`);
+    shape = [...opts.shape];
+  }
+  const dtype = opts.dtype ?? (data instanceof Int32Array ? 'i32' : 'f32');
+  check(isDType(dtype), 'tensor', () => `unknown dtype ${String(dtype)} (expected 'f32' or 'i32')`);
+  const dev = opts.device ?? currentDevice('tensor');
+  const t = empty(shape, dtype, dev);
+  const arr = dtype === 'i32' ? Int32Array.from(flat) : Float32Array.from(flat);
+  if (arr.length) dev.write(t.buffer, arr);
+  if (opts.requiresGrad) t.requiresGrad_();
+  return t;
+}
+
+export function full(shape: readonly number[], value: number, opts: CreateOptions = {}): Tensor {
+  const dev = opts.device ?? currentDevice('full');
+  const dtype = opts.dtype ?? 'f32';
+  const t = empty(shape, dtype, dev);
+  runMap(dev, 'full', { expr: 'a', compute: dtype }, t, [value]);
+  if (opts.requiresGrad) t.requiresGrad_();
+  return t;
+}
+export const zeros = (shape: readonly number[], opts: CreateOptions = {}): Tensor => full(shape, 0, opts);
+export const ones = (shape: readonly number[], opts: CreateOptions = {}): Tensor => full(shape, 1, opts);
+export const zerosLike = (t: Tensor): Tensor => full(t.shape, 0, { dtype: t.dtype, device: t.device });
+export const onesLike = (t: Tensor): Tensor => full(t.shape, 1, { dtype: t.dtype, device: t.device });
+
+/** [start, end) with `step`; one argument means [0, n). */
+export function arange(start: number, end?: number, step = 1, opts: CreateOptions = {}): Tensor {
+  if (end === undefined) [start, end] = [0, start];
+  check(step !== 0, 'arange', () => 'step must be non-zero');
+  const n = Math.max(0, Math.ceil((end - start) / step));
+  const dtype = opts.dtype ?? (Number.isInteger(start) && Number.isInteger(step) ? 'i32' : 'f32');
+  const dev = opts.device ?? currentDevice('arange');
+  const t = empty([n], dtype, dev);
+  // the index is the output offset o0 (contiguous output)
+  runMap(dev, 'arange', { expr: `p.x + ${dtype === 'i32' ? 'f32' : 'f32'}(o0) * p.y`, compute: 'f32' }, t, [], [start, step]);
+  return t;
+}
+
+// counter-based RNG state: a 64-bit key (seed) and a counter advanced by every draw
+const rng = { key: [0x2545f491, 0x9e3779b9] as [number, number], counter: 0 };
+
+/** Seeds the global generator: the same seed gives the same random tensors on any device. */
+export function manualSeed(seed: number): void {
+  rng.key = [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0 ^ 0x9e3779b9];
+  rng.counter = 0;
+}
+
+function random(op: string, kind: RandomKind, shape: readonly number[], a: number, b: number, opts: CreateOptions & { seed?: number }): Tensor {
+  const dev = opts.device ?? currentDevice(op);
+  const t = empty(shape, 'f32', dev);
+  let key = rng.key;
+  let counter = 0;
+  if (opts.seed !== undefined) key = [opts.seed >>> 0, Math.floor(opts.seed / 2 ** 32) >>> 0 ^ 0x9e3779b9];
+  else {
+    counter = rng.counter;
+    rng.counter += t.numel;
+  }
+  runRandom(dev, op, t, kind, key, counter, a, b);
+  if (opts.requiresGrad) t.requiresGrad_();
+  return t;
+}
+/** Uniform in [low, high). */
+export const rand = (shape: readonly number[], opts: CreateOptions & { seed?: number; low?: number; high?: number } = {}): Tensor =>
+  random('rand', 'uniform', shape, opts.low ?? 0, opts.high ?? 1, opts);
+/** Normal with `mean` and `std`. */
+export const randn = (shape: readonly number[], opts: CreateOptions & { seed?: number; mean?: number; std?: number } = {}): Tensor =>
+  random('randn', 'normal', shape, opts.mean ?? 0, opts.std ?? 1, opts);
+
+// ---- element-wise ---------------------------------------------------------------------------------
+
+const UNARY: Record<string, { f32: string; i32?: string }> = {
+  neg: { f32: '-a', i32: '-a' },
+  exp: { f32: 'exp(a)' },
+  log: { f32: 'log(a)' },
+  sqrt: { f32: 'sqrt(a)' },
+  rsqrt: { f32: 'inverseSqrt(a)' },
+  tanh: { f32: 'tanh_f(a)' },
+  sigmoid: { f32: 'sigmoid_f(a)' },
+  relu: { f32: 'max(a, 0.0)', i32: 'max(a, 0)' },
+  gelu: { f32: 'gelu_erf(a)' },
+  gelu_tanh: { f32: 'gelu_tanh(a)' },
+  silu: { f32: 'silu_f(a)' },
+  abs: { f32: 'abs(a)', i32: 'abs(a)' },
+};
+
+function unary(op: string, x: Tensor): Tensor {
+  const dev = deviceOf(op, x);
+  const e = UNARY[op];
+  const dt: DType = x.dtype === 'i32' && e.i32 ? 'i32' : 'f32';
+  const out = empty(x.shape, dt, dev);
+  runMap(dev, op, { expr: dt === 'i32' ? e.i32! : e.f32, compute: dt }, out, [bview(x, x.shape)]);
+  return record(op, [x], out);
+}
+export const neg = (x: Tensor): Tensor => unary('neg', x);
+export const exp = (x: Tensor): Tensor => unary('exp', x);
+export const log = (x: Tensor): Tensor => unary('log', x);
+export const sqrt = (x: Tensor): Tensor => unary('sqrt', x);
+export const rsqrt = (x: Tensor): Tensor => unary('rsqrt', x);
+export const tanh = (x: Tensor): Tensor => unary('tanh', x);
+export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x);
+export const relu = (x: Tensor): Tensor => unary('relu', x);
+export const silu = (x: Tensor): Tensor => unary('silu', x);
+export const abs = (x: Tensor): Tensor => unary('abs', x);
+/** GELU: exact (erf) by default, or the tanh approximation. */
+export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  check(approximate === 'none' || approximate === 'tanh', 'gelu', () => `approximate must be 'none' or 'tanh', got ${String(approximate)}`);
+  return unary(approximate === 'tanh' ? 'gelu_tanh' : 'gelu', x);
+}
+
+const BINARY: Record<string, { expr: string; float?: boolean; compare?: boolean }> = {
+  add: { expr: 'a + b' },
+  sub: { expr: 'a - b' },
+  mul: { expr: 'a * b' },
+  div: { expr: 'a / b', float: true },
+  pow: { expr: 'pow_f(a, b)', float: true },
+  maximum: { expr: 'max(a, b)' },
+  minimum: { expr: 'min(a, b)' },
+  eq: { expr: 'a == b', compare: true },
+  ne: { expr: 'a != b', compare: true },
+  lt: { expr: 'a < b', compare: true },
+  le: { expr: 'a <= b', compare: true },
+  gt: { expr: 'a > b', compare: true },
+  ge: { expr: 'a >= b', compare: true },
+};
+
+function binary(op: string, a: TensorOrScalar, b: TensorOrScalar): Tensor {
+  check(a instanceof Tensor || b instanceof Tensor, op, () => 'expected at least one tensor operand');
+  for (const x of [a, b]) {
+    check(x instanceof Tensor || (typeof x === 'number'), op, () => `operands must be tensors or numbers, got ${typeof x}`);
+  }
+  const dev = deviceOf(op, a, b);
+  const spec = BINARY[op];
+  const shape = broadcastShapes(op, ...shapesOf([a, b]));
+  const compute: DType = spec.float ? 'f32' : resultType([a, b]);
+  const outType: DType = spec.compare ? 'f32' : compute;
+  const out = empty(shape, outType, dev);
+  runMap(dev, op, { expr: spec.expr, compute }, out, [operand(a, shape), operand(b, shape)]);
+  return spec.compare ? out : record(op, [a, b], out);
+}
+export const add = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('add', a, b);
+export const sub = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('sub', a, b);
+export const mul = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('mul', a, b);
+export const div = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('div', a, b);
+export const pow = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('pow', a, b);
+export const maximum = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('maximum', a, b);
+export const minimum = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('minimum', a, b);
+/** Comparisons return f32 tensors of 0/1 and carry no gradient. */
+export const eq = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('eq', a, b);
+export const ne = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('ne', a, b);
+export const lt = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('lt', a, b);
+export const le = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('le', a, b);
+export const gt = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('gt', a, b);
+export const ge = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('ge', a, b);
+
+/** cond ? a : b, element-wise with broadcasting; cond is any tensor (nonzero = true). */
+export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tensor {
+  check(cond instanceof Tensor, 'where', () => 'cond must be a tensor');
+  const dev = deviceOf('where', cond, a, b);
+  const shape = broadcastShapes('where', cond.shape, ...shapesOf([a, b]));
+  const dt = resultType([a, b]);
+  const out = empty(shape, dt, dev);
+  const zero = dt === 'f32' ? '0.0' : '0';
+  runMap(dev, 'where', { expr: `select(c, b, a != ${zero})`, compute: dt }, out, [operand(cond, shape), operand(a, shape), operand(b, shape)]);
+  return record('where', [cond, a, b], out);
+}
+
+const F32_MAX = 3.4028234663852886e38;
+
+/** Limits values to [min, max]; the gradient is 1 inside (bounds included) and 0 outside. */
+export function clamp(x: Tensor, min?: number, max?: number): Tensor {
+  const dev = deviceOf('clamp', x);
+  check(min === undefined || max === undefined || min <= max, 'clamp', () => `min (${min}) must not exceed max (${max})`);
+  const big = x.dtype === 'i32' ? 2147483647 : F32_MAX;
+  const lo = min ?? -big;
+  const hi = max ?? big;
+  const out = empty(x.shape, x.dtype, dev);
+  const expr = x.dtype === 'i32' ? 'min(max(a, i32(p.x)), i32(p.y))' : 'min(max(a, p.x), p.y)';
+  runMap(dev, 'clamp', { expr, compute: x.dtype }, out, [bview(x, x.shape)], [lo, hi]);
+  return record('clamp', [x], out, { lo, hi });
+}
+
+/** x with `value` where mask is nonzero (mask broadcasts to x's shape). */
+export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
+  const dev = deviceOf('maskedFill', x, mask);
+  const shape = broadcastShapes('maskedFill', x.shape, mask.shape);
+  check(shape.length === x.shape.length && shape.every((d, i) => d === x.shape[i]), 'maskedFill',
+    () => `mask of shape ${fmtShape(mask.shape)} must broadcast to the input's shape ${fmtShape(x.shape)}`);
+  const out = empty(x.shape, x.dtype, dev);
+  runMap(dev, 'maskedFill', { expr: `select(a, ${x.dtype}(p.x), b != ${x.dtype}(0))`, compute: x.dtype }, out,
+    [bview(x, x.shape), bview(mask, x.shape)], [value]);
+  return record('maskedFill', [x, mask], out);
+}
+
+/** Converts the dtype (f32 → i32 truncates toward zero). Not differentiable. */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  check(isDType(dtype), 'cast', () => `unknown dtype ${String(dtype)}`);
+  const dev = deviceOf('cast', x);
+  const out = empty(x.shape, dtype, dev);
+  runMap(dev, 'cast', { expr: 'a', compute: dtype }, out, [bview(x, x.shape)]);
+  return out;
+}
+
+/** Zeroes each element with probability p and scales the rest by 1/(1-p); identity when !training. */
+export function dropout(x: Tensor, p: number, training = true, opts: { seed?: number } = {}): Tensor {
+  check(p >= 0 && p < 1, 'dropout', () => `p must be in [0, 1), got ${p}`);
+  checkF32('dropout', x);
+  if (!training || p === 0) return x;
+  const keepMask = random('dropout', 'bernoulli', x.shape, 1 - p, 0, { device: x.device, seed: opts.seed });
+  const scale = 1 / (1 - p);
+  const out = fmap('a * b * p.x', x, keepMask, { scalars: [scale] });
+  return record('dropout', [x], out, { keepMask, scale });
+}
+
+// ---- in place (not recorded) ----------------------------------------------------------------------
+
+/** dst[...] = src (broadcast to dst's shape, converted to dst's dtype). dst may be a view. */
+export function assign(dst: Tensor, src: TensorOrScalar): void {
+  const dev = deviceOf('assign', dst, src);
+  if (src instanceof Tensor) {
+    const shape = broadcastShapes('assign', dst.shape, src.shape);
+    check(shape.length === dst.shape.length && shape.every((d, i) => d === dst.shape[i]), 'assign',
+      () => `source of shape ${fmtShape(src.shape)} does not broadcast to the destination's shape ${fmtShape(dst.shape)}`);
+    if (src.sharesStorage(dst) && src.buffer === dst.buffer) {
+      const same = src.offset === dst.offset && src.shape.length === dst.shape.length && src.strides.every((s, d) => s === dst.strides[d]);
+      if (same) return;
+      const tmp = contiguousCopy(src);
+      runMap(dev, 'assign', { expr: 'a', compute: dst.dtype }, dst, [bview(tmp, dst.shape)]);
+      tmp.dispose();
+      return;
+    }
+  }
+  runMap(dev, 'assign', { expr: 'a', compute: dst.dtype }, dst, [operand(src, dst.shape)]);
+}
+
+/** dst += src in place (gradient accumulation). */
+export function addInPlace(dst: Tensor, src: Tensor): void {
+  const dev = deviceOf('addInPlace', dst, src);
+  runMap(dev, 'addInPlace', { expr: 'a + b', compute: dst.dtype }, dst, [dst, bview(src, dst.shape)]);
+}
+
+// ---- views ----------------------------------------------------------------------------------------
+
+/** x if it is contiguous from offset 0 (what the row kernels expect), else a copy. */
+function dense(x: Tensor): Tensor {
+  return x.isContiguous && x.offset === 0 ? x : contiguousCopy(x);
+}
+
+function contiguousCopy(x: Tensor): Tensor {
+  const out = empty(x.shape, x.dtype, x.device);
+  runMap(x.device, 'contiguous', { expr: 'a', compute: x.dtype }, out, [bview(x, x.shape)]);
+  return out;
+}
+
+/** A row-major copy with its own memory (not recorded by autograd). */
+export function clone(x: Tensor): Tensor {
+  deviceOf('clone', x);
+  return contiguousCopy(x);
+}
+
+/** x itself if already contiguous, else a row-major copy. */
+export function contiguous(x: Tensor): Tensor {
+  deviceOf('contiguous', x);
+  if (x.isContiguous) return x;
+  return record('contiguous', [x], contiguousCopy(x));
+}
+
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  deviceOf('reshape', x);
+  const to = inferShape('reshape', x.shape, shape);
+  const strides = viewStrides(x.shape, x.strides, to);
+  let out: Tensor;
+  if (strides) out = x.view_(to, strides, x.offset);
+  else {
+    const c = contiguousCopy(x);
+    out = c.view_(to, contiguousStrides(to), 0);
+    c.dispose();
+  }
+  return record('reshape', [x], out);
+}
+
+export function permute(x: Tensor, dims: readonly number[]): Tensor {
+  deviceOf('permute', x);
+  const r = x.ndim;
+  const d = dims.map((a) => normAxis(a, r, 'permute'));
+  check(d.length === r && new Set(d).size === r, 'permute', () => `dims ${JSON.stringify(dims)} are not a permutation of the ${r} axes of ${x.describe()}`);
+  const inverse = new Array<number>(r);
+  d.forEach((a, i) => (inverse[a] = i));
+  const out = x.view_(d.map((a) => x.shape[a]), d.map((a) => x.strides[a]), x.offset);
+  return record('permute', [x], out, { inverse });
+}
+
+export function transpose(x: Tensor, a = -2, b = -1): Tensor {
+  const r = x.ndim;
+  check(r >= 2 || (r === 1 && (a === -1 || a === 0) && (b === -1 || b === 0)), 'transpose', () => `needs a tensor of rank >= 2, got ${x.describe()}`);
+  if (r < 2) return x;
+  const dims = [...Array(r).keys()];
+  const ia = normAxis(a, r, 'transpose');
+  const ib = normAxis(b, r, 'transpose');
+  [dims[ia], dims[ib]] = [dims[ib], dims[ia]];
+  return permute(x, dims);
+}
+
+/** Elements start..end-1 along axis (Python-style negative indices and clamping). */
+export function slice(x: Tensor, axis: number, start: number, end?: number): Tensor {
+  deviceOf('slice', x);
+  const a = normAxis(axis, x.ndim, 'slice');
+  const n = x.shape[a];
+  const clampIdx = (i: number): number => Math.min(Math.max(i < 0 ? i + n : i, 0), n);
+  const s = clampIdx(start);
+  const e = Math.max(s, clampIdx(end ?? n));
+  check(Number.isInteger(start) && (end === undefined || Number.isInteger(end)), 'slice', () => `start/end must be integers, got ${start}, ${end}`);
+  const shape = [...x.shape];
+  shape[a] = e - s;
+  const out = x.view_(shape, x.strides, x.offset + s * x.strides[a]);
+  return record('slice', [x], out, { axis: a, start: s });
+}
+
+/** Broadcast view: -1 keeps a dim, new leading dims allowed, only size-1 dims may grow. */
+export function expand(x: Tensor, shape: readonly number[]): Tensor {
+  deviceOf('expand', x);
+  const off = shape.length - x.ndim;
+  check(off >= 0, 'expand', () => `cannot expand ${x.describe()} to fewer dims ${fmtShape(shape)}`);
+  const to = shape.map((d, i) => (d === -1 && i >= off ? x.shape[i - off] : d));
+  for (let i = 0; i < x.ndim; i++) {
+    check(x.shape[i] === to[i + off] || x.shape[i] === 1, 'expand',
+      () => `cannot expand ${x.describe()} to ${fmtShape(shape)}: dim ${i} has size ${x.shape[i]} (only size-1 dims can grow)`);
+  }
+  check(to.every((d) => Number.isInteger(d) && d >= 0), 'expand', () => `invalid target shape ${fmtShape(shape)}`);
+  const out = x.view_(to, broadcastStrides(x.shape, x.strides, to), x.offset);
+  return record('expand', [x], out);
+}
+
+export function unsqueeze(x: Tensor, axis: number): Tensor {
+  const a = normAxis(axis, x.ndim + 1, 'unsqueeze');
+  const shape = [...x.shape];
+  shape.splice(a, 0, 1);
+  return reshape(x, shape);
+}
+
+export function squeeze(x: Tensor, axis?: number): Tensor {
+  if (axis === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
+  const a = normAxis(axis, x.ndim, 'squeeze');
+  if (x.shape[a] !== 1) return x;
+  return reshape(x, x.shape.filter((_, i) => i !== a));
+}
+
+/** Gradient of slice: zeros of the input's shape with g written into the sliced region. */
+export function sliceBackward(g: Tensor, xShape: readonly number[], axis: number, start: number): Tensor {
+  const z = zeros(xShape, { device: g.device });
+  const strides = contiguousStrides(xShape);
+  const region: View = { buffer: z.buffer, dtype: 'f32', shape: g.shape, strides, offset: start * strides[axis] };
+  runMap(g.device, 'slice.backward', { expr: 'a', compute: 'f32' }, region, [bview(g, g.shape)]);
+  return z;
+}
+
+/** Joins tensors along an existing axis. */
+export function concat(xs: readonly Tensor[], axis = 0): Tensor {
+  check(xs.length > 0, 'concat', () => 'needs at least one tensor');
+  const dev = deviceOf('concat', ...xs);
+  const r = xs[0].ndim;
+  const a = normAxis(axis, r, 'concat');
+  for (const x of xs) {
+    check(x.ndim === r && x.shape.every((d, i) => i === a || d === xs[0].shape[i]) && x.dtype === xs[0].dtype, 'concat',
+      () => `all tensors need the same dtype and shape except along axis ${a}: got ${xs.map((t) => t.describe()).join(', ')}`);
+  }
+  const shape = [...xs[0].shape];
+  shape[a] = xs.reduce((s, x) => s + x.shape[a], 0);
+  const out = empty(shape, xs[0].dtype, dev);
+  const starts: number[] = [];
+  let at = 0;
+  for (const x of xs) {
+    starts.push(at);
+    const region: View = { buffer: out.buffer, dtype: out.dtype, shape: x.shape, strides: out.strides, offset: at * out.strides[a] };
+    runMap(dev, 'concat', { expr: 'a', compute: x.dtype }, region, [bview(x, x.shape)]);
+    at += x.shape[a];
+  }
+  return record('concat', xs, out, { axis: a, starts });
+}
+
+/** Joins tensors along a new axis. */
+export function stack(xs: readonly Tensor[], axis = 0): Tensor {
+  check(xs.length > 0, 'stack', () => 'needs at least one tensor');
+  const a = normAxis(axis, xs[0].ndim + 1, 'stack');
+  for (const x of xs) check(x.shape.length === xs[0].shape.length && x.shape.every((d, i) => d === xs[0].shape[i]), 'stack',
+    () => `all tensors need the same shape: got ${xs.map((t) => t.describe()).join(', ')}`);
+  return concat(xs.map((x) => unsqueeze(x, a)), a);
+}
+
+// ---- reductions -----------------------------------------------------------------------------------
+
+function reduceInto(op: string, kind: ReduceKind, x: Tensor, axes: number[], scale = 1): { out: Tensor; keepShape: number[] } {
+  const dev = deviceOf(op, x);
+  const keep = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const outer = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
+  const order = [...outer, ...axes];
+  const view: View = { buffer: x.buffer, dtype: x.dtype, shape: order.map((i) => x.shape[i]), strides: order.map((i) => x.strides[i]), offset: x.offset };
+  const outShape = outer.map((i) => x.shape[i]);
+  const out = empty(outShape, kind === 'argmax' ? 'i32' : (kind === 'sum' && x.dtype === 'i32' ? 'i32' : x.dtype), dev);
+  check(numel(axes.map((i) => x.shape[i])) > 0 || kind === 'sum', op, () => `cannot reduce over an empty dimension of ${x.describe()}`);
+  runReduce(dev, op, kind, out, view, axes.length, scale);
+  return { out, keepShape: keep };
+}
+
+function finish(out: Tensor, keepShape: number[], keepdim: boolean): Tensor {
+  return keepdim ? out.view_(keepShape, contiguousStrides(keepShape), 0) : out;
+}
+
+function reduction(op: 'sum' | 'max' | 'min', x: Tensor, axis: number | readonly number[] | undefined, keepdim: boolean): Tensor {
+  x.assertAlive(op);
+  const axes = normAxes(axis, x.ndim, op);
+  const { out, keepShape } = reduceInto(op, op, x, axes);
+  const res = finish(out, keepShape, keepdim);
+  if (res !== out) out.dispose();
+  return record(op, [x], res, { keepShape, axes });
+}
+
+export const sum = (x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor => reduction('sum', x, axis, keepdim);
+export const max = (x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor => reduction('max', x, axis, keepdim);
+export const min = (x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor => reduction('min', x, axis, keepdim);
+
+export function mean(x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor {
+  x.assertAlive('mean');
+  const axes = normAxes(axis, x.ndim, 'mean');
+  const n = numel(axes.map((i) => x.shape[i]));
+  check(x.dtype === 'f32', 'mean', () => `expected an f32 tensor, got ${x.describe()}`);
+  const { out, keepShape } = reduceInto('mean', 'sum', x, axes, 1 / n);
+  const res = finish(out, keepShape, keepdim);
+  if (res !== out) out.dispose();
+  return record('mean', [x], res, { keepShape, n });
+}
+
+/** Variance over axes with Bessel's correction (divide by n - correction). */
+export function variance(x: Tensor, axis?: number | readonly number[], keepdim = false, correction = 1): Tensor {
+  x.assertAlive('var');
+  const axes = normAxes(axis, x.ndim, 'var');
+  const n = numel(axes.map((i) => x.shape[i]));
+  check(n - correction > 0, 'var', () => `needs more than ${correction} elements along the reduced axes of ${x.describe()}`);
+  const d = sub(x, mean(x, axes, true));
+  return mul(sum(mul(d, d), axes, keepdim), 1 / (n - correction));
+}
+
+/** Index of the first maximum along axis (i32, no gradient). */
+export function argmax(x: Tensor, axis: number, keepdim = false): Tensor {
+  x.assertAlive('argmax');
+  const a = normAxis(axis, x.ndim, 'argmax');
+  const { out, keepShape } = reduceInto('argmax', 'argmax', x, [a]);
+  const res = finish(out, keepShape, keepdim);
+  if (res !== out) out.dispose();
+  return res;
+}
+
+/** Sums a (broadcast) gradient back to `shape`. */
+export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
+  if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
+  const lead = g.ndim - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.ndim; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  const s = axes.length ? sum(g, axes, true) : g;
+  return reshape(s, shape);
+}
+
+// ---- matmul -----------------------------------------------------------------------------------------
+
+/** Matrix product with PyTorch semantics: batched, broadcasting batch dims, 1-D operands promoted. */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  const dev = deviceOf('matmul', a, b);
+  checkF32('matmul', a, b);
+  check(a.ndim >= 1 && b.ndim >= 1, 'matmul', () => `operands must have rank >= 1, got ${a.describe()} and ${b.describe()}`);
+  if (a.ndim === 1 || b.ndim === 1) {
+    // PyTorch: a 1-D left operand is a row vector, a 1-D right operand a column; the added dims are removed
+    const r = matmul(a.ndim === 1 ? unsqueeze(a, 0) : a, b.ndim === 1 ? unsqueeze(b, -1) : b);
+    const outShape = r.shape.filter((_, i) => !((b.ndim === 1 && i === r.ndim - 1) || (a.ndim === 1 && i === r.ndim - 2)));
+    return reshape(r, outShape);
+  }
+  const [M, K] = a.shape.slice(-2);
+  const [K2, N] = b.shape.slice(-2);
+  check(K === K2, 'matmul', () => `inner dimensions differ: ${a.describe()} @ ${b.describe()} (expected a.shape[-1] == b.shape[-2])`);
+  const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const out = empty([...batch, M, N], 'f32', dev);
+  runMatmul(dev, 'matmul', out, bview(a, [...batch, M, K]), bview(b, [...batch, K, N]));
+  return record('matmul', [a, b], out);
+}
+
+// ---- softmax family ---------------------------------------------------------------------------------
+
+/** Moves `axis` last and makes rows contiguous: returns [rows, n] tensor and how to undo it. */
+function rowsAlong(x: Tensor, axis: number): { rows: Tensor; perm: number[] | null } {
+  const a = normAxis(axis, x.ndim, 'softmax');
+  const perm = a === x.ndim - 1 ? null : [...x.shape.keys()].filter((i) => i !== a).concat([a]);
+  const moved = perm ? x.view_(perm.map((i) => x.shape[i]), perm.map((i) => x.strides[i]), x.offset) : x;
+  const rows = moved.isContiguous ? moved : contiguousCopy(moved);
+  if (rows !== moved && moved !== x) moved.dispose();
+  return { rows, perm };
+}
+
+function undoRows(t: Tensor, perm: number[] | null): Tensor {
+  if (!perm) return t;
+  const inv = new Array<number>(perm.length);
+  perm.forEach((p, i) => (inv[p] = i));
+  const out = t.view_(inv.map((i) => t.shape[i]), inv.map((i) => t.strides[i]), t.offset);
+  t.dispose();
+  return out;
+}
+
+function softmaxLike(op: 'softmax' | 'logSoftmax', x: Tensor, axis: number): Tensor {
+  const dev = deviceOf(op, x);
+  checkF32(op, x);
+  if (x.ndim === 0) return record(op, [x], op === 'softmax' ? onesLike(x) : zerosLike(x), { axis: 0 });
+  const { rows, perm } = rowsAlong(x, axis);
+  const out = empty(rows.shape, 'f32', dev);
+  runSoftmax(dev, op, op, out, rows);
+  if (rows !== x) rows.dispose();
+  return record(op, [x], undoRows(out, perm), { axis: normAxis(axis, x.ndim, op) });
+}
+export const softmax = (x: Tensor, axis = -1): Tensor => softmaxLike('softmax', x, axis);
+export const logSoftmax = (x: Tensor, axis = -1): Tensor => softmaxLike('logSoftmax', x, axis);
+
+/** dx for softmax (y = out) or log-softmax along axis, by the fused row kernel. */
+export function softmaxBackward(y: Tensor, g: Tensor, axis: number, log: boolean): Tensor {
+  const dev = deviceOf('softmax.backward', y, g);
+  const a = normAxis(axis, y.ndim, 'softmax.backward');
+  const yr = rowsAlong(y, a);
+  const gr = rowsAlong(g, a);
+  const dx = empty(yr.rows.shape, 'f32', dev);
+  runSoftmaxBackward(dev, log ? 'logSoftmax.backward' : 'softmax.backward', log, dx, yr.rows, gr.rows);
+  if (yr.rows !== y) yr.rows.dispose();
+  if (gr.rows !== g) gr.rows.dispose();
+  return undoRows(dx, yr.perm);
+}
+
+/** log(sum(exp(x))) over axes, computed stably in one pass per row. */
+export function logsumexp(x: Tensor, axis: number | readonly number[], keepdim = false): Tensor {
+  const dev = deviceOf('logsumexp', x);
+  checkF32('logsumexp', x);
+  const axes = normAxes(axis, x.ndim, 'logsumexp');
+  const outer = [...x.shape.keys()].filter((i) => !axes.includes(i));
+  const order = [...outer, ...axes];
+  const moved = x.view_(order.map((i) => x.shape[i]), order.map((i) => x.strides[i]), x.offset);
+  const n = numel(axes.map((i) => x.shape[i]));
+  check(n > 0, 'logsumexp', () => `cannot reduce over an empty dimension of ${x.describe()}`);
+  const rows2d = reshape(moved.isContiguous ? moved : contiguousCopy(moved), [-1, n]);
+  moved.dispose();
+  const outShape = outer.map((i) => x.shape[i]);
+  const out = empty(outShape, 'f32', dev);
+  runSoftmax(dev, 'logsumexp', 'logsumexp', out, rows2d);
+  rows2d.dispose();
+  const keepShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const res = finish(out, keepShape, keepdim);
+  if (res !== out) out.dispose();
+  return record('logsumexp', [x], res, { keepShape });
+}
+
+// ---- layer norm ---------------------------------------------------------------------------------------
+
+/** Normalises over the trailing `normalizedShape` dims (biased variance), then * weight + bias. */
+export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  const dev = deviceOf('layerNorm', x, weight, bias);
+  checkF32('layerNorm', x, weight, bias);
+  const k = normalizedShape.length;
+  check(k >= 1 && k <= x.ndim && normalizedShape.every((d, i) => d === x.shape[x.ndim - k + i]), 'layerNorm',
+    () => `normalizedShape ${fmtShape(normalizedShape)} must match the trailing dims of ${x.describe()}`);
+  for (const [nm, p] of [['weight', weight], ['bias', bias]] as const) {
+    if (p) check(p.shape.length === k && p.shape.every((d, i) => d === normalizedShape[i]), 'layerNorm',
+      () => `${nm} of shape ${fmtShape(p.shape)} must have the normalized shape ${fmtShape(normalizedShape)}`);
+  }
+  const D = numel(normalizedShape);
+  const rows = x.numel / D;
+  const xc = dense(x);
+  const wc = weight ? dense(weight) : null;
+  const bc = bias ? dense(bias) : null;
+  const out = empty(x.shape, 'f32', dev);
+  const meanT = empty([rows], 'f32', dev);
+  const rstd = empty([rows], 'f32', dev);
+  runLayerNorm(dev, 'layerNorm', out, meanT, rstd, xc, wc, bc, rows, D, eps);
+  for (const [c, o] of [[xc, x], [wc, weight], [bc, bias]] as const) if (c && c !== o) c.dispose();
+  if (!isGradEnabled() || ![x, weight, bias].some((t) => t?.requiresGrad)) {
+    meanT.dispose();
+    rstd.dispose();
+    return out;
+  }
+  return record('layerNorm', [x, weight ?? null, bias ?? null], out, { mean: meanT, rstd, rows, D });
+}
+
+/** [dx, dweight, dbias] for layerNorm: dx by the fused row kernel, dweight/dbias as column sums. */
+export function layerNormBackward(g: Tensor, { inputs: [x, w, b], saved }: GradContext): (Tensor | null)[] {
+  const xt = x as Tensor;
+  const wt = w as Tensor | null;
+  const { mean: meanT, rstd, rows, D } = saved as { mean: Tensor; rstd: Tensor; rows: number; D: number };
+  const dev = deviceOf('layerNorm.backward', xt, g, meanT, rstd);
+  const x2 = reshape(dense(xt), [rows, D]);
+  const g2 = reshape(dense(g), [rows, D]);
+  const wc = wt ? dense(wt) : null;
+  const dx = empty([rows, D], 'f32', dev);
+  runLayerNormBackward(dev, 'layerNorm.backward', dx, g2, x2, wc, meanT, rstd, rows, D);
+  let dw: Tensor | null = null;
+  let db: Tensor | null = null;
+  if (wt?.requiresGrad) {
+    const gxhat = fmap('(a - b) * c * d', x2, reshape(meanT, [rows, 1]), reshape(rstd, [rows, 1]), g2);
+    dw = reshape(sum(gxhat, 0), wt.shape);
+  }
+  const bt = b as Tensor | null;
+  if (bt?.requiresGrad) db = reshape(sum(g2, 0), bt.shape);
+  return [reshape(dx, xt.shape), dw, db];
+}
+
+// ---- indexing -------------------------------------------------------------------------------------------
+
+function checkIndex(op: string, index: Tensor): void {
+  check(index.dtype === 'i32', op, () => `index must be an i32 tensor, got ${index.describe()}`);
+}
+
+function gatherForward(op: string, x: Tensor, a: number, index: Tensor): Tensor {
+  const dev = deviceOf(op, x, index);
+  const out = empty(index.shape, x.dtype, dev);
+  const xShape = x.shape.map((d, i) => (i === a ? d : index.shape[i]));
+  const xv: View = { buffer: x.buffer, dtype: x.dtype, shape: xShape, strides: x.strides, offset: x.offset };
+  runGather(dev, op, out, xv, bview(index, index.shape), a, dev.assertFlags(`${op}: an index was out of range`));
+  return out;
+}
+
+/** torch.gather: out[i][j][k] = x[i][index[i][j][k]][k] for axis 1 (index.shape[d] <= x.shape[d] for d != axis). */
+export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
+  deviceOf('gather', x, index);
+  checkIndex('gather', index);
+  const a = normAxis(axis, x.ndim, 'gather');
+  check(index.ndim === x.ndim && index.shape.every((d, i) => i === a || d <= x.shape[i]), 'gather',
+    () => `index ${index.describe()} must have the rank of ${x.describe()} and no larger size off axis ${a}`);
+  return record('gather', [x, index], gatherForward('gather', x, a, index), { axis: a });
+}
+
+/** The 1-D index of indexSelect viewed as a gather index (stride 0 off the axis). */
+export function indexSelectView(index: Tensor, xShape: readonly number[], axis: number): Tensor {
+  const shape = [...xShape];
+  shape[axis] = index.shape[0];
+  return index.view_(shape, shape.map((_, i) => (i === axis ? index.strides[0] : 0)), index.offset);
+}
+
+/** Rows (or slices along axis) of x picked by a 1-D i32 index. */
+export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
+  deviceOf('indexSelect', x, index);
+  checkIndex('indexSelect', index);
+  check(index.ndim === 1, 'indexSelect', () => `index must be 1-D, got ${index.describe()}`);
+  const a = normAxis(axis, x.ndim, 'indexSelect');
+  const idxView = indexSelectView(index, x.shape, a);
+  const out = gatherForward('indexSelect', x, a, idxView);
+  idxView.dispose();
+  return record('indexSelect', [x, index], out, { axis: a });
+}
+
+/** Embedding lookup: weight [V, D], ids i32 of any shape → [...ids.shape, D]. */
+export function embedding(weight: Tensor, ids: Tensor): Tensor {
+  check(weight.ndim === 2, 'embedding', () => `weight must be [V, D], got ${weight.describe()}`);
+  checkIndex('embedding', ids);
+  return reshape(indexSelect(weight, 0, reshape(ids, [-1])), [...ids.shape, weight.shape[1]]);
+}
+
+/** Gradient of gather: a deterministic scatter-add of g into zeros of x's shape. */
+export function gatherBackward(g: Tensor, xShape: readonly number[], axis: number, index: Tensor): Tensor {
+  const dev = deviceOf('gather.backward', g, index);
+  // torch.gather allows an index smaller than x off the axis: scatter into that sub-block, then place it
+  const sub = xShape.map((d, i) => (i === axis ? d : index.shape[i]));
+  const keys = empty(index.shape, 'i32', dev);
+  runGatherKeys(dev, 'gather.backward', keys, sub, bview(index, index.shape), axis);
+  const out = empty(sub, 'f32', dev);
+  runScatterAddByKey(dev, 'gather.backward', out, keys, bview(g, g.shape));
+  keys.dispose();
+  if (sub.every((d, i) => d === xShape[i])) return out;
+  const full = zeros(xShape, { device: dev });
+  runMap(dev, 'gather.backward', { expr: 'a', compute: 'f32' }, { buffer: full.buffer, dtype: 'f32', shape: sub, strides: full.strides, offset: 0 }, [bview(out, sub)]);
+  out.dispose();
+  return full;
+}
+
+// ---- losses -----------------------------------------------------------------------------------------------
+
+export interface CrossEntropyOptions {
+  /** Targets equal to this contribute nothing (default -100). */
+  ignoreIndex?: number;
+  /** Per-token weights, shape of targets. */
+  weight?: Tensor;
+  /** 'mean' (weighted mean over non-ignored tokens; 0 if their total weight is 0), 'sum' or 'none'. */
+  reduction?: 'mean' | 'sum' | 'none';
+}
+
+/** Cross-entropy of logits [..., C] against i32 targets [...]. */
+export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  deviceOf('crossEntropy', logits, targets, opts.weight);
+  checkF32('crossEntropy', logits);
+  checkIndex('crossEntropy', targets);
+  const C = logits.shape[logits.ndim - 1];
+  check(logits.ndim >= 1 && targets.ndim === logits.ndim - 1 && targets.shape.every((d, i) => d === logits.shape[i]), 'crossEntropy',
+    () => `targets ${targets.describe()} must have the shape of logits ${logits.describe()} without the class dim`);
+  if (opts.weight) check(opts.weight.shape.length === targets.ndim && opts.weight.shape.every((d, i) => d === targets.shape[i]), 'crossEntropy',
+    () => `weight ${opts.weight!.describe()} must have the targets' shape ${fmtShape(targets.shape)}`);
+  const reduction = opts.reduction ?? 'mean';
+  check(['mean', 'sum', 'none'].includes(reduction), 'crossEntropy', () => `reduction must be 'mean', 'sum' or 'none', got ${reduction}`);
+  const ignore = opts.ignoreIndex ?? -100;
+  const L = reshape(logits, [-1, C]);
+  const t = reshape(targets, [-1]);
+  const valid = ne(t, ignore);
+  const safe = where(valid, t, 0);
+  const picked = reshape(gather(logSoftmax(L, -1), 1, reshape(safe, [-1, 1])), [-1]);
+  const w = opts.weight ? mul(valid, reshape(opts.weight, [-1])) : valid;
+  const per = mul(neg(picked), w);
+  if (reduction === 'none') return reshape(per, targets.shape);
+  const total = sum(per);
+  if (reduction === 'sum') return total;
+  const wsum = sum(w);
+  return div(total, where(gt(wsum, 0), wsum, 1));
+}

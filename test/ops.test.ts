@@ -1,0 +1,278 @@
+// Every op of the engine, forward and gradient, against the float64 reference (test/reference),
+// at sizes 1, 7, 33, 257, broadcasting cases and strided views, with fresh random inputs.
+import { beforeAll, describe, it } from 'vitest';
+import * as t from '../src/index.js';
+import { Tensor } from '../src/index.js';
+import * as R from './reference/ref.js';
+import { Ref } from './reference/ref.js';
+import { helperTestOp, InputSpec } from './helpers.js';
+
+beforeAll(async () => {
+  await t.init();
+});
+
+const SIZES = [1, 7, 33, 257];
+const SHAPES: number[][] = [[1], [7], [33], [257], [7, 33], [3, 5, 7], [2, 1, 257]];
+
+const pos = (shape: number[]): InputSpec => ({ shape, low: 0.2, high: 3 });
+const away = (shape: number[]): InputSpec => ({ shape, awayFromZero: 1e-2 });
+
+describe('unary', () => {
+  const cases: [string, (x: Tensor) => Tensor, (x: Ref) => Ref, (s: number[]) => InputSpec][] = [
+    ['neg', (x) => x.neg(), (x) => x.neg(), (s) => s],
+    ['exp', (x) => x.exp(), (x) => x.exp(), (s) => s],
+    ['log', (x) => x.log(), (x) => x.log(), pos],
+    ['sqrt', (x) => x.sqrt(), (x) => x.sqrt(), pos],
+    ['rsqrt', (x) => x.rsqrt(), (x) => x.rsqrt(), pos],
+    ['tanh', (x) => x.tanh(), (x) => x.tanh(), (s) => s],
+    ['sigmoid', (x) => x.sigmoid(), (x) => x.sigmoid(), (s) => s],
+    ['relu', (x) => x.relu(), (x) => x.relu(), away],
+    ['gelu', (x) => x.gelu(), (x) => x.gelu(), (s) => s],
+    ['gelu tanh', (x) => x.gelu('tanh'), (x) => x.gelu('tanh'), (s) => s],
+    ['silu', (x) => x.silu(), (x) => x.silu(), (s) => s],
+    ['abs', (x) => x.abs(), (x) => x.abs(), away],
+  ];
+  for (const [name, g, r, spec] of cases) {
+    it(name, async () => {
+      for (const s of SHAPES) await helperTestOp(name, [spec(s)], g, r);
+      // on a strided (transposed) view
+      await helperTestOp(`${name} of transpose`, [spec([7, 33])], (x) => g(x.T), (x) => r(x.T));
+    });
+  }
+  it('unary on large |x| stays finite', async () => {
+    await helperTestOp('tanh/sigmoid/gelu wide', [{ shape: [257], low: -60, high: 60 }],
+      (x) => x.tanh().add(x.sigmoid()).add(x.gelu()).add(x.silu()), (x) => x.tanh().add(x.sigmoid()).add(x.gelu()).add(x.silu()));
+  });
+});
+
+describe('binary with broadcasting', () => {
+  const PAIRS: [number[], number[]][] = [
+    [[1], [1]], [[7], [7]], [[33], [1]], [[257], [257]], [[3, 1, 5], [4, 5]], [[7, 33], [33]], [[1], [7, 33]], [[2, 3, 4], [2, 1, 4]],
+  ];
+  const ops: [string, (a: Tensor, b: Tensor) => Tensor, (a: Ref, b: Ref) => Ref, (s: number[]) => InputSpec, (s: number[]) => InputSpec][] = [
+    ['add', (a, b) => a.add(b), (a, b) => a.add(b), (s) => s, (s) => s],
+    ['sub', (a, b) => a.sub(b), (a, b) => a.sub(b), (s) => s, (s) => s],
+    ['mul', (a, b) => a.mul(b), (a, b) => a.mul(b), (s) => s, (s) => s],
+    ['div', (a, b) => a.div(b), (a, b) => a.div(b), (s) => s, (s) => ({ shape: s, low: 0.5, high: 2 })],
+    ['pow', (a, b) => a.pow(b), (a, b) => a.pow(b), pos, (s) => ({ shape: s, low: -2, high: 2 })],
+    ['maximum', (a, b) => a.maximum(b), (a, b) => a.maximum(b), (s) => s, (s) => s],
+    ['minimum', (a, b) => a.minimum(b), (a, b) => a.minimum(b), (s) => s, (s) => s],
+  ];
+  for (const [name, g, r, sa, sb] of ops) {
+    it(name, async () => {
+      for (const [a, b] of PAIRS) await helperTestOp(name, [sa(a), sb(b)], g, r);
+      await helperTestOp(`${name} scalar`, [sa([7, 33])], (a) => g(a, t.tensor(2.5)), (a) => r(a, Ref.scalar(2.5)));
+    });
+  }
+  it('scalar operands (numbers) on either side', async () => {
+    await helperTestOp('x*3-1/x', [{ shape: [33], low: 0.5, high: 2 }], (x) => t.sub(x.mul(3), t.div(1, x)), (x) => x.mul(3).sub(Ref.scalar(1).div(x)));
+    await helperTestOp('x^2', [[257]], (x) => x.pow(2), (x) => x.pow(2));
+    await helperTestOp('x^3 negative base', [{ shape: [33], low: -2, high: -0.5 }], (x) => x.pow(3), (x) => x.pow(3));
+    await helperTestOp('2^x', [[33]], (x) => t.pow(2, x), (x) => Ref.scalar(2).pow(x));
+  });
+  it('maximum/minimum ties split the gradient', async () => {
+    await helperTestOp('maximum ties', [{ shape: [7], values: [1, 2, 3, 4, 5, 6, 7] }, { shape: [7], values: [1, 0, 3, 9, 5, 0, 7] }],
+      (a, b) => a.maximum(b), (a, b) => a.maximum(b));
+  });
+  it('comparisons (no gradient, f32 0/1)', async () => {
+    const cmp: [string, (a: Tensor, b: Tensor) => Tensor, (a: Ref, b: Ref) => Ref][] = [
+      ['eq', (a, b) => a.eq(b), (a, b) => a.eq(b)], ['ne', (a, b) => a.ne(b), (a, b) => a.ne(b)],
+      ['lt', (a, b) => a.lt(b), (a, b) => a.lt(b)], ['le', (a, b) => a.le(b), (a, b) => a.le(b)],
+      ['gt', (a, b) => a.gt(b), (a, b) => a.gt(b)], ['ge', (a, b) => a.ge(b), (a, b) => a.ge(b)],
+    ];
+    for (const [name, g, r] of cmp) {
+      for (const [a, b] of PAIRS) {
+        // small integers so that equality happens
+        await helperTestOp(name, [{ shape: a, low: 0, high: 3, noGrad: true }, { shape: b, low: 0, high: 3, noGrad: true }],
+          (x, y) => g(x.cast('i32').cast('f32'), y.cast('i32').cast('f32')), (x, y) => r(floor(x), floor(y)), { grad: false });
+      }
+    }
+  });
+  it('where', async () => {
+    for (const [a, b] of PAIRS) {
+      await helperTestOp('where', [{ shape: a, low: -1, high: 1, noGrad: true }, a, b],
+        (c, x, y) => t.where(c.gt(0), x, y), (c, x, y) => R.where(c.gt(0), x, y));
+    }
+    await helperTestOp('where scalar', [{ shape: [33], noGrad: true }, [33]], (c, x) => t.where(c.gt(0), x, 0), (c, x) => R.where(c.gt(0), x, 0));
+  });
+  it('clamp', async () => {
+    for (const n of SIZES) {
+      await helperTestOp('clamp', [{ shape: [n], low: -3, high: 3 }], (x) => x.clamp(-1, 1.5), (x) => x.clamp(-1, 1.5));
+      await helperTestOp('clamp min', [[n]], (x) => x.clamp(0.1), (x) => x.clamp(0.1));
+      await helperTestOp('clamp max', [[n]], (x) => x.clamp(undefined, -0.2), (x) => x.clamp(undefined, -0.2));
+    }
+  });
+  it('maskedFill', async () => {
+    await helperTestOp('maskedFill', [[7, 33], { shape: [1, 33], low: -1, high: 1, noGrad: true }],
+      (x, m) => x.maskedFill(m.gt(0), -1e4), (x, m) => x.maskedFill(m.gt(0), -1e4));
+    await helperTestOp('maskedFill causal', [[5, 5]], (x) => x.maskedFill(t.tensor(causal(5), { shape: [5, 5] }), -1e9),
+      (x) => x.maskedFill(new Ref(causal(5), [5, 5]), -1e9));
+  });
+});
+
+function floor(x: Ref): Ref {
+  return new Ref(x.data.map(Math.floor), x.shape);
+}
+function causal(n: number): number[] {
+  return Array.from({ length: n * n }, (_, k) => (k % n > Math.floor(k / n) ? 1 : 0));
+}
+
+describe('reductions', () => {
+  const AXES: [number[], number | number[] | undefined][] = [
+    [[1], undefined], [[7], 0], [[33], -1], [[257], undefined], [[7, 33], 0], [[7, 33], 1], [[3, 5, 7], [0, 2]], [[3, 5, 7], 1],
+    [[2, 257], -1], [[4, 3, 33], undefined], [[300, 7], 0],
+  ];
+  const reds: [string, (x: Tensor, a: number | number[] | undefined, k: boolean) => Tensor, (x: Ref, a: number | number[] | undefined, k: boolean) => Ref][] = [
+    ['sum', (x, a, k) => x.sum(a, k), (x, a, k) => x.sum(a, k)],
+    ['mean', (x, a, k) => x.mean(a, k), (x, a, k) => x.mean(a, k)],
+    ['max', (x, a, k) => x.max(a, k), (x, a, k) => x.max(a, k)],
+    ['min', (x, a, k) => x.min(a, k), (x, a, k) => x.min(a, k)],
+    ['var', (x, a, k) => x.var(a, k), (x, a, k) => x.var(a, k)],
+    ['var biased', (x, a, k) => x.var(a, k, 0), (x, a, k) => x.var(a, k, 0)],
+  ];
+  for (const [name, g, r] of reds) {
+    it(name, async () => {
+      for (const [shape, axis] of AXES) {
+        if (name.startsWith('var') && shape.length === 1 && shape[0] === 1) continue;
+        for (const keepdim of [false, true]) await helperTestOp(`${name} axis ${axis} keepdim ${keepdim}`, [shape], (x) => g(x, axis, keepdim), (x) => r(x, axis, keepdim));
+      }
+      await helperTestOp(`${name} of permuted view`, [[5, 7, 3]], (x) => g(x.permute([2, 0, 1]), [0, 2], false), (x) => r(x.permute([2, 0, 1]), [0, 2], false));
+    });
+  }
+  it('max gradient split among ties', async () => {
+    await helperTestOp('max ties', [{ shape: [2, 4], values: [1, 3, 3, 0, 2, 2, 2, 2] }], (x) => x.max(1), (x) => x.max(1));
+  });
+  it('argmax (first index on ties)', async () => {
+    for (const [shape] of AXES) {
+      for (let axis = 0; axis < shape.length; axis++) {
+        await helperTestOp('argmax', [{ shape, noGrad: true }], (x) => x.argmax(axis), (x) => x.argmax(axis), { grad: false });
+        await helperTestOp('argmax keepdim', [{ shape, noGrad: true }], (x) => x.argmax(axis, true), (x) => x.argmax(axis, true), { grad: false });
+      }
+    }
+    await helperTestOp('argmax ties', [{ shape: [2, 4], values: [1, 3, 3, 0, 2, 2, 2, 2], noGrad: true }], (x) => x.argmax(1), (x) => x.argmax(1), { grad: false });
+  });
+});
+
+describe('matmul', () => {
+  const CASES: [number[], number[]][] = [
+    [[1, 1], [1, 1]], [[7, 33], [33, 1]], [[33, 7], [7, 33]], [[257, 33], [33, 7]], [[5, 257], [257, 3]], [[64, 64], [64, 64]],
+    [[2, 7, 33], [2, 33, 5]], [[3, 1, 7, 9], [4, 9, 6]], [[7, 9], [3, 9, 2]], [[33], [33, 7]], [[7, 33], [33]], [[33], [33]],
+  ];
+  it('shapes, batches, broadcasting and 1-D operands', async () => {
+    for (const [a, b] of CASES) await helperTestOp('matmul', [a, b], (x, y) => x.matmul(y), (x, y) => x.matmul(y));
+  });
+  it('transposed operands (strided views, no copies)', async () => {
+    await helperTestOp('matmul a^T b', [[33, 7], [33, 5]], (x, y) => x.T.matmul(y), (x, y) => x.T.matmul(y));
+    await helperTestOp('matmul a b^T', [[7, 33], [5, 33]], (x, y) => x.matmul(y.T), (x, y) => x.matmul(y.T));
+    await helperTestOp('matmul slices', [[9, 40], [40, 12]], (x, y) => x.slice(1, 3, 36).matmul(y.slice(0, 3, 36)), (x, y) => x.slice(1, 3, 36).matmul(y.slice(0, 3, 36)));
+  });
+});
+
+describe('softmax family', () => {
+  const CASES: [number[], number][] = [[[1], -1], [[7], 0], [[33, 257], -1], [[7, 33], 0], [[3, 5, 7], 1], [[2, 1000], -1]];
+  for (const [name, g, r] of [
+    ['softmax', (x: Tensor, a: number) => x.softmax(a), (x: Ref, a: number) => x.softmax(a)],
+    ['logSoftmax', (x: Tensor, a: number) => x.logSoftmax(a), (x: Ref, a: number) => x.logSoftmax(a)],
+    ['logsumexp', (x: Tensor, a: number) => x.logsumexp(a), (x: Ref, a: number) => x.logsumexp(a)],
+  ] as const) {
+    it(name, async () => {
+      for (const [shape, axis] of CASES) await helperTestOp(`${name} axis ${axis}`, [shape], (x) => g(x, axis), (x) => r(x, axis));
+      await helperTestOp(`${name} large logits`, [{ shape: [4, 33], low: -80, high: 80 }], (x) => g(x, -1), (x) => r(x, -1));
+    });
+  }
+  it('logsumexp over several axes, keepdim', async () => {
+    await helperTestOp('logsumexp [0,2]', [[3, 5, 7]], (x) => x.logsumexp([0, 2], true), (x) => x.logsumexp([0, 2], true));
+    await helperTestOp('logsumexp all', [[4, 33]], (x) => x.logsumexp([0, 1]), (x) => x.logsumexp([0, 1]));
+  });
+  it('fully masked rows give no NaN in softmax', async () => {
+    await helperTestOp('softmax masked', [[3, 7]], (x) => x.maskedFill(t.tensor([0, 1, 0], { shape: [3, 1] }), -Infinity).softmax(-1).mul(1),
+      (x) => R.where(new Ref([0, 1, 0], [3, 1]), 0, x.softmax(-1)).mul(R.where(new Ref([0, 1, 0], [3, 1]), 0, 1)), { grad: false });
+  });
+});
+
+describe('layerNorm', () => {
+  it('with and without affine, odd sizes, 2-D normalized shape', async () => {
+    for (const D of SIZES.filter((d) => d > 1)) {
+      await helperTestOp(`layerNorm D=${D}`, [[5, D], [D], [D]], (x, w, b) => t.layerNorm(x, [D], w, b), (x, w, b) => R.layerNorm(x, [D], w, b));
+      await helperTestOp(`layerNorm no affine D=${D}`, [[3, 2, D]], (x) => t.layerNorm(x, [D]), (x) => R.layerNorm(x, [D]));
+    }
+    await helperTestOp('layerNorm 2-D shape', [[4, 3, 11], [3, 11], [3, 11]], (x, w, b) => t.layerNorm(x, [3, 11], w, b), (x, w, b) => R.layerNorm(x, [3, 11], w, b));
+    await helperTestOp('layerNorm weight only', [[6, 33], [33]], (x, w) => t.layerNorm(x, [33], w), (x, w) => R.layerNorm(x, [33], w));
+    await helperTestOp('layerNorm of transpose', [[33, 6], [33], [33]], (x, w, b) => t.layerNorm(x.T, [33], w, b), (x, w, b) => R.layerNorm(x.T, [33], w, b));
+  });
+});
+
+describe('views and joins', () => {
+  it('reshape, permute, transpose, slice, expand, squeeze, unsqueeze, flatten, contiguous', async () => {
+    await helperTestOp('reshape', [[6, 35]], (x) => x.reshape([5, -1, 7]).mul(1), (x) => x.reshape([5, -1, 7]).mul(1));
+    await helperTestOp('permute+reshape', [[3, 5, 7]], (x) => x.permute([2, 0, 1]).reshape([7, 15]).mul(1), (x) => x.permute([2, 0, 1]).reshape([7, 15]).mul(1));
+    await helperTestOp('transpose', [[7, 33]], (x) => x.transpose(0, 1).contiguous(), (x) => x.transpose(0, 1));
+    await helperTestOp('slice', [[7, 33]], (x) => x.slice(1, 3, -5).mul(2), (x) => x.slice(1, 3, -5).mul(2));
+    await helperTestOp('slice of slice', [[257]], (x) => x.slice(0, 10, 200).slice(0, -50).exp(), (x) => x.slice(0, 10, 200).slice(0, -50, 190).exp());
+    await helperTestOp('expand', [[3, 1, 7]], (x) => x.expand([2, 3, 5, 7]).mul(1), (x) => x.expand([2, 3, 5, 7]).mul(1));
+    await helperTestOp('squeeze/unsqueeze', [[3, 1, 7]], (x) => x.squeeze(1).unsqueeze(0).mul(1), (x) => x.squeeze(1).unsqueeze(0).mul(1));
+    await helperTestOp('flatten', [[3, 5, 7]], (x) => x.T.flatten().mul(1), (x) => x.T.flatten().mul(1));
+  });
+  it('concat and stack', async () => {
+    await helperTestOp('concat axis 0', [[1, 7], [7, 7], [33, 7]], (a, b, c) => t.concat([a, b, c], 0), (a, b, c) => R.concat([a, b, c], 0));
+    await helperTestOp('concat middle', [[2, 3, 5], [2, 7, 5]], (a, b) => t.concat([a, b], 1), (a, b) => R.concat([a, b], 1));
+    await helperTestOp('concat last, strided', [[5, 3], [4, 5]], (a, b) => t.concat([a, b.T], -1), (a, b) => R.concat([a, b.T], -1));
+    await helperTestOp('stack', [[3, 5], [3, 5], [3, 5]], (a, b, c) => t.stack([a, b, c], 1), (a, b, c) => R.stack([a, b, c], 1));
+  });
+});
+
+describe('indexing', () => {
+  it('indexSelect with repeated indices (scatter-add backward)', async () => {
+    for (const [shape, axis, n] of [[[7, 33], 0, 20], [[5, 257], 1, 300], [[3, 4, 5], 1, 9], [[1, 1], 0, 5]] as [number[], number, number][]) {
+      await helperTestOp(`indexSelect axis ${axis}`, [shape, { shape: [n], dtype: 'i32', low: 0, high: shape[axis] }],
+        (x, i) => x.indexSelect(axis, i), (x, i) => x.indexSelect(axis, i));
+    }
+  });
+  it('embedding', async () => {
+    await helperTestOp('embedding', [[11, 33], { shape: [4, 9], dtype: 'i32', low: 0, high: 11 }], (w, i) => t.embedding(w, i), (w, i) => R.embedding(w, i));
+  });
+  it('gather', async () => {
+    await helperTestOp('gather axis 1', [[5, 7], { shape: [5, 9], dtype: 'i32', low: 0, high: 7 }], (x, i) => x.gather(1, i), (x, i) => x.gather(1, i));
+    await helperTestOp('gather axis 0 smaller', [[7, 6], { shape: [3, 4], dtype: 'i32', low: 0, high: 7 }], (x, i) => x.gather(0, i), (x, i) => x.gather(0, i));
+  });
+});
+
+describe('losses and dropout', () => {
+  it('crossEntropy with ignore_index and weights, every reduction', async () => {
+    for (const reduction of ['mean', 'sum', 'none'] as const) {
+      for (const [N, C] of [[1, 7], [33, 7], [7, 257]]) {
+        const targets: InputSpec = { shape: [N], dtype: 'i32', values: Array.from({ length: N }, (_, i) => (i % 5 === 3 ? -100 : (i * 7) % C)) };
+        await helperTestOp(`crossEntropy ${reduction} ${N}x${C}`, [[N, C], targets], (l, y) => t.crossEntropy(l, y, { reduction }),
+          (l, y) => R.crossEntropy(l, y, { reduction }));
+        await helperTestOp(`crossEntropy weighted ${reduction}`, [[N, C], targets, { shape: [N], low: 0.1, high: 2, noGrad: true }],
+          (l, y, w) => t.crossEntropy(l, y, { reduction, weight: w }), (l, y, w) => R.crossEntropy(l, y, { reduction, weight: w }));
+      }
+    }
+    await helperTestOp('crossEntropy [B,T,C] ignore 0', [[2, 3, 11], { shape: [2, 3], dtype: 'i32', values: [0, 4, 5, 0, 0, 10] }],
+      (l, y) => t.crossEntropy(l, y, { ignoreIndex: 0 }), (l, y) => R.crossEntropy(l, y, { ignoreIndex: 0 }));
+    await helperTestOp('crossEntropy all ignored', [[3, 5], { shape: [3], dtype: 'i32', values: [-100, -100, -100] }],
+      (l, y) => t.crossEntropy(l, y), (l, y) => R.crossEntropy(l, y));
+  });
+  it('dropout matches the reference given the mask it drew', async () => {
+    for (const n of [7, 257, 4099]) {
+      const x = t.randn([n], { requiresGrad: true });
+      const y = x.dropout(0.3);
+      const xs = await x.toArray();
+      const ys = await y.toArray();
+      const keep = Array.from(ys, (v) => (v !== 0 ? 1 : 0));
+      const rx = new Ref(xs, [n], { requiresGrad: true });
+      await helperTestOp('dropout vs dropoutWithMask', [{ shape: [n], values: xs }], (a) => {
+        t.manualSeed(0);
+        return a.mul(1);
+      }, (a) => a.mul(1));
+      const ry = rx.dropoutWithMask(new Ref(keep, [n]), 0.3);
+      const cot = t.randn([n]);
+      y.backward(cot);
+      ry.backward(Float64Array.from(await cot.toArray()));
+      const { expectClose, TOL } = await import('./helpers.js');
+      expectClose('dropout forward', ys, ry.data, TOL.f32.forward);
+      expectClose('dropout grad', await x.grad!.toArray(), rx.grad!, TOL.f32.grad);
+      for (const z of [x, y, cot]) z.dispose();
+    }
+  });
+});
