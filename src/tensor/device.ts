@@ -122,6 +122,7 @@ export class Device {
     this.limits = Object.fromEntries(WANTED_LIMITS.map((k) => [k, lim[k]])) as Limits;
     this.features = new Set([...gpu.features]);
     this.pool = new BufferPool(gpu, STORAGE_USAGE);
+    this.pool.onPressure = () => this.flush();
     this.uniforms = new UniformArena(gpu, lim.minUniformBufferOffsetAlignment ?? 256);
     this.maxDispatchesPerSubmit = opts.maxDispatchesPerSubmit ?? 256;
     this.debug = opts.debug ?? process.env.TRIMPI_DEBUG === '1';

@@ -36,6 +36,12 @@ export function bucketSize(bytes: number): number {
 export class BufferPool {
   private free = new Map<number, GPUBuffer[]>();
   private pending: GPUBuffer[] = [];
+  private pendingBySize = new Map<number, number>();
+  /**
+   * Called when a request could be served by a buffer that only waits for a submit; the device
+   * submits (which calls onSubmit()), so memory is recycled instead of growing between submits.
+   */
+  onPressure: (() => void) | null = null;
   private s = { bytesInUse: 0, peakBytesInUse: 0, bytesPooled: 0, bytesPendingRelease: 0, buffersCreated: 0, buffersReused: 0 };
   liveStorages = 0;
 
@@ -43,6 +49,7 @@ export class BufferPool {
 
   acquire(bytes: number, label?: string): GPUBuffer {
     const size = bucketSize(bytes);
+    if (!this.free.get(size)?.length && this.pendingBySize.get(size) && this.onPressure) this.onPressure();
     const list = this.free.get(size);
     let buf = list?.pop();
     if (buf) {
@@ -62,6 +69,7 @@ export class BufferPool {
     this.s.bytesInUse -= buf.size;
     this.s.bytesPendingRelease += buf.size;
     this.pending.push(buf);
+    this.pendingBySize.set(buf.size, (this.pendingBySize.get(buf.size) ?? 0) + 1);
   }
 
   /** Called by the device right after queue.submit(): parked buffers become reusable. */
@@ -74,6 +82,7 @@ export class BufferPool {
     }
     this.s.bytesPendingRelease = 0;
     this.pending = [];
+    this.pendingBySize.clear();
   }
 
   /** Destroys every free buffer (pending ones stay until submitted). */

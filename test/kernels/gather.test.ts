@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDevice, type Device } from '../../src/tensor/device.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import { contiguousStrides, numel } from '../../src/tensor/shape.js';
-import type { View } from '../../src/kernels/kernel.js';
+import { Params, fill, paramsDecl, wgslSource, type View } from '../../src/kernels/kernel.js';
 import { runGather, runGatherKeys, runScatterAddByKey } from '../../src/kernels/gather.js';
 
 let dev: Device;
@@ -383,6 +383,58 @@ describe('runScatterAddByKey', () => {
     // size-1 dims and a 3-D permutation
     const cGot = await scatter(keys, (b) => view(b, 'f32', [C, 1, R], [1, 999, C], 0), store, K);
     expectSums(cGot, referenceSums(keys, (i) => store[(i % R) * C + Math.floor(i / R)], K), `seed ${seed} (3-D)`);
+  });
+
+  it('the sum stage sorts scrambled buckets (insertion sort and heapsort paths)', async () => {
+    // The atomics of the place stage hand out slots nearly in order (on lavapipe exactly in order),
+    // so drive the sum stage directly with hand-made buckets in scrambled order.
+    const seed = freshSeed();
+    const r = rng(seed);
+    const sizes = [0, 1, 2, 3, 5, 17, 40, 0, 300, 2000, 3000, 1];
+    const orders = ['rev', 'rand', 'rand', 'rev', 'rand', 'rand', 'near', 'rand', 'rev', 'rev', 'rand', 'rand'];
+    const M = sizes.reduce((a, b) => a + b, 0);
+    const K = sizes.length;
+    // element ids 0..M-1 dealt to buckets at random, then each bucket scrambled
+    const ids = Array.from({ length: M }, (_, i) => i);
+    for (let i = M - 1; i > 0; i--) {
+      const j = Math.floor(r() * (i + 1));
+      [ids[i], ids[j]] = [ids[j], ids[i]];
+    }
+    const offs = new Uint32Array(K);
+    const list = new Uint32Array(M);
+    const keys = new Int32Array(M);
+    let at = 0;
+    sizes.forEach((n, k) => {
+      const b = ids.slice(at, at + n).sort((a, c) => a - c);
+      if (orders[k] === 'rev') b.reverse();
+      else if (orders[k] === 'rand') {
+        for (let i = n - 1; i > 0; i--) {
+          const j = Math.floor(r() * (i + 1));
+          [b[i], b[j]] = [b[j], b[i]];
+        }
+      } else for (let i = 0; i + 1 < n; i += 7) [b[i], b[i + 1]] = [b[i + 1], b[i]];
+      list.set(b, at);
+      for (const i of b) keys[i] = k;
+      at += n;
+      offs[k] = at;
+    });
+    const vals = new Float32Array(M).map(() => randNonzero(r));
+    const src = wgslSource('scatter').split(/^\/\/@stage (\w+)[ \t]*$/m);
+    const prm = new Params().u(K, 0, 0, 0);
+    const code = fill(src[0] + src[src.indexOf('sum') + 1], { PARAMS: paramsDecl(prm.vec4s), VRANK: 0, VCONTIG: 'true' });
+    const pipe = dev.pipeline(`test-scatter-sum|${code}`, 'test sum', () => code);
+    const outBuf = dev.alloc(K * 4);
+    const listBuf = upload(list);
+    dev.dispatch('test sum', pipe, prm.bytes(), [outBuf, upload(offs), listBuf, upload(vals)], [1, 1, 1]);
+    const got = await readF32(outBuf, 0, K);
+    const sorted = new Uint32Array(await dev.read('test', listBuf, 0, M * 4));
+    at = 0;
+    sizes.forEach((n) => {
+      const want = Array.from(list.subarray(at, at + n)).sort((a, c) => a - c);
+      expect(Array.from(sorted.subarray(at, at + n)), `seed ${seed}`).toEqual(want);
+      at += n;
+    });
+    expectSums(got, referenceSums(keys, (i) => vals[i], K), `seed ${seed}`);
   });
 
   it('gather backward: keys + scatter-add equal a JS index_add over a broadcast index', async () => {

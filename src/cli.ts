@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+// The `trimpi` command. `trimpi doctor` reports the WebGPU adapter, backend, limits and features,
+// or what to install when there is none.
+import { createDevice, installHint, NoAdapterError } from './tensor/device.js';
+
+const USAGE = `usage: trimpi <command>
+
+commands:
+  doctor        print the WebGPU adapter, backend, limits and features (or what to install)
+  help          this text`;
+
+async function doctor(): Promise<number> {
+  console.log(`node ${process.version} on ${process.platform}-${process.arch}`);
+  let dev;
+  try {
+    dev = await createDevice();
+  } catch (e) {
+    if (e instanceof NoAdapterError) {
+      console.log('adapter: none');
+      console.log(installHint());
+      return 1;
+    }
+    console.log(`adapter: failed to create a device: ${(e as Error).message}`);
+    console.log(installHint());
+    return 1;
+  }
+  const a = dev.adapter;
+  console.log(`adapter: ${a.description || a.device} (vendor ${a.vendor || '?'}, architecture ${a.architecture || '?'}${a.isFallbackAdapter ? ', software fallback' : ''})`);
+  console.log(`backend: ${a.backend}`);
+  console.log('limits (requested at the adapter\'s maxima):');
+  for (const [k, v] of Object.entries(dev.limits)) console.log(`  ${k.padEnd(36)} ${v}`);
+  console.log(`features: ${[...dev.features].sort().join(', ')}`);
+  for (const f of ['shader-f16', 'subgroups', 'timestamp-query']) console.log(`  ${f.padEnd(16)} ${dev.features.has(f) ? 'enabled' : 'not offered'}`);
+  // a real round trip: proves the pipeline compiler and the queue work
+  const { tensor } = await import('./tensor/ops.js');
+  const { setDevice } = await import('./tensor/device.js');
+  setDevice(dev);
+  const t0 = performance.now();
+  const x = tensor([1, 2, 3, 4]);
+  const y = await x.mul(x).sum().item();
+  console.log(`self-test: sum(x*x) for x = [1, 2, 3, 4] = ${y} (${y === 30 ? 'ok' : 'WRONG'}) in ${(performance.now() - t0).toFixed(0)} ms`);
+  dev.destroy();
+  return y === 30 ? 0 : 1;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd] = argv;
+  switch (cmd) {
+    case 'doctor':
+      return doctor();
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return 0;
+    default:
+      console.error(`trimpi: unknown command '${cmd}'\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+}, (e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exitCode = 1;
+});

@@ -1,0 +1,65 @@
+// The device and the execution engine: raised limits, features, batched submits, the pipeline
+// cache, strided printing, and readback helpers.
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as t from '../src/index.js';
+
+let dev: t.Device;
+beforeAll(async () => {
+  dev = await t.init();
+});
+
+describe('device', () => {
+  it('requests the adapter maxima and the useful features', () => {
+    expect(dev.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 1024 * 1024);
+    expect(dev.limits.maxComputeInvocationsPerWorkgroup).toBeGreaterThanOrEqual(256);
+    for (const f of ['shader-f16', 'subgroups', 'timestamp-query']) {
+      // enabled exactly when offered (lavapipe offers all three)
+      if (dev.features.has(f)) expect(dev.gpu.features.has(f)).toBe(true);
+    }
+    expect(dev.adapter.description.length + dev.adapter.device.length).toBeGreaterThan(0);
+  });
+  it('batches many dispatches into few submits and caches pipelines by structure', async () => {
+    const x = t.randn([64]);
+    await dev.sync();
+    const s0 = t.execStats();
+    let y = x;
+    for (let i = 0; i < 100; i++) y = y.mul(1.001).add(0.001);
+    await y.sum().item();
+    const s1 = t.execStats();
+    expect(s1.dispatches - s0.dispatches).toBe(201);
+    expect(s1.submits - s0.submits).toBeLessThanOrEqual(3);
+    expect(s1.pipelinesCompiled - s0.pipelinesCompiled).toBeLessThanOrEqual(3);
+    expect(s1.pipelineCacheHits - s0.pipelineCacheHits).toBeGreaterThanOrEqual(198);
+  });
+  it('readback: toArray, item, toNested, format', async () => {
+    const x = t.tensor([[1, 2, 3], [4, 5, 6]]);
+    expect(await x.toNested()).toEqual([[1, 2, 3], [4, 5, 6]]);
+    expect(await x.T.toNested()).toEqual([[1, 4], [2, 5], [3, 6]]);
+    expect(await x.slice(1, 1, 3).toNested()).toEqual([[2, 3], [5, 6]]);
+    expect(await x.sum().item()).toBe(21);
+    await expect(x.item()).rejects.toThrow(/item: expected a tensor with one element, got shape \[2, 3\]/);
+    expect(await x.format({ precision: 1 })).toBe('[[1.0, 2.0, 3.0],\n [4.0, 5.0, 6.0]]');
+    expect(await t.arange(10).format({ maxPerDim: 4 })).toBe('[0, 1, ..., 8, 9]');
+    expect(String(x)).toBe('Tensor([2, 3], f32)');
+    expect(await t.tensor(3.5).toNested()).toBe(3.5);
+    expect(await t.arange(2, 11, 3).toNested()).toEqual([2, 5, 8]);
+    expect(await t.arange(0, 1, 0.25).toNested()).toEqual([0, 0.25, 0.5, 0.75]);
+    expect(await t.full([2], 7, { dtype: 'i32' }).toNested()).toEqual([7, 7]);
+  });
+  it('i32 arithmetic stays integer; mixed with f32 promotes', async () => {
+    const i = t.tensor([1, 2, 3], { dtype: 'i32' });
+    expect(i.add(1).dtype).toBe('i32');
+    expect(await i.mul(i).toNested()).toEqual([1, 4, 9]);
+    expect(i.add(0.5).dtype).toBe('f32');
+    expect(i.div(2).dtype).toBe('f32');
+    expect(await i.div(2).toNested()).toEqual([0.5, 1, 1.5]);
+    expect(await t.tensor([1.7, -1.7]).cast('i32').toNested()).toEqual([1, -1]);
+    expect(await i.sum().toNested()).toBe(6);
+  });
+  it('large 1-D grids fold into 2-D dispatches', async () => {
+    const n = 65535 * 256 + 1000; // more workgroups than one dimension allows
+    const x = t.ones([n]);
+    expect(await x.mul(2).sum().item()).toBe(2 * n);
+    x.dispose();
+  });
+});

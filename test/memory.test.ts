@@ -1,0 +1,132 @@
+// Memory: the size-bucketed pool, reuse only after submit, tidy() scopes, dispose(), stats, and a
+// training loop whose GPU memory stays flat.
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as t from '../src/index.js';
+import { bucketSize } from '../src/index.js';
+import { BufferPool } from '../src/tensor/memory.js';
+
+let dev: t.Device;
+beforeAll(async () => {
+  dev = await t.init();
+});
+
+describe('buffer pool', () => {
+  it('buckets sizes: powers of two up to 4 KiB, then 1/8 steps', () => {
+    expect(bucketSize(1)).toBe(16);
+    expect(bucketSize(17)).toBe(32);
+    expect(bucketSize(4096)).toBe(4096);
+    expect(bucketSize(4097)).toBe(4608);
+    expect(bucketSize(1_000_000)).toBeGreaterThanOrEqual(1_000_000);
+    expect(bucketSize(1_000_000)).toBeLessThan(1_000_000 * 1.125);
+    for (let b = 1; b < 1 << 22; b = Math.ceil(b * 1.37)) expect(bucketSize(b) % 16).toBe(0);
+  });
+
+  it('a released buffer is reused only after the next submit', () => {
+    const pool = new BufferPool(dev.gpu, 0x80 | 0x08);
+    const a = pool.acquire(1000);
+    pool.release(a);
+    const b = pool.acquire(1000);
+    expect(b).not.toBe(a); // not yet submitted: must not be handed out again
+    pool.onSubmit();
+    const c = pool.acquire(1000);
+    expect(c).toBe(a);
+    const s = pool.stats();
+    expect(s.buffersCreated).toBe(2);
+    expect(s.buffersReused).toBe(1);
+    expect(s.bytesInUse).toBe(2 * bucketSize(1000));
+    pool.release(b);
+    pool.release(c);
+    pool.onSubmit();
+    expect(pool.stats().bytesPooled).toBe(2 * bucketSize(1000));
+    pool.emptyCache();
+    expect(pool.stats().bytesPooled).toBe(0);
+  });
+
+  it('data written to a reused buffer is not overtaken by earlier work', async () => {
+    // a is computed, freed while its producer is still unsubmitted, and its memory reused by b
+    for (let i = 0; i < 5; i++) {
+      const a = t.arange(1000).cast('f32').mul(2);
+      const s = a.sum();
+      a.dispose();
+      const b = t.tensor(new Float32Array(1000).fill(1));
+      expect(await s.item()).toBe(999000);
+      expect(await b.sum().item()).toBe(1000);
+      s.dispose();
+      b.dispose();
+    }
+  });
+});
+
+describe('tidy and dispose', () => {
+  it('frees every intermediate not returned; returned tensors survive', async () => {
+    const before = t.memoryStats();
+    const x = t.randn([64, 64]);
+    const y = t.tidy(() => {
+      const a = x.mul(2);
+      const b = a.exp();
+      return { out: b.sum(), list: [a.mean()] };
+    });
+    const after = t.memoryStats();
+    expect(after.liveStorages - before.liveStorages).toBe(3); // x, out, list[0]
+    expect(Number.isFinite(await y.out.item())).toBe(true);
+    y.out.dispose();
+    y.list[0].dispose();
+    x.dispose();
+    expect(t.memoryStats().liveStorages).toBe(before.liveStorages);
+  });
+
+  it('views share storage: memory is freed with the last view', () => {
+    const base = t.memoryStats().liveStorages;
+    const x = t.zeros([4, 4]);
+    const v = x.T;
+    x.dispose();
+    expect(t.memoryStats().liveStorages).toBe(base + 1);
+    expect(() => x.add(1)).toThrow(/used after dispose/);
+    v.dispose();
+    expect(t.memoryStats().liveStorages).toBe(base);
+  });
+
+  it('keep() lets a tensor escape nested scopes; an exception still frees the scope', () => {
+    const base = t.memoryStats().liveStorages;
+    let kept: t.Tensor | null = null;
+    t.tidy(() => {
+      t.tidy(() => {
+        kept = t.ones([3]).keep();
+        t.ones([3]);
+      });
+    });
+    expect(t.memoryStats().liveStorages).toBe(base + 1);
+    kept!.dispose();
+    expect(() => t.tidy(() => {
+      t.ones([5]);
+      throw new Error('boom');
+    })).toThrow('boom');
+    expect(t.memoryStats().liveStorages).toBe(base);
+    expect(() => t.tidy(() => Promise.resolve(1))).toThrow(/must be synchronous/);
+  });
+
+  it("a training loop's GPU memory stays flat", async () => {
+    const w = t.randn([32, 32], { requiresGrad: true });
+    const x = t.randn([16, 32]);
+    const step = (): void => {
+      t.tidy(() => {
+        const loss = x.matmul(w).gelu().logSoftmax(-1).mean().neg();
+        loss.backward();
+        t.noGrad(() => w.assign(w.sub(w.grad!.mul(0.01))));
+        w.zeroGrad();
+      });
+    };
+    for (let i = 0; i < 5; i++) step();
+    await dev.sync();
+    const s0 = t.memoryStats();
+    for (let i = 0; i < 50; i++) step();
+    await dev.sync();
+    const s1 = t.memoryStats();
+    expect(s1.bytesInUse).toBe(s0.bytesInUse);
+    expect(s1.liveStorages).toBe(s0.liveStorages);
+    expect(s1.buffersCreated).toBe(s0.buffersCreated); // everything came from the pool
+    expect(s1.peakBytesInUse).toBe(s0.peakBytesInUse);
+    w.dispose();
+    x.dispose();
+  });
+});
