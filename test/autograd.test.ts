@@ -1,14 +1,16 @@
 // Autograd semantics: requiresGrad propagation, accumulation, noGrad, detach, non-scalar backward,
 // gradients through views and broadcasts, unused inputs, and a whole small network vs the reference.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as t from '../src/index.js';
 import { TrimpiError } from '../src/index.js';
 import * as R from './reference/ref.js';
 import { helperTestOp, expectClose, TOL } from './helpers.js';
+import { reportChecks } from './helpers.js';
 
 beforeAll(async () => {
   await t.init();
 });
+afterAll(() => reportChecks('autograd'));
 
 describe('autograd', () => {
   it('accumulates into .grad across backward calls', async () => {

@@ -69,6 +69,8 @@ describe('errors name the op, the shapes and what was expected', () => {
     expectError(() => t.matmul(t.zeros([2, 2]), t.zeros([2, 2], { device: other })), 'matmul', /different devices/);
     x.dispose();
     other.destroy();
+    // a lost or destroyed device surfaces as an error naming the op, not a hang or a crash
+    expectError(() => t.zeros([2], { device: other }), 'full', /the device was destroyed/);
   });
   it('an out-of-range index is detected on the GPU and reported at the next readback', async () => {
     const w = t.randn([4, 3]);

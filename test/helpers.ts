@@ -104,6 +104,7 @@ export async function helperTestOp(
   const anyGrad = wantGrad && rout.requiresGrad;
   const cot = anyGrad ? Float32Array.from({ length: rout.numel }, () => rng.normal()) : null;
 
+  checkCount.calls++;
   const gins = drawn.map((d) => t.tensor(d.data, { shape: d.shape, dtype: d.dtype, requiresGrad: wantGrad && d.grad }));
   let checks = 0;
   try {
@@ -132,8 +133,14 @@ export async function helperTestOp(
   } finally {
     for (const g of gins) g.dispose();
   }
+  checkCount.comparisons += checks;
   return checks;
 }
 
-/** Counts op/gradient comparisons across a test file (reported in the issue note). */
-export const checkCount = { n: 0 };
+/** helperTestOp calls and output/gradient comparisons made in this test file (printed after it). */
+export const checkCount = { calls: 0, comparisons: 0 };
+
+/** Prints this file's check count (call from afterAll). */
+export function reportChecks(file: string): void {
+  console.log(`${file}: ${checkCount.calls} reference checks, ${checkCount.comparisons} forward/gradient comparisons`);
+}

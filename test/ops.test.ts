@@ -1,15 +1,17 @@
 // Every op of the engine, forward and gradient, against the float64 reference (test/reference),
 // at sizes 1, 7, 33, 257, broadcasting cases and strided views, with fresh random inputs.
-import { beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import * as t from '../src/index.js';
 import { Tensor } from '../src/index.js';
 import * as R from './reference/ref.js';
 import { Ref } from './reference/ref.js';
 import { helperTestOp, InputSpec } from './helpers.js';
+import { reportChecks } from './helpers.js';
 
 beforeAll(async () => {
   await t.init();
 });
+afterAll(() => reportChecks('ops'));
 
 const SIZES = [1, 7, 33, 257];
 const SHAPES: number[][] = [[1], [7], [33], [257], [7, 33], [3, 5, 7], [2, 1, 257]];
