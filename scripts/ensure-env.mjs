@@ -21,8 +21,10 @@ function run(cmd, args, opts = {}) {
 // ---- 1. node dependencies -----------------------------------------------------------------------
 const needed = ['webgpu', 'typescript', 'vitest', '@webgpu/types'];
 if (needed.some((p) => !existsSync(join(root, 'node_modules', p, 'package.json')))) {
-  log('installing node dependencies (npm ci)');
-  run('npm', [existsSync(join(root, 'package-lock.json')) ? 'ci' : 'install', '--no-audit', '--no-fund']);
+  // `npm install` follows package-lock.json's versions; `npm ci` is not used because npm 11 writes
+  // lock files without other platforms' optional packages (rollup's) and then refuses them in ci.
+  log('installing node dependencies (npm install)');
+  run('npm', ['install', '--no-audit', '--no-fund']);
 }
 
 // ---- 2. does WebGPU work? -------------------------------------------------------------------------
