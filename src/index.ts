@@ -14,7 +14,7 @@ export {
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, clamp, maskedFill, cast, dropout,
   sum, mean, max, min, variance, argmax, matmul, softmax, logSoftmax, logsumexp, layerNorm,
   reshape, permute, transpose, slice, expand, unsqueeze, squeeze, contiguous, concat, stack,
-  gather, indexSelect, embedding, crossEntropy, assign, clone,
+  gather, indexSelect, embedding, crossEntropy, tokenLogProbs, assign, clone,
 } from './tensor/ops.js';
 export type { CreateOptions, CrossEntropyOptions, TensorOrScalar } from './tensor/ops.js';
 export { memoryStats, execStats } from './tensor/stats.js';

@@ -255,6 +255,10 @@ describe('losses and dropout', () => {
     await helperTestOp('crossEntropy all ignored', [[3, 5], { shape: [3], dtype: 'i32', values: [-100, -100, -100] }],
       (l, y) => t.crossEntropy(l, y), (l, y) => R.crossEntropy(l, y));
   });
+  it('tokenLogProbs', async () => {
+    await helperTestOp('tokenLogProbs', [[2, 5, 33], { shape: [2, 5], dtype: 'i32', low: 0, high: 33 }],
+      (l, y) => t.tokenLogProbs(l, y), (l, y) => l.logSoftmax(-1).gather(2, y.unsqueeze(2)).squeeze(2));
+  });
   it('dropout matches the reference given the mask it drew', async () => {
     for (const n of [7, 257, 4099]) {
       const x = t.randn([n], { requiresGrad: true });

@@ -794,6 +794,21 @@ export function gatherBackward(g: Tensor, xShape: readonly number[], axis: numbe
   return full;
 }
 
+/**
+ * Log-probability of each target token: logits [..., V], tokens i32 [...] → [...] with
+ * out = logits[token] - logsumexp(logits). The RL losses' per-token log p(o_t | context).
+ */
+export function tokenLogProbs(logits: Tensor, tokens: Tensor): Tensor {
+  deviceOf('tokenLogProbs', logits, tokens);
+  checkF32('tokenLogProbs', logits);
+  checkIndex('tokenLogProbs', tokens);
+  const V = logits.shape[logits.ndim - 1];
+  check(logits.ndim >= 1 && tokens.ndim === logits.ndim - 1 && tokens.shape.every((d, i) => d === logits.shape[i]), 'tokenLogProbs',
+    () => `tokens ${tokens.describe()} must have the shape of logits ${logits.describe()} without the vocabulary dim`);
+  const picked = gather(logSoftmax(reshape(logits, [-1, V]), -1), 1, reshape(tokens, [-1, 1]));
+  return reshape(picked, tokens.shape);
+}
+
 // ---- losses -----------------------------------------------------------------------------------------------
 
 export interface CrossEntropyOptions {
