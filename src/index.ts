@@ -12,9 +12,12 @@ export {
   tensor, zeros, ones, full, zerosLike, onesLike, arange, rand, randn, manualSeed,
   neg, exp, log, sqrt, rsqrt, tanh, sigmoid, relu, gelu, silu, abs,
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, clamp, maskedFill, cast, dropout,
-  sum, mean, max, min, variance, argmax, matmul, softmax, logSoftmax, logsumexp, layerNorm,
+  sum, mean, max, min, variance, argmax, matmul, linear, softmax, logSoftmax, logsumexp, layerNorm,
   reshape, permute, transpose, slice, expand, unsqueeze, squeeze, contiguous, concat, stack,
   gather, indexSelect, embedding, crossEntropy, tokenLogProbs, assign, clone,
 } from './tensor/ops.js';
 export type { CreateOptions, CrossEntropyOptions, TensorOrScalar } from './tensor/ops.js';
 export { memoryStats, execStats } from './tensor/stats.js';
+export * as losses from './trimpi/losses/index.js';
+export { setMatmulConfig } from './kernels/matmul.js';
+export type { MatmulConfig, MatmulVariant } from './kernels/matmul.js';

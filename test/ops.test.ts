@@ -170,6 +170,50 @@ describe('matmul', () => {
   });
 });
 
+describe('matmul kernel variants (forced), odd sizes, transposes, split-K, fused epilogue', () => {
+  const SHAPES: [number[], number[]][] = [
+    [[1, 1], [1, 1]], [[7, 33], [33, 5]], [[33, 7], [7, 33]], [[257, 33], [33, 7]], [[5, 257], [257, 3]], [[64, 64], [64, 64]],
+    [[3, 9, 16], [3, 16, 12]], [[2, 1, 7, 9], [3, 9, 6]], [[3, 1030], [1030, 5]],
+  ];
+  const VARIANTS: t.MatmulConfig['variant'][] = ['simd', 'tiled', 'gemv'];
+  afterAll(() => t.setMatmulConfig(null));
+  for (const variant of VARIANTS) {
+    it(`${variant}`, async () => {
+      try {
+      t.setMatmulConfig({ variant });
+      for (const [a, b] of SHAPES) {
+        if (variant === 'gemv' && a[a.length - 2] > 4) continue;
+        await helperTestOp(`matmul ${variant}`, [a, b], (x, y) => x.matmul(y), (x, y) => x.matmul(y));
+      }
+      if (variant !== 'gemv') {
+        await helperTestOp(`matmul ${variant} a^T b`, [[33, 7], [33, 12]], (x, y) => x.T.matmul(y), (x, y) => x.T.matmul(y));
+        await helperTestOp(`matmul ${variant} a b^T`, [[7, 32], [12, 32]], (x, y) => x.matmul(y.T), (x, y) => x.matmul(y.T));
+        await helperTestOp(`matmul ${variant} slices`, [[9, 40], [40, 12]], (x, y) => x.slice(1, 3, 36).matmul(y.slice(0, 3, 36)), (x, y) => x.slice(1, 3, 36).matmul(y.slice(0, 3, 36)));
+        t.setMatmulConfig({ variant, splits: 3 });
+        await helperTestOp(`matmul ${variant} split-K`, [[6, 301], [301, 10]], (x, y) => x.matmul(y), (x, y) => x.matmul(y));
+        await helperTestOp(`linear ${variant} split-K gelu`, [[6, 301], [301, 10], [10]], (x, w, b) => t.noGrad(() => t.linear(x, w, b, 'gelu')),
+          (x, w, b) => x.matmul(w).add(b).gelu(), { grad: false });
+      }
+      for (const rb of variant === 'simd' ? [1, 4] : [1]) {
+        t.setMatmulConfig({ variant, rb, tnc: 1 });
+        await helperTestOp(`matmul ${variant} rb ${rb}`, [[37, 20], [20, 44]], (x, y) => x.matmul(y), (x, y) => x.matmul(y));
+      }
+      } finally {
+        t.setMatmulConfig(null);
+      }
+    });
+  }
+  it('linear: fused bias + GELU forward (no grad) and the recorded path with gradients', async () => {
+    for (const [x, K, N] of [[[7, 33], 33, 5], [[2, 3, 16], 16, 12], [[1, 8], 8, 1]] as [number[], number, number][]) {
+      await helperTestOp('linear gelu', [x, [K, N], [N]], (a, w, b) => t.linear(a, w, b, 'gelu'), (a, w, b) => a.matmul(w).add(b).gelu());
+      await helperTestOp('linear no bias', [x, [K, N]], (a, w) => t.linear(a, w), (a, w) => a.matmul(w));
+      await helperTestOp('linear fused (no grad)', [x, [K, N], [N]], (a, w, b) => t.noGrad(() => t.linear(a, w, b, 'gelu')),
+        (a, w, b) => a.matmul(w).add(b).gelu(), { grad: false });
+    }
+    await helperTestOp('linear of transposed x', [[16, 7], [16, 5], [5]], (a, w, b) => t.linear(a.T, w, b), (a, w, b) => a.T.matmul(w).add(b));
+  });
+});
+
 describe('softmax family', () => {
   const CASES: [number[], number][] = [[[1], -1], [[7], 0], [[33, 257], -1], [[7, 33], 0], [[3, 5, 7], 1], [[2, 1000], -1]];
   for (const [name, g, r] of [

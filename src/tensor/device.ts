@@ -12,6 +12,9 @@ export interface AdapterDescription {
   description: string;
   backend: string;
   isFallbackAdapter: boolean;
+  /** Subgroup sizes the adapter may use (0 when unknown). */
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
 }
 
 export interface DeviceOptions {
@@ -104,6 +107,8 @@ export class Device {
   private lostReason: string | null = null;
   private destroyed = false;
   private readonly assertBuffers = new Map<string, { buffer: GPUBuffer; armed: boolean }>();
+  /** Pipeline compile checks still in flight; readbacks await them so a compile error is reported as such. */
+  private readonly pendingChecks = new Set<Promise<void>>();
 
   /**
    * The GPU instance and adapter the device came from. Held on purpose: in dawn.node, collecting the
@@ -127,6 +132,8 @@ export class Device {
     this.maxDispatchesPerSubmit = opts.maxDispatchesPerSubmit ?? 256;
     this.debug = opts.debug ?? process.env.TRIMPI_DEBUG === '1';
     gpu.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
+      // a follow-up of a pipeline whose compile check is pending: that check reports the root cause
+      if (this.pendingChecks.size && /due to a previous error/.test(ev.error.message)) return;
       this.error ??= new TrimpiError('gpu', `WebGPU error: ${ev.error.message}`);
     };
     void gpu.lost.then((info) => {
@@ -167,9 +174,14 @@ export class Device {
     this.gpu.pushErrorScope('validation');
     const module = this.gpu.createShaderModule({ code: source, label });
     const pipeline = this.gpu.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label });
-    void this.gpu.popErrorScope().then((err) => {
-      if (err) this.error ??= new TrimpiError(label, `shader/pipeline error: ${err.message}\n--- WGSL (${key}) ---\n${source}`);
+    const check = this.gpu.popErrorScope().then((err) => {
+      // the compile error is the root cause: it replaces Dawn's follow-up "invalid due to a previous error"
+      if (err && (!this.error || /due to a previous error/.test(this.error.message))) {
+        this.error = new TrimpiError(label, `shader/pipeline error: ${err.message}\n--- WGSL (${key}) ---\n${source}`);
+      }
     });
+    this.pendingChecks.add(check);
+    void check.finally(() => this.pendingChecks.delete(check));
     const entry = { pipeline, layout: pipeline.getBindGroupLayout(0) };
     this.pipelines.set(key, entry);
     this.stats.pipelinesCompiled++;
@@ -263,6 +275,7 @@ export class Device {
 
   /** Reads `bytes` from `src` at `offset` (must be multiples of 4) after all recorded work. */
   async read(op: string, src: GPUBuffer, offset: number, bytes: number): Promise<ArrayBuffer> {
+    if (this.pendingChecks.size) await Promise.all(this.pendingChecks);
     this.throwIfError(op);
     const armed = [...this.assertBuffers.entries()].filter(([, a]) => a.armed);
     const dataSize = Math.max(16, Math.ceil(bytes / 16) * 16);
@@ -280,6 +293,7 @@ export class Device {
       this.throwIfError(op);
       throw new TrimpiError(op, `readback failed: ${(e as Error).message}`);
     }
+    if (this.pendingChecks.size) await Promise.all(this.pendingChecks);
     const mapped = staging.getMappedRange(0, size);
     const out = mapped.slice(0, bytes);
     const flags = new Uint32Array(mapped.slice(dataSize));
@@ -302,6 +316,7 @@ export class Device {
   async sync(): Promise<void> {
     this.flush();
     await this.gpu.queue.onSubmittedWorkDone();
+    if (this.pendingChecks.size) await Promise.all(this.pendingChecks);
     this.throwIfError('sync');
   }
 
@@ -365,10 +380,11 @@ export async function createDevice(opts: DeviceOptions = {}): Promise<Device> {
   const requiredLimits: Record<string, number> = {};
   for (const k of WANTED_LIMITS) if (typeof alim[k] === 'number') requiredLimits[k] = alim[k];
   const gpuDevice = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'trimpi' });
-  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean; subgroupMinSize?: number; subgroupMaxSize?: number };
   const desc: AdapterDescription = {
     vendor: info.vendor ?? '', architecture: info.architecture ?? '', device: info.device ?? '',
     description: info.description ?? '', backend, isFallbackAdapter: info.isFallbackAdapter ?? false,
+    subgroupMinSize: info.subgroupMinSize ?? 0, subgroupMaxSize: info.subgroupMaxSize ?? 0,
   };
   return new Device(gpuDevice, desc, opts, [gpu, adapter]);
 }

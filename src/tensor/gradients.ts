@@ -67,6 +67,7 @@ export const GRAD_RULES: Record<string, Rule> = {
   softmax: (g, { out, saved: { axis } }) => [ops.softmaxBackward(out, g, axis as number, false)],
   logSoftmax: (g, { out, saved: { axis } }) => [ops.softmaxBackward(out, g, axis as number, true)],
   layerNorm: (g, ctx) => ops.layerNormBackward(g, ctx),
+  linear: (g, ctx) => ops.linearBackward(g, ctx),
 
   // views and copies
   reshape: (g, { inputs: [x] }) => [ops.reshape(g, T(x).shape)],

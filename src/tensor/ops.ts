@@ -604,6 +604,48 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   return record('matmul', [a, b], out);
 }
 
+/**
+ * y = act(x @ w + bias): x (..., K), w (K, N), bias (N,) or none, act 'none' | 'gelu'.
+ * One kernel (the matmul epilogue) when no gradient is recorded; with autograd the pre-activation
+ * z = x @ w + bias is kept for the backward and GELU runs as its own element-wise pass.
+ */
+export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, activation: 'none' | 'gelu' = 'none'): Tensor {
+  const dev = deviceOf('linear', x, w, bias);
+  checkF32('linear', x, w, bias);
+  check(x.ndim >= 1 && w.ndim === 2 && x.shape[x.ndim - 1] === w.shape[0], 'linear',
+    () => `expected x (..., K) and w (K, N) with matching K, got ${x.describe()} and ${w.describe()}`);
+  const [K, N] = w.shape;
+  if (bias) check(bias.ndim === 1 && bias.shape[0] === N, 'linear', () => `bias must have shape [${N}], got ${bias.describe()}`);
+  check(activation === 'none' || activation === 'gelu', 'linear', () => `activation must be 'none' or 'gelu', got ${String(activation)}`);
+  const rows = x.numel / K;
+  const x2 = x.view_([rows, K], viewStrides(x.shape, x.strides, [rows, K]) ?? contiguousStrides([rows, K]), x.offset);
+  const x2c = viewStrides(x.shape, x.strides, [rows, K]) ? x2 : contiguousCopy(x2);
+  const outShape = [...x.shape.slice(0, -1), N];
+  const grad = isGradEnabled() && [x, w, bias].some((t) => t?.requiresGrad);
+  const z = empty(outShape, 'f32', dev);
+  const zv: View = { buffer: z.buffer, dtype: 'f32', shape: [rows, N], strides: [N, 1], offset: 0 };
+  runMatmul(dev, 'linear', zv, bview(x2c, [rows, K]), bview(w, [K, N]), { bias: bias ? bview(bias, [N]) : null, activation: grad ? 'none' : activation });
+  if (x2c !== x2) x2c.dispose();
+  x2.dispose();
+  if (!grad) return z;
+  const y = activation === 'gelu' ? fmap('gelu_erf(a)', z) : z;
+  return record('linear', [x, w, bias ?? null], y, { z, activation });
+}
+
+/** [dx, dw, dbias] for linear. */
+export function linearBackward(g: Tensor, { inputs: [x, w, b], saved }: GradContext): (Tensor | null)[] {
+  const xt = x as Tensor;
+  const wt = w as Tensor;
+  const { z, activation } = saved as { z: Tensor; activation: string };
+  const [K, N] = wt.shape;
+  const gz = activation === 'gelu' ? fmap('gelu_erf_grad(a) * b', z, g) : g;
+  const gz2 = reshape(gz, [-1, N]);
+  const dx = xt.requiresGrad ? reshape(matmul(gz2, transpose(wt, 0, 1)), xt.shape) : null;
+  const dw = wt.requiresGrad ? matmul(transpose(reshape(xt, [-1, K]), 0, 1), gz2) : null;
+  const db = (b as Tensor | null)?.requiresGrad ? sum(gz2, 0) : null;
+  return [dx, dw, db];
+}
+
 // ---- softmax family ---------------------------------------------------------------------------------
 
 /** Moves `axis` last and makes rows contiguous: returns [rows, n] tensor and how to undo it. */

@@ -1,69 +1,62 @@
-// matmul.wgsl: batched C[b] = A[b] @ B[b] over strided operands (transposes and broadcast batches
-// are strides: the backward pass materialises no transposes).
+// matmul.wgsl: batched C[b] = epilogue(A[b] @ B[b]) over strided operands, in three variants.
 //
-//   A is (batch, M, K), B is (batch, K, N), C is (batch, M, N) contiguous.
+//   A is (batch, M, K), B is (batch, K, N), C is (batch, M, N) contiguous; bias is (N,).
+//   epilogue(z) = z [+ bias[n]] [then GELU]. Transposed operands are just strides: the backward
+//   pass (g @ B^T, A^T @ g) materialises no transposes; broadcast batches have batch stride 0.
 //
-// Register blocking: each invocation computes a TM x TN block of C from TM loads of A and TN loads
-// of B per k, no workgroup memory and no barriers (the fast shape on lavapipe, and correct
-// everywhere; the tuned variants are a separate kernel family). Workgroup WGX x WGY covers a
-// (WGY*TM) x (WGX*TN) tile; grid z is the batch. Floor: 2*M*N*K FLOPs; (M*K + K*N + M*N)*4 bytes.
+// Variants (the launcher generates the unrolled body of the chosen one):
+//   simd   For adapters whose "GPU" is CPU SIMD (lavapipe: subgroup size 8, one subgroup per
+//          workgroup, no barriers). Measured on lavapipe: a load whose address is uniform costs
+//          ~3x a per-lane gather and a vec4 load costs the same as a scalar one, so every load is
+//          per-lane: lane l loads row r0+l of A (vec4 along K) and shares it with subgroupBroadcast;
+//          lanes own consecutive columns of B (vec4 along N, or vec4 along K when B is transposed).
+//          Each lane keeps (SG*RB) x (4*TNC) accumulators. The grid runs row blocks fastest so that
+//          neighbouring workgroups reuse one B column panel from cache.
+//   tiled  For GPUs: 64x64 output tile per 16x16 workgroup, each invocation 4x4, K in steps of 16
+//          through workgroup memory (one barrier pair per step).
+//   gemv   For skinny products (M <= 4: one-token decode): one invocation per column, all M rows.
+//   Split-K (any variant) writes K-slices to a (splits, batch, M, N) scratch that the reduce kernel
+//   sums in a fixed order (deterministic), for small M*N with large K.
+// Floor: 2*M*N*K FLOPs; (M*K + K*N + M*N) * 4 bytes per batch.
 //
-// params (u32 words): [0] M, [1] N, [2] K, [3] unused, [4] a offset, [5] a row stride, [6] a k stride,
-//   [7] b offset, [8] b k stride, [9] b col stride, [10] batch rank RB, [11] unused,
+// params (u32 words): [0] M, [1] N, [2] K, [3] RB (batch rank), [4] a offset, [5] a row stride,
+//   [6] a k stride, [7] b offset, [8] b k stride, [9] b col stride, [10] bias offset,
+//   [11] k begin (split-K), [12] k end, [13] output offset, [14..15] unused,
 //   then batch shape (RB), a batch strides (RB), b batch strides (RB).
-
+{{ENABLE}}
 {{PARAMS}}
 {{BINDINGS}}
 
-const TM: u32 = {{TM}}u;
-const TN: u32 = {{TN}}u;
-const RB: u32 = {{RB}}u;
+const INV_SQRT_2: f32 = 0.7071067811865476;
 
-@compute @workgroup_size({{WGX}}, {{WGY}})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let M = word(0u);
-  let N = word(1u);
-  let K = word(2u);
-  let row0 = gid.y * TM;
-  let col0 = gid.x * TN;
-  if (row0 >= M || col0 >= N) { return; }
-  // batch offsets from the batch index (broadcast batches have stride 0)
-  var rem = gid.z;
-  var aoff = word(4u);
-  var boff = word(7u);
-  for (var d = i32(RB) - 1; d >= 0; d--) {
-    let sz = word(12u + u32(d));
+// erf with max abs error ~1.2e-7, as in elementwise.wgsl
+fn erf_f(x: f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+          t * (-0.82215223 + t * 0.17087277)))))))));
+  return select(r - 1.0, 1.0 - r, x >= 0.0);
+}
+
+fn epilogue(z: f32, n: u32) -> f32 {
+  var v = z;
+{{EPILOGUE}}
+  return v;
+}
+
+// element offsets of batch `bi` in A and B (broadcast batches have stride 0)
+fn batch_offsets(bi: u32) -> vec2<u32> {
+  var rem = bi;
+  var off = vec2<u32>(word(4u), word(7u));
+  let rb = word(3u);
+  for (var d = i32(rb) - 1; d >= 0; d--) {
+    let sz = word(16u + u32(d));
     let c = rem % sz;
     rem /= sz;
-    aoff += c * word(12u + RB + u32(d));
-    boff += c * word(12u + 2u * RB + u32(d));
+    off += c * vec2<u32>(word(16u + rb + u32(d)), word(16u + 2u * rb + u32(d)));
   }
-  let ars = word(5u);
-  let aks = word(6u);
-  let bks = word(8u);
-  let bcs = word(9u);
-  // clamp the loads of edge blocks to valid rows/cols; their results are not stored
-  var arow: array<u32, TM>;
-  for (var i = 0u; i < TM; i++) { arow[i] = aoff + min(row0 + i, M - 1u) * ars; }
-  var bcol: array<u32, TN>;
-  for (var j = 0u; j < TN; j++) { bcol[j] = boff + min(col0 + j, N - 1u) * bcs; }
-  var acc: array<array<f32, TN>, TM>;
-  for (var k = 0u; k < K; k++) {
-    var av: array<f32, TM>;
-    for (var i = 0u; i < TM; i++) { av[i] = a[arow[i] + k * aks]; }
-    var bv: array<f32, TN>;
-    for (var j = 0u; j < TN; j++) { bv[j] = b[bcol[j] + k * bks]; }
-    for (var i = 0u; i < TM; i++) {
-      for (var j = 0u; j < TN; j++) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
-    }
-  }
-  let cbase = gid.z * M * N;
-  for (var i = 0u; i < TM; i++) {
-    let r = row0 + i;
-    if (r >= M) { break; }
-    for (var j = 0u; j < TN; j++) {
-      let c = col0 + j;
-      if (c < N) { out[cbase + r * N + c] = acc[i][j]; }
-    }
-  }
+  return off;
 }
+
+{{BODY}}
