@@ -17,7 +17,7 @@ export {
   gather, indexSelect, embedding, crossEntropy, tokenLogProbs, assign, clone,
 } from './tensor/ops.js';
 export type { CreateOptions, CrossEntropyOptions, TensorOrScalar } from './tensor/ops.js';
-export { memoryStats, execStats } from './tensor/stats.js';
+export { memoryStats, execStats, resetPeak } from './tensor/stats.js';
 export * as losses from './trimpi/losses/index.js';
 export { setMatmulConfig } from './kernels/matmul.js';
 export type { MatmulConfig, MatmulVariant } from './kernels/matmul.js';

@@ -79,6 +79,10 @@ describe('errors name the op, the shapes and what was expected', () => {
     // the flag is cleared: the next correct use works
     expect((await t.embedding(w, t.tensor([3], { dtype: 'i32' })).toArray()).length).toBe(3);
   });
+  it('a target token outside the vocabulary is reported at the next readback', async () => {
+    const lp = t.tokenLogProbs(t.randn([2, 5]), t.tensor([1, 9], { dtype: 'i32' }));
+    await expect(lp.toArray()).rejects.toThrow(/tokenLogProbs.*target token was outside the vocabulary/);
+  });
   it('a failed op leaves no state behind (nothing allocated, graph intact)', async () => {
     const x = t.randn([3, 4], { requiresGrad: true });
     const before = t.memoryStats().liveStorages;

@@ -105,6 +105,26 @@ describe('tidy and dispose', () => {
     expect(() => t.tidy(() => Promise.resolve(1))).toThrow(/must be synchronous/);
   });
 
+  it('cross-entropy never stores the (rows x vocab) probabilities', async () => {
+    const [N, V] = [64, 4096];
+    const logits = t.randn([N, V], { requiresGrad: true });
+    const y = t.tensor(Int32Array.from({ length: N }, (_, i) => i % V));
+    await dev.sync();
+    t.resetPeak();
+    const base = t.memoryStats().bytesInUse;
+    let forwardPeak = 0;
+    t.tidy(() => {
+      const loss = t.crossEntropy(logits, y);
+      // forward: only per-row vectors (logsumexp, picked log-probs, weights): far below one N x V buffer
+      forwardPeak = t.memoryStats().peakBytesInUse - base;
+      loss.backward();
+    });
+    expect(forwardPeak).toBeLessThan((N * V * 4) / 8);
+    // backward: the gradient itself (N x V) and nothing else of that size
+    expect(t.memoryStats().peakBytesInUse - base).toBeLessThan(N * V * 4 * 1.5);
+    logits.dispose();
+  });
+
   it("a training loop's GPU memory stays flat", async () => {
     const w = t.randn([32, 32], { requiresGrad: true });
     const x = t.randn([16, 32]);

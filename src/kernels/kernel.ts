@@ -2,6 +2,7 @@
 // packing the uniform parameter block, and splitting large 1-D grids into 2-D dispatches.
 import { readFileSync } from 'node:fs';
 import type { DType } from '../tensor/dtype.js';
+import type { Device } from '../tensor/device.js';
 
 /** A strided view of a buffer, as the kernels see a tensor. Strides and offset are in elements. */
 export interface View {
@@ -99,4 +100,14 @@ export function bindingDecls(bindings: { name: string; type: string; write?: boo
       return `@group(0) @binding(${i + 1}) var<storage, ${b.write ? 'read_write' : 'read'}> ${b.name}: array<${elem}>;`;
     })
     .join('\n');
+}
+
+/**
+ * The adapter's subgroup size when it is fixed (min == max) and the `subgroups` feature is on, else 0.
+ * Row kernels then run one subgroup per row and reduce with subgroup operations: no workgroup
+ * barriers, which on lavapipe (CPU SIMD, subgroup = 8 lanes) cost a coroutine switch each.
+ */
+export function fixedSubgroupSize(dev: Device): number {
+  const { subgroupMinSize: lo, subgroupMaxSize: hi } = dev.adapter;
+  return dev.features.has('subgroups') && lo > 0 && lo === hi ? hi : 0;
 }

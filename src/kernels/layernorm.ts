@@ -1,18 +1,35 @@
 // Launcher for layernorm.wgsl. All views contiguous with offset 0 (the op makes them so).
 import type { Device } from '../tensor/device.js';
-import { Params, View, bindingDecls, fill, grid1d, paramsDecl, wgslSource } from './kernel.js';
+import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, paramsDecl, wgslSource } from './kernel.js';
+
+// sums v over the workgroup (both lanes), result broadcast to every invocation
+const WG_SUM = `var<workgroup> red: array<vec2<f32>, WG>;
+fn wg_sum(t: u32, v: vec2<f32>) -> vec2<f32> {
+  red[t] = v;
+  workgroupBarrier();
+  for (var k = WG / 2u; k > 0u; k >>= 1u) {
+    if (t < k) { red[t] += red[t + k]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}`;
+const SUBGROUP_SUM = 'fn wg_sum(t: u32, v: vec2<f32>) -> vec2<f32> { return subgroupAdd(v); }';
 
 const WG = 64;
 
 function launch(dev: Device, op: string, key: string, main: string, bindings: { name: string; write?: boolean }[],
   views: View[], rows: number, D: number, eps: number): void {
   if (rows === 0 || D === 0) return;
+  const sg = fixedSubgroupSize(dev);
   const prm = new Params().u(rows, D).f(eps);
-  const pipe = dev.pipeline(`layernorm|${key}|${WG}`, op, () =>
+  const pipe = dev.pipeline(`layernorm|${key}|${sg || WG}|${sg ? 'subgroup' : 'workgroup'}`, op, () =>
     fill(wgslSource('layernorm'), {
+      ENABLE: sg ? 'enable subgroups;' : '',
       PARAMS: paramsDecl(prm.vec4s),
       BINDINGS: bindingDecls(bindings.map((b) => ({ ...b, type: 'f32' }))),
-      WG, MAIN: main,
+      WG: sg || WG, REDUCE: sg ? SUBGROUP_SUM : WG_SUM, MAIN: main,
     }));
   dev.dispatch(op, pipe, prm.bytes(), views.map((v) => v.buffer), grid1d(rows, 1, dev.limits.maxComputeWorkgroupsPerDimension));
 }

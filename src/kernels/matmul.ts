@@ -2,7 +2,7 @@
 // bias + GELU epilogue, in three variants chosen per adapter and shape (see the .wgsl header).
 import type { Device } from '../tensor/device.js';
 import { TrimpiError } from '../tensor/errors.js';
-import { Params, View, bindingDecls, fill, paramsDecl, wgslSource } from './kernel.js';
+import { Params, View, bindingDecls, fill, fixedSubgroupSize, paramsDecl, wgslSource } from './kernel.js';
 import { runReduce } from './reduce.js';
 import { runMap } from './elementwise.js';
 
@@ -31,10 +31,10 @@ export function setMatmulConfig(cfg: Partial<MatmulConfig> | null): void {
   forced = cfg;
 }
 
-/** The subgroup size if the adapter runs one fixed-size subgroup per SIMD unit (CPU-like), else 0. */
+/** The subgroup size if the adapter runs one fixed, narrow subgroup per SIMD unit (CPU-like), else 0. */
 function simdWidth(dev: Device): number {
-  const { subgroupMinSize: lo, subgroupMaxSize: hi } = dev.adapter;
-  return dev.features.has('subgroups') && lo > 0 && lo === hi && hi <= 16 ? hi : 0;
+  const sg = fixedSubgroupSize(dev);
+  return sg <= 16 ? sg : 0;
 }
 
 type AMode = 'vec4' | 'scalar';

@@ -1,6 +1,6 @@
 // Launcher for reduce.wgsl (sum, max, min, argmax over trailing dims of a strided view).
 import type { Device } from '../tensor/device.js';
-import { Params, View, bindingDecls, fill, grid1d, paramsDecl, wgslSource } from './kernel.js';
+import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, paramsDecl, wgslSource } from './kernel.js';
 
 export type ReduceKind = 'sum' | 'max' | 'min' | 'argmax';
 
@@ -28,7 +28,26 @@ export function runReduce(dev: Device, op: string, kind: ReduceKind, out: View, 
   const step = kind === 'sum' ? 'acc = acc + v;' : 'if (better(v, j, acc, ai)) { acc = v; ai = j; }';
   const result = kind === 'argmax' ? 'i32(ai)' : kind === 'sum' && T === 'f32' ? 'acc * scale' : 'acc';
   const rowMode = !(R <= 32 || (outN >= 4096 && R <= 512));
-  const body = rowMode
+  const sg = fixedSubgroupSize(dev);
+  const wg = rowMode && sg ? sg : WG;
+  // one subgroup per output: subgroup reductions replace the barrier tree
+  const subgroupMerge = kind === 'sum'
+    ? '  let total = subgroupAdd(acc);\n  if (lid.x == 0u) { acc = total; out[o] = ' + result + '; }'
+    : `  let best = ${kind === 'min' ? 'subgroupMin' : 'subgroupMax'}(acc);
+  let first = subgroupMin(select(0xffffffffu, ai, acc == best));
+  if (lid.x == 0u) { acc = best; ai = first; out[o] = ${result}; }`;
+  const body = rowMode && sg
+    ? `  let o = wid.x + wid.y * nwg.x;
+  if (o >= outN) { return; }
+  let base = outer_offset(o);
+  var acc = ${init};
+  var ai = 0xffffffffu;
+  for (var j = lid.x; j < R; j += WG) {
+    let v = x[base + red_offset(j)];
+    ${step}
+  }
+${subgroupMerge}`
+    : rowMode
     ? `  let o = wid.x + wid.y * nwg.x;
   if (o >= outN) { return; }
   let base = outer_offset(o);
@@ -61,12 +80,13 @@ export function runReduce(dev: Device, op: string, kind: ReduceKind, out: View, 
   }
   out[o] = ${result};`;
   const prm = new Params().u(outN, R, 0).f(scale).u(x.offset, ...x.shape.slice(0, ro), ...x.strides.slice(0, ro), ...x.shape.slice(ro), ...x.strides.slice(ro));
-  const key = `reduce|${kind}|${T}|${out.dtype}|${ro}|${redRank}|${rowMode}|${prm.vec4s}`;
+  const key = `reduce|${kind}|${T}|${out.dtype}|${ro}|${redRank}|${rowMode}|${wg}|${rowMode && sg ? 'subgroup' : ''}|${prm.vec4s}`;
   const pipe = dev.pipeline(key, op, () =>
     fill(wgslSource('reduce'), {
+      ENABLE: rowMode && sg ? 'enable subgroups;' : '',
       PARAMS: paramsDecl(prm.vec4s),
       BINDINGS: bindingDecls([{ name: 'out', type: out.dtype, write: true }, { name: 'x', type: T }]),
-      WG, RO: ro, RR: redRank, T, BETTER: better, MAIN: body,
+      WG: wg, RO: ro, RR: redRank, T, BETTER: better, MAIN: body,
     }),
   );
   const groups = rowMode ? grid1d(outN, 1, dev.limits.maxComputeWorkgroupsPerDimension) : grid1d(outN, WG, dev.limits.maxComputeWorkgroupsPerDimension);

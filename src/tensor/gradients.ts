@@ -68,6 +68,7 @@ export const GRAD_RULES: Record<string, Rule> = {
   logSoftmax: (g, { out, saved: { axis } }) => [ops.softmaxBackward(out, g, axis as number, true)],
   layerNorm: (g, ctx) => ops.layerNormBackward(g, ctx),
   linear: (g, ctx) => ops.linearBackward(g, ctx),
+  tokenLogProbs: (g, ctx) => ops.tokenLogProbsBackward(g, ctx),
 
   // views and copies
   reshape: (g, { inputs: [x] }) => [ops.reshape(g, T(x).shape)],

@@ -12,7 +12,7 @@ import { MapOperand, runMap } from '../kernels/elementwise.js';
 import type { View } from '../kernels/kernel.js';
 import { runReduce, ReduceKind } from '../kernels/reduce.js';
 import { runMatmul } from '../kernels/matmul.js';
-import { runSoftmax, runSoftmaxBackward } from '../kernels/softmax.js';
+import { runSoftmax, runSoftmaxBackward, runTokenLogProbs, runTokenLogProbsBackward } from '../kernels/softmax.js';
 import { runLayerNorm, runLayerNormBackward } from '../kernels/layernorm.js';
 import { runRandom, RandomKind } from '../kernels/random.js';
 import { runGather, runGatherKeys, runScatterAddByKey } from '../kernels/gather.js';
@@ -837,18 +837,49 @@ export function gatherBackward(g: Tensor, xShape: readonly number[], axis: numbe
 }
 
 /**
- * Log-probability of each target token: logits [..., V], tokens i32 [...] → [...] with
- * out = logits[token] - logsumexp(logits). The RL losses' per-token log p(o_t | context).
+ * Log-probability of each target token: logits (..., V), tokens i32 (...) → (...), with
+ * out = logits[token] − logsumexp(logits). The RL losses' per-token log p(o_t | context) and the core
+ * of crossEntropy. One fused kernel each way: the forward keeps only the per-row logsumexp, the
+ * backward recomputes the softmax from it, so the (rows × V) probabilities are never stored.
+ * A token outside [0, V) is reported (TrimpiError at the next readback).
  */
 export function tokenLogProbs(logits: Tensor, tokens: Tensor): Tensor {
-  deviceOf('tokenLogProbs', logits, tokens);
+  const dev = deviceOf('tokenLogProbs', logits, tokens);
   checkF32('tokenLogProbs', logits);
   checkIndex('tokenLogProbs', tokens);
   const V = logits.shape[logits.ndim - 1];
   check(logits.ndim >= 1 && tokens.ndim === logits.ndim - 1 && tokens.shape.every((d, i) => d === logits.shape[i]), 'tokenLogProbs',
     () => `tokens ${tokens.describe()} must have the shape of logits ${logits.describe()} without the vocabulary dim`);
-  const picked = gather(logSoftmax(reshape(logits, [-1, V]), -1), 1, reshape(tokens, [-1, 1]));
-  return reshape(picked, tokens.shape);
+  const rows = tokens.numel;
+  const x = dense(logits);
+  const tg = dense(tokens);
+  const out = empty(tokens.shape, 'f32', dev);
+  const lse = empty([rows], 'f32', dev);
+  runTokenLogProbs(dev, 'tokenLogProbs', bview(out, [rows]), bview(lse, [rows]), { buffer: x.buffer, dtype: 'f32', shape: [rows, V], strides: [V, 1], offset: x.offset },
+    { buffer: tg.buffer, dtype: 'i32', shape: [rows], strides: [1], offset: tg.offset }, dev.assertFlags('tokenLogProbs: a target token was outside the vocabulary'));
+  if (x !== logits) x.dispose();
+  if (tg !== tokens) tg.dispose();
+  if (!isGradEnabled() || !logits.requiresGrad) {
+    lse.dispose();
+    return out;
+  }
+  return record('tokenLogProbs', [logits, tokens], out, { lse });
+}
+
+/** d logits for tokenLogProbs: g * (onehot − softmax), the softmax recomputed from the saved logsumexp. */
+export function tokenLogProbsBackward(g: Tensor, { inputs: [logits, tokens], saved }: GradContext): (Tensor | null)[] {
+  const x = dense(logits as Tensor);
+  const tg = dense(tokens as Tensor);
+  const dev = deviceOf('tokenLogProbs.backward', x, g);
+  const V = x.shape[x.ndim - 1];
+  const rows = tg.numel;
+  const gd = dense(g);
+  const dx = empty(x.shape, 'f32', dev);
+  runTokenLogProbsBackward(dev, 'tokenLogProbs.backward', { buffer: dx.buffer, dtype: 'f32', shape: [rows, V], strides: [V, 1], offset: 0 },
+    { buffer: gd.buffer, dtype: 'f32', shape: [rows], strides: [1], offset: gd.offset },
+    { buffer: x.buffer, dtype: 'f32', shape: [rows, V], strides: [V, 1], offset: x.offset }, bview(saved.lse as Tensor, [rows]),
+    { buffer: tg.buffer, dtype: 'i32', shape: [rows], strides: [1], offset: tg.offset });
+  return [dx, null];
 }
 
 // ---- losses -----------------------------------------------------------------------------------------------
@@ -879,7 +910,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const t = reshape(targets, [-1]);
   const valid = ne(t, ignore);
   const safe = where(valid, t, 0);
-  const picked = reshape(gather(logSoftmax(L, -1), 1, reshape(safe, [-1, 1])), [-1]);
+  const picked = tokenLogProbs(L, safe);
   const w = opts.weight ? mul(valid, reshape(opts.weight, [-1])) : valid;
   const per = mul(neg(picked), w);
   if (reduction === 'none') return reshape(per, targets.shape);

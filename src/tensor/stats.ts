@@ -11,3 +11,8 @@ export function memoryStats(device: Device = currentDevice('memoryStats')): Memo
 export function execStats(device: Device = currentDevice('execStats')): ExecStats {
   return { ...device.stats };
 }
+
+/** Restarts the peak-memory counter at the current usage. */
+export function resetPeak(device: Device = currentDevice('resetPeak')): void {
+  device.pool.resetPeak();
+}

@@ -9,26 +9,15 @@
 // reduce kernel.) One workgroup per row. Floor: forward reads x and writes y (+ 8 B per row);
 // backward reads x and g and writes dx.
 //
+// With a fixed subgroup size the workgroup is one subgroup and wg_sum is subgroupAdd (no barriers).
+//
 // params (u32 words): [0] rows, [1] D, [2] eps (f32).
-
+{{ENABLE}}
 {{PARAMS}}
 {{BINDINGS}}
 
 const WG: u32 = {{WG}}u;
-var<workgroup> red: array<vec2<f32>, WG>;
-
-// sums v over the workgroup (both lanes), result broadcast to every invocation
-fn wg_sum(t: u32, v: vec2<f32>) -> vec2<f32> {
-  red[t] = v;
-  workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k >>= 1u) {
-    if (t < k) { red[t] += red[t + k]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
+{{REDUCE}}
 
 @compute @workgroup_size({{WG}})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,

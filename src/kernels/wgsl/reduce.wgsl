@@ -9,9 +9,12 @@
 // Both visit j in a fixed order, so results are bit-identical run to run. argmax keeps the first
 // index of the maximum. Floor: the kernel reads each input element once (4 B) and writes 4 B per output.
 //
+// With a fixed subgroup size, row mode uses one subgroup per output and subgroup reductions
+// (argmax: the subgroup max, then the smallest index holding it) instead of the barrier tree.
+//
 // params (u32 words): [0] outNumel, [1] redNumel, [2] unused, [3] scale (f32), [4] offset,
 //   then outer shape (RO), outer strides (RO), reduced shape (RR), reduced strides (RR).
-
+{{ENABLE}}
 {{PARAMS}}
 {{BINDINGS}}
 

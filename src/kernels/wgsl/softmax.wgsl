@@ -11,8 +11,16 @@
 // One workgroup per row (2-D grid past 65535 rows). Floor: forward reads x twice (the second read
 // usually from cache) and writes y once; backward reads y and g and writes dx.
 //
-// params (u32 words): [0] rows, [1] n.
-
+// Token log-probs (the fused cross-entropy core): out[row] = x[row, t] - logsumexp(x[row]) and the
+// logsumexp saved; backward dx = g * (onehot(t) - exp(x - lse)) recomputes the softmax: the
+// (rows x vocab) probabilities are never stored. Floor: forward reads x once (+ cache re-read),
+// backward reads x and writes dx.
+//
+// With a fixed subgroup size the workgroup is one subgroup and the merges are subgroupMax/Add
+// (no barriers); otherwise a tree in workgroup memory.
+//
+// params (u32 words): [0] rows, [1] n, [2] out offset, [3] x (or y) offset, [4] g offset.
+{{ENABLE}}
 {{PARAMS}}
 {{BINDINGS}}
 

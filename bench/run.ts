@@ -1,0 +1,210 @@
+// `npm run bench`: kernel benchmarks of this engine and the same operations through TensorFlow.js's
+// WebGPU backend on the same Dawn device in the same run. Prints, per kernel and size: the median
+// time, GFLOP/s or GB/s, the floor (FLOPs over the measured compute ceiling, bytes over the measured
+// streaming ceiling) and how far from it we are, tfjs's time and the ratio. Writes JSON
+// (--out, default bench/results.json) and, with --md FILE, the markdown table for bench/RESULTS.md.
+import Benchmark from 'benchmark';
+import { writeFileSync } from 'node:fs';
+import * as t from '../src/index.js';
+import { AdamW } from '../src/nn/optim.js';
+import { measureComputeCeiling, measureStreamingCeiling } from './ceilings.js';
+import type * as TF from '@tensorflow/tfjs-core';
+import { TfjsSide, loadTfjs } from './tfjs.js';
+
+interface Row {
+  kernel: string;
+  size: string;
+  ms: number;
+  rate: string;
+  floorMs: number;
+  ofFloor: number;
+  tfjsMs: number | null;
+  ratio: number | null;
+  target: string;
+}
+
+const args = process.argv.slice(2);
+const argValue = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const only = argValue('--only');
+const quick = args.includes('--quick');
+
+/** Median seconds per call of an async function, by benchmark.js (deferred), after a warm-up call. */
+async function median(name: string, fn: () => Promise<void>): Promise<number> {
+  await fn(); // compile pipelines, fill pools
+  return new Promise((resolve, reject) => {
+    const bench = new Benchmark(name, {
+      defer: true,
+      minSamples: quick ? 3 : 5,
+      maxTime: quick ? 1 : 3,
+      initCount: 1,
+      fn: (d: Benchmark.Deferred) => {
+        fn().then(() => d.resolve(), reject);
+      },
+    });
+    bench.on('complete', () => {
+      const s = [...bench.stats.sample].sort((a, b) => a - b);
+      resolve(s[Math.floor(s.length / 2)]);
+    });
+    bench.on('error', () => reject(bench.error));
+    bench.run({ async: true });
+  });
+}
+
+async function main(): Promise<void> {
+  const dev = await t.init();
+  const adapter = `${dev.adapter.description || dev.adapter.device} (${dev.adapter.vendor}, ${dev.adapter.backend})`;
+  console.log(`device: ${adapter}`);
+  const gflops = await measureComputeCeiling(dev);
+  const gbs = await measureStreamingCeiling(dev);
+  console.log(`measured ceilings: compute ${gflops.toFixed(1)} GFLOP/s (f32 FMA), streaming ${gbs.toFixed(1)} GB/s (vec4 copy)\n`);
+  const tf: TfjsSide = await loadTfjs(dev);
+  const rows: Row[] = [];
+  const floor = (flops: number, bytes: number): number => Math.max(flops / gflops / 1e6, bytes / gbs / 1e6);
+  // both sides wait by reading their result back, as a user would
+  const read = async (x: t.Tensor | t.Tensor[]): Promise<void> => {
+    const list = Array.isArray(x) ? x : [x];
+    await Promise.all(list.map((y) => y.toArray()));
+    for (const y of list) y.dispose();
+  };
+
+  /**
+   * Times `reps` back-to-back calls of each side per sample, reading back only the last result (the
+   * readback is how both sides wait, and amortising it keeps bandwidth-bound kernels measurable).
+   */
+  async function compare(kernel: string, size: string, flops: number, bytes: number, ours: () => t.Tensor | t.Tensor[], theirs: (() => TF.Tensor | TF.Tensor[]) | null,
+    target: string, rateKind: 'flops' | 'bytes' = 'flops', reps = 1): Promise<void> {
+    if (only && !kernel.includes(only)) return;
+    const s = (await median(`${kernel} ${size}`, async () => {
+      let last: t.Tensor | t.Tensor[] | null = null;
+      for (let i = 0; i < reps; i++) {
+        if (last) for (const x of [last].flat()) x.dispose();
+        last = t.tidy(ours);
+      }
+      await read(last!);
+    })) / reps;
+    const ts = theirs ? (await median(`tfjs ${kernel} ${size}`, () => tf.run(() => {
+      let last: TF.Tensor | TF.Tensor[] = theirs();
+      for (let i = 1; i < reps; i++) last = theirs();
+      return last;
+    }))) / reps : null;
+    const ms = s * 1e3;
+    const fl = floor(flops, bytes);
+    const row: Row = {
+      kernel, size, ms,
+      rate: rateKind === 'flops' ? `${(flops / s / 1e9).toFixed(2)} GFLOP/s` : `${(bytes / s / 1e9).toFixed(2)} GB/s`,
+      floorMs: fl, ofFloor: fl / ms, tfjsMs: ts === null ? null : ts * 1e3, ratio: ts === null ? null : ts / s, target,
+    };
+    rows.push(row);
+    console.log(`${kernel.padEnd(28)} ${size.padEnd(22)} ${ms.toFixed(2).padStart(9)} ms  ${row.rate.padStart(14)}  floor ${fl.toFixed(2).padStart(8)} ms (${(row.ofFloor * 100).toFixed(0).padStart(3)}%)  tfjs ${row.tfjsMs === null ? '      -' : row.tfjsMs.toFixed(2).padStart(9) + ' ms'}  ${row.ratio === null ? '' : `x${row.ratio.toFixed(2)}`}  ${target}`);
+  }
+
+  // ---- matmul ------------------------------------------------------------------------------------
+  for (const n of quick ? [256] : [256, 512, 1024]) {
+    const a = t.randn([n, n]);
+    const b = t.randn([n, n]);
+    const ta = tf.randn([n, n]);
+    const tb = tf.randn([n, n]);
+    await compare('matmul f32', `${n}x${n}x${n}`, 2 * n ** 3, 3 * n * n * 4,
+      () => a.matmul(b), () => tf.tf.matMul(ta, tb), n === 1024 ? '>= 5x tfjs' : '>= 4x tfjs', 'flops', n >= 1024 ? 1 : n >= 512 ? 2 : 5);
+    a.dispose(); b.dispose(); ta.dispose(); tb.dispose();
+  }
+
+  // ---- softmax -------------------------------------------------------------------------------------
+  {
+    const [R, C] = quick ? [1024, 1024] : [4096, 1024];
+    const x = t.randn([R, C]);
+    const tx = tf.randn([R, C]);
+    await compare('softmax', `[${R}, ${C}]`, 5 * R * C, 2 * R * C * 4,
+      () => x.softmax(-1), () => tf.tf.softmax(tx), '>= 6x tfjs, >= 60% streaming', 'bytes', 10);
+    x.dispose(); tx.dispose();
+  }
+
+  // ---- cross-entropy and layer norm (no tfjs target; floors only) ----------------------------------------
+  {
+    const [N, V] = quick ? [256, 512] : [2048, 1024];
+    const logits = t.randn([N, V], { requiresGrad: true });
+    const y = t.tensor(Int32Array.from({ length: N }, (_, i) => (i * 7) % V));
+    await compare('crossEntropy fwd+bwd', `[${N}, ${V}]`, 8 * N * V, 3 * N * V * 4,
+      () => { t.crossEntropy(logits, y).backward(); const g = logits.grad!; logits.grad = null; return g; },
+      () => tf.crossEntropyFwdBwd(N, V), 'fused: never stores probabilities', 'bytes', 5);
+    logits.dispose(); y.dispose();
+    const x = t.randn([N, V]);
+    const w = t.ones([V]);
+    const bb = t.zeros([V]);
+    await compare('layerNorm fwd', `[${N}, ${V}]`, 8 * N * V, 2 * N * V * 4,
+      () => t.layerNorm(x, [V], w, bb), () => tf.layerNorm(N, V), '', 'bytes', 10);
+    x.dispose(); w.dispose(); bb.dispose();
+  }
+
+  // ---- attention -------------------------------------------------------------------------------------
+  const attention = (t as unknown as { attention?: (q: t.Tensor, k: t.Tensor, v: t.Tensor, o: { causal: boolean }) => t.Tensor }).attention;
+  if (attention) {
+    const [B, H, T, D] = [2, 4, quick ? 128 : 256, 64];
+    const q = t.randn([B, H, T, D], { requiresGrad: true });
+    const k = t.randn([B, H, T, D], { requiresGrad: true });
+    const v = t.randn([B, H, T, D], { requiresGrad: true });
+    const g = t.randn([B, H, T, D]);
+    const flops = 4 * B * H * T * T * D * 0.5;
+    await compare('attention fwd causal', `BH=${B * H} T=${T} D=${D}`, flops, 4 * B * H * T * D * 4,
+      () => t.noGrad(() => attention(q, k, v, { causal: true })), () => tf.attentionFwd(B * H, T, D), '>= 8x tfjs (matmul-softmax-matmul)', 'flops', 3);
+    await compare('attention fwd+bwd causal', `BH=${B * H} T=${T} D=${D}`, 3.5 * flops, 8 * B * H * T * D * 4,
+      () => { attention(q, k, v, { causal: true }).backward(g); return [q, k, v].map((p) => { const x = p.grad!; p.grad = null; return x; }); },
+      () => tf.attentionFwdBwd(B * H, T, D), '>= 5x tfjs', 'flops', 2);
+    for (const p of [q, k, v, g]) p.dispose();
+  }
+
+  // ---- one training step of a pre-LN transformer block ---------------------------------------------------
+  if (attention) {
+    const [B, T, d, H, F] = [4, 64, 128, 4, 512];
+    const P = (shape: number[], std: number): t.Tensor => t.randn(shape, { std, requiresGrad: true });
+    const p = { ln1w: t.ones([d], { requiresGrad: true }), ln1b: t.zeros([d], { requiresGrad: true }), wqkv: P([d, 3 * d], 0.02), bqkv: t.zeros([3 * d], { requiresGrad: true }),
+      wo: P([d, d], 0.02), bo: t.zeros([d], { requiresGrad: true }), ln2w: t.ones([d], { requiresGrad: true }), ln2b: t.zeros([d], { requiresGrad: true }),
+      w1: P([d, F], 0.02), b1: t.zeros([F], { requiresGrad: true }), w2: P([F, d], 0.02), b2: t.zeros([d], { requiresGrad: true }) };
+    const opt = new AdamW(Object.values(p), { lr: 1e-3 });
+    const x = t.randn([B, T, d]);
+    const step = (): t.Tensor => {
+      const h = t.layerNorm(x, [d], p.ln1w, p.ln1b);
+      const qkv = t.linear(h, p.wqkv, p.bqkv).reshape([B, T, 3, H, d / H]).permute([2, 0, 3, 1, 4]);
+      const att = attention(qkv.slice(0, 0, 1).squeeze(0), qkv.slice(0, 1, 2).squeeze(0), qkv.slice(0, 2, 3).squeeze(0), { causal: true });
+      const x1 = x.add(t.linear(att.permute([0, 2, 1, 3]).reshape([B, T, d]), p.wo, p.bo));
+      const y = x1.add(t.linear(t.linear(t.layerNorm(x1, [d], p.ln2w, p.ln2b), p.w1, p.b1, 'gelu'), p.w2, p.b2));
+      const loss = y.square().mean();
+      loss.backward();
+      opt.stepUpdate();
+      opt.zeroGrad();
+      return loss;
+    };
+    const tokens = B * T;
+    const flops = 6 * tokens * (4 * d * d + 2 * d * F) + 3 * 2 * B * H * T * T * (d / H);
+    await compare('transformer block step', `B=${B} T=${T} d=${d} H=${H} F=${F}`, flops, 0,
+      step, () => tf.blockStep(B, T, d, H, F), '>= 5x tfjs (fwd+bwd+AdamW)', 'flops', 2);
+    opt.dispose();
+  }
+
+  const out = argValue('--out') ?? 'bench/results.json';
+  const date = new Date().toISOString();
+  writeFileSync(out, JSON.stringify({ date, device: adapter, ceilings: { computeGflops: gflops, streamingGBs: gbs }, rows }, null, 2));
+  console.log(`\nwrote ${out}`);
+  const md = argValue('--md');
+  if (md) {
+    const lines = [
+      `Measured ${date.slice(0, 10)} on **${adapter}**; ceilings: compute ${gflops.toFixed(1)} GFLOP/s, streaming ${gbs.toFixed(1)} GB/s.`,
+      '',
+      '| kernel | size | ours (ms) | rate | floor (ms) | % of floor | tfjs-webgpu (ms) | ratio | target |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---|',
+      ...rows.map((r) => `| ${r.kernel} | ${r.size} | ${r.ms.toFixed(2)} | ${r.rate} | ${r.floorMs.toFixed(2)} | ${(r.ofFloor * 100).toFixed(0)}% | ${r.tfjsMs?.toFixed(2) ?? '-'} | ${r.ratio ? `${r.ratio.toFixed(2)}x` : '-'} | ${r.target} |`),
+    ];
+    writeFileSync(md, lines.join('\n') + '\n');
+    console.log(`wrote ${md}`);
+  }
+  tf.dispose();
+  dev.destroy();
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});

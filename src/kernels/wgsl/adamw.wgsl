@@ -1,0 +1,34 @@
+// adamw.wgsl: the fused AdamW step for one parameter tensor, in place (Loshchilov & Hutter 2019).
+//
+//   g  = grad * clip                      clip = min(1, max_norm / (||grads||_2 + 1e-6)), read from a
+//                                         GPU buffer (global-norm clipping without a readback; 1 if off)
+//   m  = b1 * m + (1 - b1) * g
+//   v  = b2 * v + (1 - b2) * g^2
+//   p  = p - lr * (wd * p + (m / bc1) / (sqrt(v / bc2) + eps))    bc1 = 1 - b1^t, bc2 = 1 - b2^t
+//
+// p, m, v, grad are contiguous (n,). One invocation per element; floor: reads p, m, v, grad and
+// writes p, m, v: 28 bytes per element.
+//
+// params (u32 words): [0] n, [1] unused, [2] lr, [3] b1, [4] b2, [5] eps, [6] weight decay,
+//   [7] bc1, [8] bc2 (f32).
+
+{{PARAMS}}
+@group(0) @binding(1) var<storage, read_write> p: array<f32>;
+@group(0) @binding(2) var<storage, read_write> m: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+@group(0) @binding(4) var<storage, read> grad: array<f32>;
+@group(0) @binding(5) var<storage, read> clip: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= word(0u)) { return; }
+  let lr = wordf(2u); let b1 = wordf(3u); let b2 = wordf(4u); let eps = wordf(5u); let wd = wordf(6u);
+  let g = grad[i] * clip[0];
+  let mi = b1 * m[i] + (1.0 - b1) * g;
+  let vi = b2 * v[i] + (1.0 - b2) * g * g;
+  m[i] = mi;
+  v[i] = vi;
+  let pi = p[i];
+  p[i] = pi - lr * (wd * pi + (mi / wordf(7u)) / (sqrt(vi / wordf(8u)) + eps));
+}
