@@ -2,11 +2,14 @@
 // The `trimpi` command. `trimpi doctor` reports the WebGPU adapter, backend, limits and features,
 // or what to install when there is none.
 import { createDevice, installHint, NoAdapterError } from './tensor/device.js';
+import { runDataCommand } from './trimpi/data/cli.js';
 
 const USAGE = `usage: trimpi <command>
 
 commands:
   doctor        print the WebGPU adapter, backend, limits and features (or what to install)
+  data          generate a dataset: trimpi data --setting clevr-t|clevr-m|tool|sceneqa --depth N --seed S --out DIR
+                (trimpi data --help for every option)
   help          this text`;
 
 async function doctor(): Promise<number> {
@@ -48,6 +51,8 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'doctor':
       return doctor();
+    case 'data':
+      return runDataCommand(argv.slice(1));
     case undefined:
     case 'help':
     case '--help':

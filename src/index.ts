@@ -21,3 +21,4 @@ export { memoryStats, execStats, resetPeak } from './tensor/stats.js';
 export * as losses from './trimpi/losses/index.js';
 export { setMatmulConfig } from './kernels/matmul.js';
 export type { MatmulConfig, MatmulVariant } from './kernels/matmul.js';
+export * as data from './trimpi/data/index.js';

@@ -1,0 +1,697 @@
+// ToolPolicy, the GTAPolicy miniature (docs/trimpi.md section 3.3 and appendix A): scene images, a
+// user profile, a query from templates, the history of earlier tool calls with their returned values,
+// the policy text (14 tool types, 24 numbered rules) and the next tool call as JSON in \boxed{}; and the
+// scorer (0.5 tool exact match + 0.5 mean argument score). No GPU needed: images are scene graphs here.
+import { check } from '../../tensor/errors.js';
+import { Rng } from './rng.js';
+import { ATTRIBUTE_TYPES, AttributeType, COLORS, MATERIALS, ObjectAttributes, SHAPES, SceneObject, describeObject } from './scene.js';
+import { lastBoxed } from './clevr_policy.js';
+import { filterPhrase } from './sceneqa.js';
+
+export const ACCOUNT_TYPES = ['A', 'B', 'C', 'D'] as const;
+export type AccountType = (typeof ACCOUNT_TYPES)[number];
+
+export interface Profile {
+  account_type: AccountType;
+  /** 0..1000 */
+  credits: number;
+  /** 12..80 */
+  age: number;
+}
+
+export const TOOL_TYPES = [
+  'Calculator', 'OCR', 'CountGivenObject', 'ImageDescription', 'GoogleSearch', 'RegionAttributeDescription', 'TextToBbox',
+  'Plot', 'MathOCR', 'Solver', 'DrawBox', 'AddText', 'TextToImage', 'ImageStylization',
+] as const;
+export type ToolType = (typeof TOOL_TYPES)[number];
+
+export type ArgValue = string | number | boolean;
+export interface ToolCall {
+  name: string;
+  arguments: Record<string, ArgValue>;
+}
+
+/** Versions and arguments of each tool type (appendix A). */
+export const TOOLS: { readonly [K in ToolType]: { versions: number; args: readonly string[]; what: string } } = {
+  Calculator: { versions: 0, args: ['expression'], what: 'calculates one Python-style expression' },
+  OCR: { versions: 5, args: ['image'], what: 'recognizes the text in an image' },
+  CountGivenObject: { versions: 4, args: ['image', 'text'], what: 'counts the objects in an image that match a description' },
+  ImageDescription: { versions: 5, args: ['image'], what: 'describes an image' },
+  GoogleSearch: { versions: 3, args: ['query', 'k'], what: 'searches the web and returns the top k results (k defaults to 10)' },
+  RegionAttributeDescription: { versions: 2, args: ['image', 'bbox', 'attribute'], what: 'describes an attribute of the region of an image inside a bbox "(x1, y1, x2, y2)"' },
+  TextToBbox: { versions: 0, args: ['image', 'text', 'top1'], what: 'finds the bbox of the object a text describes (top1 defaults to true)' },
+  Plot: { versions: 0, args: ['command'], what: 'runs code defining solution() that returns a figure' },
+  MathOCR: { versions: 0, args: ['image'], what: 'recognizes the mathematical expressions in an image' },
+  Solver: { versions: 0, args: ['command'], what: 'runs code defining solution() that returns the answer as a string' },
+  DrawBox: { versions: 0, args: ['image', 'bbox', 'annotation'], what: 'draws a box with an optional annotation on an image' },
+  AddText: { versions: 0, args: ['image', 'text', 'position', 'color'], what: 'writes text on an image at a position "(x, y)" or a code like "mt" (color defaults to red)' },
+  TextToImage: { versions: 3, args: ['keywords'], what: 'generates an image from keywords' },
+  ImageStylization: { versions: 3, args: ['image', 'instruction'], what: 'changes the style of an image following an instruction' },
+};
+
+/** Argument defaults: a prediction that leaves one out is read as giving the default. */
+export const ARG_DEFAULTS: Readonly<Record<string, ArgValue>> = { k: 10, top1: true, color: 'red' };
+
+// ---- the rules ---------------------------------------------------------------------------------------
+
+export type RuleSet = 'default' | 'override';
+
+/** The 24 rules, numbered as in the policy text. `override` swaps in the paper's new OCR rules. */
+export function ruleTexts(rules: RuleSet = 'default'): string[] {
+  const ocr = rules === 'default'
+    ? ['If credits <= 250, use OCR_v5.', 'If 250 < credits <= 750, use OCR_v4 if account_type is A or B, else OCR_v3.', 'If credits > 750, use OCR_v2 if age < 21, else OCR_v1.']
+    : ['If credits <= 250, use OCR_v1.', 'If 250 < credits <= 750, use OCR_v2 if account_type is A or B, else OCR_v3.', 'If credits > 750, use OCR_v4 if age < 21, else OCR_v5.'];
+  return [
+    'ImageDescription: if account_type is A, use ImageDescription_v5.',
+    'ImageDescription: if account_type is B or C, use ImageDescription_v4 if credits > 500, else ImageDescription_v3.',
+    'ImageDescription: if account_type is D, use ImageDescription_v2 if credits > 500, else ImageDescription_v1.',
+    ...ocr.map((t) => `OCR: ${t[0].toLowerCase()}${t.slice(1)}`),
+    'OCR: if the image contains mathematical expressions, use MathOCR instead.',
+    'GoogleSearch: if age < 21, use GoogleSearch_v1.',
+    'GoogleSearch: if age >= 21, use GoogleSearch_v2 if credits < 500, else GoogleSearch_v3.',
+    'TextToImage: if account_type is A, B or C, use TextToImage_v1.',
+    'TextToImage: if account_type is D, use TextToImage_v2 if credits > 500, else TextToImage_v3.',
+    'RegionAttributeDescription: if account_type is A or B, use RegionAttributeDescription_v2.',
+    'RegionAttributeDescription: if account_type is C or D, use RegionAttributeDescription_v1.',
+    'CountGivenObject: if credits < 250, use CountGivenObject_v1.',
+    'CountGivenObject: if 250 <= credits < 500, use CountGivenObject_v2.',
+    'CountGivenObject: if 500 <= credits < 750, use CountGivenObject_v3.',
+    'CountGivenObject: if credits >= 750, use CountGivenObject_v4.',
+    'ImageStylization: if age < 21, use ImageStylization_v1.',
+    'ImageStylization: if 21 <= age < 60, use ImageStylization_v2.',
+    'ImageStylization: if age >= 60, use ImageStylization_v3.',
+    'Tip: with several images, describe each image that has not been described yet with ImageDescription before using other tools.',
+    'Tip: get a bbox with TextToBbox before using RegionAttributeDescription.',
+    'Tip: use the exact image names as arguments.',
+    'Tip: for GoogleSearch, use k = 1 for a closed question and k = 4 for an open question.',
+  ];
+}
+
+/** Rule numbers (1-based) of the tips. */
+export const TIP_RULES = { describeFirst: 21, bboxFirst: 22, exactNames: 23, searchK: 24 } as const;
+
+/**
+ * The tool name (with its version) for a tool type and profile, and the rule that decides it
+ * (null for single-version tools). `math`: the image holds mathematical expressions (OCR -> MathOCR).
+ */
+export function toolVersion(type: ToolType, p: Profile, opts: { math?: boolean; rules?: RuleSet } = {}): { name: string; rule: number | null } {
+  const rules = opts.rules ?? 'default';
+  const a = p.account_type;
+  const c = p.credits;
+  switch (type) {
+    case 'ImageDescription':
+      if (a === 'A') return { name: 'ImageDescription_v5', rule: 1 };
+      if (a === 'B' || a === 'C') return { name: c > 500 ? 'ImageDescription_v4' : 'ImageDescription_v3', rule: 2 };
+      return { name: c > 500 ? 'ImageDescription_v2' : 'ImageDescription_v1', rule: 3 };
+    case 'OCR': {
+      if (opts.math) return { name: 'MathOCR', rule: 7 };
+      const v = rules === 'default'
+        ? (c <= 250 ? 5 : c <= 750 ? (a === 'A' || a === 'B' ? 4 : 3) : p.age < 21 ? 2 : 1)
+        : (c <= 250 ? 1 : c <= 750 ? (a === 'A' || a === 'B' ? 2 : 3) : p.age < 21 ? 4 : 5);
+      return { name: `OCR_v${v}`, rule: c <= 250 ? 4 : c <= 750 ? 5 : 6 };
+    }
+    case 'GoogleSearch':
+      if (p.age < 21) return { name: 'GoogleSearch_v1', rule: 8 };
+      return { name: c < 500 ? 'GoogleSearch_v2' : 'GoogleSearch_v3', rule: 9 };
+    case 'TextToImage':
+      if (a !== 'D') return { name: 'TextToImage_v1', rule: 10 };
+      return { name: c > 500 ? 'TextToImage_v2' : 'TextToImage_v3', rule: 11 };
+    case 'RegionAttributeDescription':
+      return a === 'A' || a === 'B' ? { name: 'RegionAttributeDescription_v2', rule: 12 } : { name: 'RegionAttributeDescription_v1', rule: 13 };
+    case 'CountGivenObject':
+      if (c < 250) return { name: 'CountGivenObject_v1', rule: 14 };
+      if (c < 500) return { name: 'CountGivenObject_v2', rule: 15 };
+      if (c < 750) return { name: 'CountGivenObject_v3', rule: 16 };
+      return { name: 'CountGivenObject_v4', rule: 17 };
+    case 'ImageStylization':
+      if (p.age < 21) return { name: 'ImageStylization_v1', rule: 18 };
+      if (p.age < 60) return { name: 'ImageStylization_v2', rule: 19 };
+      return { name: 'ImageStylization_v3', rule: 20 };
+    default:
+      return { name: type, rule: null };
+  }
+}
+
+function toolListing(type: ToolType): string {
+  const t = TOOLS[type];
+  const names = t.versions === 0 ? type : Array.from({ length: t.versions }, (_, i) => `${type}_v${i + 1}`).join(', ');
+  return `- ${names}: ${t.what}. Arguments: ${t.args.join(', ')}.`;
+}
+
+export const TOOL_POLICY_NAME = 'ToolPolicy';
+
+/** The policy text: tools, the 24 rules and the answer format. */
+export function toolPolicyText(rules: RuleSet = 'default'): string {
+  return [
+    `--- Policy: ${TOOL_POLICY_NAME} ---`,
+    'Given the images, the user profile, the query and the history of earlier tool calls, decide the next tool call.',
+    '# Tools',
+    ...TOOL_TYPES.map(toolListing),
+    '# Rules',
+    ...ruleTexts(rules).map((t, i) => `Rule ${i + 1}: ${t}`),
+    '# Answer',
+    'Respond with the next tool call as JSON inside \\boxed{}: {"name": "TOOL", "arguments": {"ARGUMENT": "VALUE"}}.',
+    '---',
+  ].join('\n');
+}
+
+// ---- samples -------------------------------------------------------------------------------------------
+
+/** An input image: its file name ("image/image_12.png") and scene graph. */
+export interface ToolImage {
+  name: string;
+  objects: readonly SceneObject[];
+}
+
+interface Step {
+  type: ToolType;
+  // (undefined members only come from TypeScript's inference over the templates' literals)
+  args: { readonly [name: string]: ArgValue | undefined };
+  math?: boolean;
+  /** What the tool returns (shown in the history of later samples). */
+  returns: string;
+  /** Why this call comes now (first words of the gold chain of thought). */
+  purpose: string;
+}
+
+interface Plan {
+  template: string;
+  query: string;
+  steps: Step[];
+}
+
+export interface ToolSample {
+  template: string;
+  images: string[];
+  profile: Profile;
+  query: string;
+  history: { call: ToolCall; returned: string }[];
+  target: ToolCall;
+  /** The rule that fixed the tool version (null for single-version tools). */
+  rule: number | null;
+  /** Gold `<think> ... </think> \boxed{...}` and answer-only `\boxed{...}`. */
+  response: string;
+  answer: string;
+}
+
+/** JSON of a call, keys in a fixed order, with ", " and ": " separators. */
+export function formatCall(c: ToolCall): string {
+  const args = Object.entries(c.arguments).map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`).join(', ');
+  return `{"name": ${JSON.stringify(c.name)}, "arguments": {${args}}}`;
+}
+
+const SEARCH_THINGS: readonly (readonly [string, string])[] = [
+  ['rubber ball', 'rubber balls'], ['metal cylinder', 'metal cylinders'], ['toy cube', 'toy cubes'], ['glass marble', 'glass marbles'],
+  ['paint can', 'paint cans'], ['building block', 'building blocks'], ['steel sphere', 'steel spheres'], ['dice', 'dice'],
+];
+const CLOSED_QUESTIONS = ['when was the first {s} made', 'who invented the {s}', 'how heavy is a typical {s}'];
+const OPEN_QUESTIONS = ['what are {p} used for', 'tell me about {p}', 'how are {p} made'];
+const LABELS = ['STOP', 'EXIT', 'OPEN', 'SALE', 'CAFE', 'HOTEL', 'PARK', 'BANK', 'TAXI', 'POLICE', 'MUSEUM', 'PHARMACY'];
+const TEXTS = ['hello', 'welcome', 'happy birthday', 'for sale', 'thank you', 'good luck', 'my toys', 'day one'];
+const POSITIONS: readonly (readonly [string, string])[] = [
+  ['top left', 'lt'], ['top', 'mt'], ['top right', 'rt'], ['center', 'mm'], ['bottom left', 'lb'], ['bottom', 'mb'], ['bottom right', 'rb'],
+];
+const TEXT_COLORS = ['red', 'blue', 'green', 'yellow', 'white', 'black'];
+const STYLES = ['a watercolor painting', 'a pencil sketch', 'an oil painting', 'a cartoon', 'a mosaic', 'pop art'];
+const SURFACES = ['a wooden table', 'the beach', 'green grass', 'a snowy field', 'the moon'];
+
+function uniqueFilter(r: Rng, objects: readonly ObjectAttributes[], o: ObjectAttributes, exclude?: AttributeType): Partial<Record<AttributeType, string>> | null {
+  const others = r.shuffle(ATTRIBUTE_TYPES.filter((t) => t !== exclude));
+  for (let k = 1; k <= others.length; k++) {
+    const f: Partial<Record<AttributeType, string>> = {};
+    for (const t of others.slice(0, k)) f[t] = o[t];
+    if (objects.filter((p) => ATTRIBUTE_TYPES.every((t) => f[t] === undefined || p[t] === f[t])).length === 1) return f;
+  }
+  return null;
+}
+
+function boxText(b: readonly number[]): string {
+  return `(${b[0]}, ${b[1]}, ${b[2]}, ${b[3]})`;
+}
+
+function describeImage(objects: readonly ObjectAttributes[]): string {
+  const list = objects.map((o) => `a ${describeObject(o)}`);
+  const joined = list.length === 1 ? list[0] : `${list.slice(0, -1).join(', ')} and ${list[list.length - 1]}`;
+  return `The image shows ${objects.length} objects: ${joined}.`;
+}
+
+function countOf(objects: readonly ObjectAttributes[], shapeOrFilter: Partial<Record<AttributeType, string>>): number {
+  return objects.filter((p) => ATTRIBUTE_TYPES.every((t) => shapeOrFilter[t] === undefined || p[t] === shapeOrFilter[t])).length;
+}
+
+/** Deterministic arithmetic: integers and + - * only, so Calculator returns exact integers. */
+function evalSimple(a: number, op: string, b: number): number {
+  return op === '+' ? a + b : op === '-' ? a - b : a * b;
+}
+
+type Template = { name: string; images: 1 | 2; build: (r: Rng, imgs: readonly ToolImage[], newImage: () => string) => Plan | null };
+
+function describeSteps(imgs: readonly ToolImage[]): Step[] {
+  return imgs.map((im) => ({
+    type: 'ImageDescription' as const,
+    args: { image: im.name },
+    returns: describeImage(im.objects),
+    purpose: `describe ${im.name}, which has not been described yet (Rule ${TIP_RULES.describeFirst})`,
+  }));
+}
+
+function countFilter(r: Rng, imgs: readonly ToolImage[]): Partial<Record<AttributeType, string>> {
+  const o = r.pick(r.pick(imgs).objects);
+  const t = r.pick(['color', 'shape', 'material'] as const);
+  return r.bool(0.5) ? { [t]: o[t] } : { color: o.color, shape: o.shape };
+}
+
+export const TOOL_TEMPLATES: readonly Template[] = [
+  {
+    name: 'count', images: 1, build: (r, [im]) => {
+      const f = countFilter(r, [im]);
+      const what = filterPhrase(f, true);
+      return { template: 'count', query: `How many ${what} are there in ${im.name}?`, steps: [
+        { type: 'CountGivenObject', args: { image: im.name, text: what }, returns: String(countOf(im.objects, f)), purpose: `count the ${what} in ${im.name}` },
+      ] };
+    },
+  },
+  {
+    name: 'count-total', images: 2, build: (r, imgs) => {
+      const f = countFilter(r, imgs);
+      const what = filterPhrase(f, true);
+      const [c1, c2] = imgs.map((im) => countOf(im.objects, f));
+      return { template: 'count-total', query: `How many ${what} are there in ${imgs[0].name} and ${imgs[1].name} together?`, steps: [
+        ...describeSteps(imgs),
+        ...imgs.map((im, i) => ({ type: 'CountGivenObject' as const, args: { image: im.name, text: what }, returns: String([c1, c2][i]), purpose: `count the ${what} in ${im.name}` })),
+        { type: 'Calculator', args: { expression: `${c1} + ${c2}` }, returns: String(c1 + c2), purpose: 'add the two counts' },
+      ] };
+    },
+  },
+  {
+    name: 'compare', images: 2, build: (r, imgs) => {
+      const f = countFilter(r, imgs);
+      const what = filterPhrase(f, true);
+      return { template: 'compare', query: `Which image has more ${what}, ${imgs[0].name} or ${imgs[1].name}?`, steps: [
+        ...describeSteps(imgs),
+        ...imgs.map((im) => ({ type: 'CountGivenObject' as const, args: { image: im.name, text: what }, returns: String(countOf(im.objects, f)), purpose: `count the ${what} in ${im.name}` })),
+      ] };
+    },
+  },
+  {
+    name: 'describe', images: 1, build: (_r, [im]) => ({ template: 'describe', query: `Describe ${im.name} in detail.`, steps: [
+      { type: 'ImageDescription', args: { image: im.name }, returns: describeImage(im.objects), purpose: `describe ${im.name}` },
+    ] }),
+  },
+  {
+    name: 'common', images: 2, build: (_r, imgs) => ({ template: 'common', query: `What do ${imgs[0].name} and ${imgs[1].name} have in common?`, steps: describeSteps(imgs) }),
+  },
+  {
+    name: 'read-label', images: 1, build: (r, [im]) => {
+      const label = r.pick(LABELS);
+      return { template: 'read-label', query: `What does the label in ${im.name} say?`, steps: [
+        { type: 'OCR', args: { image: im.name }, returns: label, purpose: `read the label in ${im.name}` },
+      ] };
+    },
+  },
+  {
+    name: 'read-search', images: 1, build: (r, [im]) => {
+      const label = r.pick(LABELS);
+      const q = `what does the sign ${label} mean`;
+      return { template: 'read-search', query: `Read the label in ${im.name} and find out what it means.`, steps: [
+        { type: 'OCR', args: { image: im.name }, returns: label, purpose: `read the label in ${im.name}` },
+        { type: 'GoogleSearch', args: { query: q, k: 4 }, returns: `Found 4 results about the sign ${label}.`, purpose: `search what the sign ${label} means, an open question (k = 4 by Rule ${TIP_RULES.searchK})` },
+      ] };
+    },
+  },
+  {
+    name: 'search', images: 1, build: (r) => {
+      const [s, p] = r.pick(SEARCH_THINGS);
+      const closed = r.bool(0.5);
+      const q = r.pick(closed ? CLOSED_QUESTIONS : OPEN_QUESTIONS).replace('{s}', s).replace('{p}', p);
+      const k = closed ? 1 : 4;
+      return { template: 'search', query: `${q[0].toUpperCase()}${q.slice(1)}?`, steps: [
+        { type: 'GoogleSearch', args: { query: q, k }, returns: `Found ${k} results about ${closed ? s : p}.`, purpose: `search the web, a ${closed ? 'closed' : 'open'} question (k = ${k} by Rule ${TIP_RULES.searchK})` },
+      ] };
+    },
+  },
+  {
+    name: 'math', images: 1, build: (r, [im]) => {
+      const a = r.int(2, 20), b = r.int(2, 20), c = r.int(2, 9);
+      const op1 = r.pick(['+', '-', '*']), op2 = r.pick(['+', '*']);
+      const expr = `${a} ${op1} ${b} ${op2} ${c}`;
+      // precedence: * before + and -
+      const value = op2 === '*' ? evalSimple(a, op1, b * c) : evalSimple(evalSimple(a, op1, b), '+', c);
+      return { template: 'math', query: `What is the value of the expression written in ${im.name}?`, steps: [
+        { type: 'OCR', math: true, args: { image: im.name }, returns: expr, purpose: `read the expression in ${im.name}` },
+        { type: 'Calculator', args: { expression: expr }, returns: String(value), purpose: 'calculate the expression' },
+      ] };
+    },
+  },
+  {
+    name: 'solve', images: 1, build: (r, [im]) => {
+      const x = r.int(1, 9), a = r.int(2, 9), b = r.int(1, 20);
+      const eq = `${a} * x + ${b} = ${a * x + b}`;
+      const command = `from sympy import symbols, Eq, solve\ndef solution():\n    x = symbols('x')\n    return str(solve(Eq(${a} * x + ${b}, ${a * x + b}), x))`;
+      return { template: 'solve', query: `Solve the equation shown in ${im.name}.`, steps: [
+        { type: 'OCR', math: true, args: { image: im.name }, returns: eq, purpose: `read the equation in ${im.name}` },
+        { type: 'Solver', args: { command }, returns: `[${x}]`, purpose: 'solve the equation' },
+      ] };
+    },
+  },
+  {
+    name: 'region-attribute', images: 1, build: (r, [im]) => {
+      const o = r.pick(im.objects);
+      const asked = r.pick(['color', 'material', 'shape', 'size'] as const);
+      const f = uniqueFilter(r, im.objects, o, asked);
+      if (!f) return null;
+      const what = filterPhrase(f, false);
+      const box = boxText((o as SceneObject).box);
+      return { template: 'region-attribute', query: `What ${asked} is the ${what} in ${im.name}?`, steps: [
+        { type: 'TextToBbox', args: { image: im.name, text: what, top1: true }, returns: box, purpose: `find the bbox of the ${what} first (Rule ${TIP_RULES.bboxFirst})` },
+        { type: 'RegionAttributeDescription', args: { image: im.name, bbox: box, attribute: asked }, returns: o[asked], purpose: `describe the ${asked} inside that bbox` },
+      ] };
+    },
+  },
+  {
+    name: 'draw-box', images: 1, build: (r, [im], newImage) => {
+      const o = r.pick(im.objects);
+      const f = uniqueFilter(r, im.objects, o);
+      if (!f) return null;
+      const what = filterPhrase(f, false);
+      const box = boxText((o as SceneObject).box);
+      return { template: 'draw-box', query: `Draw a box around the ${what} in ${im.name}.`, steps: [
+        { type: 'TextToBbox', args: { image: im.name, text: what, top1: true }, returns: box, purpose: `find the bbox of the ${what}` },
+        { type: 'DrawBox', args: { image: im.name, bbox: box, annotation: what }, returns: newImage(), purpose: 'draw the box' },
+      ] };
+    },
+  },
+  {
+    name: 'add-text', images: 1, build: (r, [im], newImage) => {
+      const text = r.pick(TEXTS);
+      const [where, code] = r.pick(POSITIONS);
+      const color = r.pick(TEXT_COLORS);
+      return { template: 'add-text', query: `Write '${text}' at the ${where} of ${im.name} in ${color}.`, steps: [
+        { type: 'AddText', args: { image: im.name, text, position: code, color }, returns: newImage(), purpose: `write the text on ${im.name}` },
+      ] };
+    },
+  },
+  {
+    name: 'stylize', images: 1, build: (r, [im], newImage) => {
+      const style = r.pick(STYLES);
+      return { template: 'stylize', query: `Make ${im.name} look like ${style}.`, steps: [
+        { type: 'ImageStylization', args: { image: im.name, instruction: `make it look like ${style}` }, returns: newImage(), purpose: `change the style of ${im.name}` },
+      ] };
+    },
+  },
+  {
+    name: 'stylize-text', images: 1, build: (r, [im], newImage) => {
+      const style = r.pick(STYLES);
+      const text = r.pick(TEXTS);
+      const [where, code] = r.pick(POSITIONS);
+      const styled = newImage();
+      return { template: 'stylize-text', query: `Turn ${im.name} into ${style}, then write '${text}' at the ${where} of it.`, steps: [
+        { type: 'ImageStylization', args: { image: im.name, instruction: `make it look like ${style}` }, returns: styled, purpose: `change the style of ${im.name}` },
+        { type: 'AddText', args: { image: styled, text, position: code, color: 'red' }, returns: newImage(), purpose: `write the text on the new image ${styled}` },
+      ] };
+    },
+  },
+  {
+    name: 'generate', images: 1, build: (r, _imgs, newImage) => {
+      const color = r.pick(COLORS), material = r.pick(MATERIALS), shape = r.pick(SHAPES), surface = r.pick(SURFACES);
+      return { template: 'generate', query: `Generate an image of a ${color} ${material} ${shape} on ${surface}.`, steps: [
+        { type: 'TextToImage', args: { keywords: `${color} ${material} ${shape}, ${surface}` }, returns: newImage(), purpose: 'generate the image' },
+      ] };
+    },
+  },
+  {
+    name: 'plot', images: 1, build: (r, _imgs, newImage) => {
+      const a = r.int(1, 9), b = r.int(0, 9), m = r.int(5, 20);
+      const command = `import matplotlib.pyplot as plt\ndef solution():\n    x = list(range(0, ${m + 1}))\n    y = [${a} * v + ${b} for v in x]\n    figure = plt.figure()\n    plt.plot(x, y)\n    return figure`;
+      return { template: 'plot', query: `Plot the line y = ${a} * x + ${b} for x from 0 to ${m}.`, steps: [
+        { type: 'Plot', args: { command }, returns: newImage(), purpose: 'plot the line' },
+      ] };
+    },
+  },
+  {
+    name: 'price', images: 1, build: (r, [im]) => {
+      const shape = r.pick(im.objects).shape;
+      const price = r.int(2, 30);
+      const n = countOf(im.objects, { shape });
+      return { template: 'price', query: `Each ${shape} costs ${price} dollars. How much do all the ${shape}s in ${im.name} cost?`, steps: [
+        { type: 'CountGivenObject', args: { image: im.name, text: `${shape}s` }, returns: String(n), purpose: `count the ${shape}s in ${im.name}` },
+        { type: 'Calculator', args: { expression: `${n} * ${price}` }, returns: String(n * price), purpose: 'multiply the count by the price' },
+      ] };
+    },
+  },
+];
+
+/** Credits and ages near the rule thresholds are drawn often so that every branch is exercised. */
+export function sampleProfile(r: Rng): Profile {
+  const credits = r.bool(0.35) ? r.pick([0, 249, 250, 251, 499, 500, 501, 749, 750, 751, 1000]) : r.int(0, 1000);
+  const age = r.bool(0.35) ? r.pick([12, 20, 21, 59, 60, 80]) : r.int(12, 80);
+  return { account_type: r.pick(ACCOUNT_TYPES), credits, age };
+}
+
+function profileText(p: Profile): string {
+  return `account_type ${p.account_type}, credits ${p.credits}, age ${p.age}`;
+}
+
+function versionReason(type: ToolType, name: string, rule: number | null, p: Profile): string {
+  if (rule === null) return `${name} has a single version.`;
+  if (rule === 7) return 'The image contains a mathematical expression, so by Rule 7 use MathOCR.';
+  return `The user has ${profileText(p)}, so by Rule ${rule} use ${name}.`;
+}
+
+/**
+ * A ToolPolicy sample: a template (uniform over those that fit the images), a profile, and a step of
+ * the template's plan; earlier steps form the history. `images` are the sample's input images; images
+ * that tools create get fresh names (image/image_5000.png and up).
+ */
+export function toolSample(r: Rng, images: readonly ToolImage[], opts: { rules?: RuleSet; template?: string } = {}): ToolSample {
+  check(images.length >= 1 && images.length <= 2, 'toolSample', () => `expects 1 or 2 images, got ${images.length}`);
+  const fits = TOOL_TEMPLATES.filter((t) => t.images === images.length && (opts.template === undefined || t.name === opts.template));
+  check(fits.length > 0, 'toolSample', () => `no template '${opts.template}' for ${images.length} image(s)`);
+  const used = new Set(images.map((i) => i.name));
+  const newImage = (): string => {
+    for (;;) {
+      const name = `image/image_${r.int(5000, 9999)}.png`;
+      if (!used.has(name)) {
+        used.add(name);
+        return name;
+      }
+    }
+  };
+  let plan: Plan | null = null;
+  for (let tries = 0; !plan; tries++) {
+    check(tries < 100, 'toolSample', () => 'no template could be built for these images');
+    plan = r.pick(fits).build(r, images, newImage);
+  }
+  const profile = sampleProfile(r);
+  const stepIndex = r.int(0, plan.steps.length - 1);
+  const callOf = (s: Step): { call: ToolCall; rule: number | null } => {
+    const v = toolVersion(s.type, profile, { math: s.math, rules: opts.rules });
+    const args = Object.fromEntries(Object.entries(s.args).filter(([, x]) => x !== undefined)) as Record<string, ArgValue>;
+    return { call: { name: v.name, arguments: args }, rule: v.rule };
+  };
+  const history = plan.steps.slice(0, stepIndex).map((s) => ({ call: callOf(s).call, returned: s.returns }));
+  const step = plan.steps[stepIndex];
+  const { call: target, rule } = callOf(step);
+  const answer = `\\boxed{${formatCall(target)}}`;
+  const cot = `The next step is to ${step.purpose}. ${versionReason(step.type, target.name, rule, profile)}`;
+  return {
+    template: plan.template, images: images.map((i) => i.name), profile, query: plan.query, history, target, rule,
+    response: `<think> ${cot} </think> ${answer}`, answer,
+  };
+}
+
+/** The prompt without the policy; `<image>` follows each image name, in the order of `images`. */
+export function toolPrompt(s: Pick<ToolSample, 'images' | 'profile' | 'query' | 'history'>): string {
+  const lines = ['Images:', ...s.images.map((n) => `${n} <image>`), `User profile: ${profileText(s.profile)}`, `Query: ${s.query}`];
+  if (s.history.length === 0) lines.push('History: none');
+  else {
+    lines.push('History:');
+    s.history.forEach((h, i) => lines.push(`${i + 1}. ${formatCall(h.call)} returned: ${h.returned}`));
+  }
+  lines.push('What is the next tool call?');
+  return lines.join('\n');
+}
+
+// ---- scoring --------------------------------------------------------------------------------------------
+
+export type ArgMetric = 'exact' | 'f1' | 'eval' | 'iou';
+
+/** How each argument is scored, by name (section 3.3); `command` (code) is compared by token F1 (ours). */
+export const ARG_METRICS: Readonly<Record<string, ArgMetric>> = {
+  image: 'exact', k: 'exact', top1: 'exact', color: 'exact', position: 'exact',
+  text: 'f1', query: 'f1', attribute: 'f1', instruction: 'f1', keywords: 'f1', annotation: 'f1', command: 'f1',
+  expression: 'eval', bbox: 'iou',
+};
+
+function words(s: string): string[] {
+  return s.toLowerCase().match(/[a-z0-9]+/g) ?? [];
+}
+
+/** Token-level F1 between two texts (the stand-in for BERTScore). */
+export function tokenF1(pred: string, gold: string): number {
+  const p = words(pred);
+  const g = words(gold);
+  if (p.length === 0 && g.length === 0) return 1;
+  if (p.length === 0 || g.length === 0) return 0;
+  const counts = new Map<string, number>();
+  for (const w of g) counts.set(w, (counts.get(w) ?? 0) + 1);
+  let common = 0;
+  for (const w of p) {
+    const c = counts.get(w) ?? 0;
+    if (c > 0) {
+      common++;
+      counts.set(w, c - 1);
+    }
+  }
+  if (common === 0) return 0;
+  const precision = common / p.length;
+  const recall = common / g.length;
+  return (2 * precision * recall) / (precision + recall);
+}
+
+/**
+ * Evaluates a Python-style arithmetic expression: numbers, + - * / // % **, unary +/-, parentheses.
+ * Returns null when it is not one.
+ */
+export function evalExpression(src: string): number | null {
+  const toks = src.match(/\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+|\*\*|\/\/|[-+*/%()]|\S/g) ?? [];
+  let i = 0;
+  const peek = (): string | undefined => toks[i];
+  const expr = (): number => {
+    let v = term();
+    while (peek() === '+' || peek() === '-') v = toks[i++] === '+' ? v + term() : v - term();
+    return v;
+  };
+  const term = (): number => {
+    let v = unary();
+    for (;;) {
+      const t = peek();
+      if (t === '*') { i++; v *= unary(); }
+      else if (t === '/') { i++; v /= unary(); }
+      else if (t === '//') { i++; v = Math.floor(v / unary()); }
+      else if (t === '%') { i++; const d = unary(); v = v - d * Math.floor(v / d); }
+      else return v;
+    }
+  };
+  const unary = (): number => {
+    if (peek() === '-') { i++; return -unary(); }
+    if (peek() === '+') { i++; return unary(); }
+    return power();
+  };
+  const power = (): number => {
+    const base = atom();
+    if (peek() === '**') { i++; return base ** unary(); }
+    return base;
+  };
+  const atom = (): number => {
+    const t = toks[i++];
+    if (t === '(') {
+      const v = expr();
+      if (toks[i++] !== ')') throw new Error('expected )');
+      return v;
+    }
+    if (t !== undefined && /^[\d.]/.test(t)) return Number(t);
+    throw new Error(`unexpected ${t}`);
+  };
+  try {
+    const v = expr();
+    return i === toks.length && Number.isFinite(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+function parseBox(v: ArgValue | unknown): [number, number, number, number] | null {
+  const nums = (Array.isArray(v) ? v.join(',') : String(v)).match(/-?\d+(?:\.\d+)?/g);
+  if (!nums || nums.length !== 4) return null;
+  const [x1, y1, x2, y2] = nums.map(Number);
+  return [x1, y1, x2, y2];
+}
+
+/** Intersection over union of two "(x1, y1, x2, y2)" boxes (0 if either does not parse). */
+export function boxIoU(a: unknown, b: unknown): number {
+  const p = parseBox(a);
+  const g = parseBox(b);
+  if (!p || !g) return 0;
+  const iw = Math.max(0, Math.min(p[2], g[2]) - Math.max(p[0], g[0]));
+  const ih = Math.max(0, Math.min(p[3], g[3]) - Math.max(p[1], g[1]));
+  const inter = iw * ih;
+  const area = (q: number[]): number => Math.max(0, q[2] - q[0]) * Math.max(0, q[3] - q[1]);
+  const union = area(p) + area(g) - inter;
+  return union > 0 ? inter / union : p.every((x, i) => x === g[i]) ? 1 : 0;
+}
+
+/** Score of one argument value against the gold one, by the argument's name. */
+export function argumentScore(name: string, pred: unknown, gold: ArgValue): number {
+  if (pred === undefined) pred = ARG_DEFAULTS[name];
+  if (pred === undefined || pred === null) return 0;
+  switch (ARG_METRICS[name] ?? 'exact') {
+    case 'f1':
+      return tokenF1(String(pred), String(gold));
+    case 'iou':
+      return boxIoU(pred, gold);
+    case 'eval': {
+      const p = evalExpression(String(pred));
+      const g = evalExpression(String(gold));
+      if (p === null || g === null) return String(pred).trim() === String(gold).trim() ? 1 : 0;
+      return Math.abs(p - g) <= 1e-9 * Math.max(1, Math.abs(g)) ? 1 : 0;
+    }
+    default:
+      return String(pred).trim() === String(gold).trim() ? 1 : 0;
+  }
+}
+
+export interface ToolScore {
+  /** 0.5 * toolCorrect + 0.5 * argScore */
+  score: number;
+  toolCorrect: boolean;
+  /** Mean over the gold call's arguments. */
+  argScore: number;
+  perArgument: Record<string, number>;
+  predicted: ToolCall | null;
+  /** 'no box', 'invalid JSON', 'no tool name', 'arguments not an object'; empty if well-formed. */
+  malformed: string[];
+}
+
+/** Scores an output against the gold call; a malformed output scores 0. */
+export function scoreToolCall(output: string, gold: ToolCall): ToolScore {
+  const zero = (why: string): ToolScore => ({ score: 0, toolCorrect: false, argScore: 0, perArgument: {}, predicted: null, malformed: [why] });
+  const boxed = lastBoxed(output);
+  if (boxed === null) return zero('no box');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(boxed);
+  } catch {
+    return zero('invalid JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || typeof (parsed as { name?: unknown }).name !== 'string') return zero('no tool name');
+  const obj = parsed as { name: string; arguments?: unknown };
+  const malformed: string[] = [];
+  let args: Record<string, unknown> = {};
+  if (typeof obj.arguments === 'object' && obj.arguments !== null && !Array.isArray(obj.arguments)) args = obj.arguments as Record<string, unknown>;
+  else malformed.push('arguments not an object');
+  const toolCorrect = obj.name === gold.name;
+  const perArgument: Record<string, number> = {};
+  const names = Object.keys(gold.arguments);
+  for (const n of names) perArgument[n] = argumentScore(n, args[n], gold.arguments[n]);
+  const argScore = names.length ? names.reduce((s, n) => s + perArgument[n], 0) / names.length : 1;
+  const predicted: ToolCall = { name: obj.name, arguments: Object.fromEntries(Object.entries(args).filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v))) as Record<string, ArgValue> };
+  return { score: 0.5 * (toolCorrect ? 1 : 0) + 0.5 * argScore, toolCorrect, argScore, perArgument, predicted, malformed };
+}
+
+/** Fixed texts of the generator (tokenizer vocabulary). */
+export function toolVocabularyTexts(): string[] {
+  const out = [toolPolicyText('default'), toolPolicyText('override')];
+  for (const [s, p] of SEARCH_THINGS) for (const q of [...CLOSED_QUESTIONS, ...OPEN_QUESTIONS]) {
+    const t = q.replace('{s}', s).replace('{p}', p);
+    out.push(t, `${t[0].toUpperCase()}${t.slice(1)}?`);
+  }
+  out.push(...LABELS, ...TEXTS, ...TEXT_COLORS, ...STYLES, ...SURFACES, ...POSITIONS.flat());
+  out.push('Images: User profile: account_type credits age Query: History: none What is the next tool call? returned:');
+  out.push('The image shows objects: a and . Found results about the sign what does mean');
+  out.push('from sympy import symbols, Eq, solve def solution(): x = symbols(\'x\') return str(solve(Eq(, x))');
+  out.push('import matplotlib.pyplot as plt x = list(range(0, )) y = [ * v + for v in x] figure = plt.figure() plt.plot(x, y) return figure');
+  out.push(...TOOL_TEMPLATES.map((t) => t.name), 'The next step is to', 'has a single version.', 'The image contains a mathematical expression, so by Rule use MathOCR.');
+  out.push('The user has , so by Rule use');
+  return out;
+}

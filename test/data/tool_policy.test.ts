@@ -1,0 +1,221 @@
+// ToolPolicy without the GPU: the version rules against an independent table-driven oracle, the
+// samples (history, tips, JSON target), the policy text, and the scorer with malformed outputs.
+import { describe, expect, it } from 'vitest';
+import {
+  ACCOUNT_TYPES, AccountType, Profile, ToolType, argumentScore, boxIoU, evalExpression, formatCall, randomAttributes,
+  rng, ruleTexts, scoreToolCall, tokenF1, toolPolicyText, toolPrompt, toolSample, toolVersion, TOOL_TEMPLATES, TOOL_TYPES,
+} from '../../src/trimpi/data/index.js';
+import type { SceneObject, ToolCall } from '../../src/trimpi/data/index.js';
+
+// ---- the oracle: appendix A as a table of rows (tool, when, version), first match wins ----
+type Row = { tool: ToolType; accounts?: AccountType[]; credits?: [number, number]; age?: [number, number]; math?: boolean; name: string };
+const INF = Infinity;
+const OCR_DEFAULT: Row[] = [
+  { tool: 'OCR', math: true, name: 'MathOCR' },
+  { tool: 'OCR', credits: [-INF, 250], name: 'OCR_v5' },
+  { tool: 'OCR', credits: [250.5, 750], accounts: ['A', 'B'], name: 'OCR_v4' },
+  { tool: 'OCR', credits: [250.5, 750], name: 'OCR_v3' },
+  { tool: 'OCR', credits: [750.5, INF], age: [-INF, 20], name: 'OCR_v2' },
+  { tool: 'OCR', credits: [750.5, INF], name: 'OCR_v1' },
+];
+const OCR_OVERRIDE: Row[] = [
+  { tool: 'OCR', math: true, name: 'MathOCR' },
+  { tool: 'OCR', credits: [-INF, 250], name: 'OCR_v1' },
+  { tool: 'OCR', credits: [250.5, 750], accounts: ['A', 'B'], name: 'OCR_v2' },
+  { tool: 'OCR', credits: [250.5, 750], name: 'OCR_v3' },
+  { tool: 'OCR', credits: [750.5, INF], age: [-INF, 20], name: 'OCR_v4' },
+  { tool: 'OCR', credits: [750.5, INF], name: 'OCR_v5' },
+];
+const TABLE: Row[] = [
+  { tool: 'ImageDescription', accounts: ['A'], name: 'ImageDescription_v5' },
+  { tool: 'ImageDescription', accounts: ['B', 'C'], credits: [500.5, INF], name: 'ImageDescription_v4' },
+  { tool: 'ImageDescription', accounts: ['B', 'C'], name: 'ImageDescription_v3' },
+  { tool: 'ImageDescription', accounts: ['D'], credits: [500.5, INF], name: 'ImageDescription_v2' },
+  { tool: 'ImageDescription', accounts: ['D'], name: 'ImageDescription_v1' },
+  { tool: 'GoogleSearch', age: [-INF, 20], name: 'GoogleSearch_v1' },
+  { tool: 'GoogleSearch', credits: [-INF, 499], name: 'GoogleSearch_v2' },
+  { tool: 'GoogleSearch', name: 'GoogleSearch_v3' },
+  { tool: 'TextToImage', accounts: ['A', 'B', 'C'], name: 'TextToImage_v1' },
+  { tool: 'TextToImage', credits: [500.5, INF], name: 'TextToImage_v2' },
+  { tool: 'TextToImage', name: 'TextToImage_v3' },
+  { tool: 'RegionAttributeDescription', accounts: ['A', 'B'], name: 'RegionAttributeDescription_v2' },
+  { tool: 'RegionAttributeDescription', name: 'RegionAttributeDescription_v1' },
+  { tool: 'CountGivenObject', credits: [-INF, 249], name: 'CountGivenObject_v1' },
+  { tool: 'CountGivenObject', credits: [250, 499], name: 'CountGivenObject_v2' },
+  { tool: 'CountGivenObject', credits: [500, 749], name: 'CountGivenObject_v3' },
+  { tool: 'CountGivenObject', name: 'CountGivenObject_v4' },
+  { tool: 'ImageStylization', age: [-INF, 20], name: 'ImageStylization_v1' },
+  { tool: 'ImageStylization', age: [21, 59], name: 'ImageStylization_v2' },
+  { tool: 'ImageStylization', name: 'ImageStylization_v3' },
+];
+
+function oracle(tool: ToolType, p: Profile, math: boolean, override: boolean): string {
+  const rows = [...(override ? OCR_OVERRIDE : OCR_DEFAULT), ...TABLE].filter((r) => r.tool === tool);
+  if (rows.length === 0) return tool; // single-version tools
+  const row = rows.find((r) =>
+    (r.math === undefined || r.math === math) && (r.math !== true || math) &&
+    (!r.accounts || r.accounts.includes(p.account_type)) &&
+    (!r.credits || (p.credits >= r.credits[0] && p.credits <= r.credits[1])) &&
+    (!r.age || (p.age >= r.age[0] && p.age <= r.age[1])));
+  return row!.name;
+}
+
+describe('version rules', () => {
+  it('match the table-driven oracle on every account, the credit thresholds and the age thresholds', () => {
+    const credits = [0, 1, 249, 250, 251, 499, 500, 501, 600, 749, 750, 751, 999, 1000];
+    const ages = [12, 20, 21, 22, 59, 60, 61, 80];
+    let n = 0;
+    for (const tool of TOOL_TYPES) for (const a of ACCOUNT_TYPES) for (const c of credits) for (const age of ages) for (const math of [false, true]) for (const override of [false, true]) {
+      const p: Profile = { account_type: a, credits: c, age };
+      expect(toolVersion(tool, p, { math, rules: override ? 'override' : 'default' }).name, `${tool} ${JSON.stringify(p)} math=${math} override=${override}`).toBe(oracle(tool, p, math, override));
+      n++;
+    }
+    expect(n).toBe(14 * 4 * 14 * 8 * 4);
+  });
+
+  it('write 24 numbered rules; the cited rule number is the one stating the chosen version', () => {
+    expect(ruleTexts()).toHaveLength(24);
+    expect(ruleTexts('override')).toHaveLength(24);
+    const text = toolPolicyText();
+    for (let i = 1; i <= 24; i++) expect(text).toContain(`Rule ${i}: `);
+    for (const t of TOOL_TYPES) expect(text).toContain(t);
+    const r = rng('cite');
+    for (let i = 0; i < 500; i++) {
+      const p: Profile = { account_type: r.pick(ACCOUNT_TYPES), credits: r.int(0, 1000), age: r.int(12, 80) };
+      for (const tool of TOOL_TYPES) {
+        const v = toolVersion(tool, p, { math: tool === 'OCR' && r.bool(0.2) });
+        if (v.rule === null) continue;
+        expect(ruleTexts()[v.rule - 1]).toContain(v.name === 'MathOCR' ? 'MathOCR' : v.name);
+      }
+    }
+    expect(toolPolicyText('override')).toContain('If credits <= 250, use OCR_v1.'.replace('If', 'if'));
+  });
+});
+
+function fakeImage(r: ReturnType<typeof rng>, n: number): { name: string; objects: SceneObject[] } {
+  return {
+    name: `image/image_${n}.png`,
+    objects: Array.from({ length: r.int(3, 6) }, (_, k) => ({ ...randomAttributes(r), x: k, z: 0, rotation: 0, depth: k, box: [k, k, k + 5, k + 6] as [number, number, number, number] })),
+  };
+}
+
+describe('samples', () => {
+  it('give the next call of a plan, with earlier calls and their values as history, following the tips', () => {
+    const r = rng('samples');
+    const templates = new Set<string>();
+    for (let i = 0; i < 1500; i++) {
+      const imgs = Array.from({ length: r.int(1, 2) }, (_, k) => fakeImage(r, 10 * i + k));
+      const s = toolSample(rng('sample', i), imgs);
+      templates.add(s.template);
+      // the boxed JSON parses back to the target, which the scorer gives full marks
+      const parsed = JSON.parse(s.answer.slice('\\boxed{'.length, -1)) as ToolCall;
+      expect(parsed).toEqual(s.target);
+      expect(scoreToolCall(s.response, s.target).score).toBe(1);
+      expect(s.response.startsWith('<think> ')).toBe(true);
+      // the version follows the rules
+      const type = TOOL_TYPES.find((t) => s.target.name === t || s.target.name.startsWith(`${t}_v`)) ?? (s.target.name === 'MathOCR' ? 'OCR' : undefined);
+      expect(type).toBeDefined();
+      if (s.target.name !== 'MathOCR') expect(toolVersion(type!, s.profile).name).toBe(s.target.name);
+      // image arguments are exact names the sample knows (inputs or images returned by earlier calls)
+      const known = new Set([...s.images, ...s.history.map((h) => h.returned)]);
+      if (typeof s.target.arguments.image === 'string') expect(known.has(s.target.arguments.image)).toBe(true);
+      // tips: describe every image first when there are two; TextToBbox right before RegionAttributeDescription
+      const calls = [...s.history.map((h) => h.call), s.target];
+      if (s.images.length === 2) {
+        const describedFirst = calls.slice(0, 2).every((c) => c.name.startsWith('ImageDescription'));
+        expect(describedFirst || calls.length <= 2).toBe(true);
+        if (calls.length <= 2) expect(calls.every((c) => c.name.startsWith('ImageDescription'))).toBe(true);
+      }
+      if (s.target.name.startsWith('RegionAttributeDescription')) {
+        const prev = s.history[s.history.length - 1];
+        expect(prev.call.name).toBe('TextToBbox');
+        expect(s.target.arguments.bbox).toBe(prev.returned);
+      }
+      if (s.target.name.startsWith('GoogleSearch')) expect([1, 4]).toContain(s.target.arguments.k);
+      const prompt = toolPrompt(s);
+      expect((prompt.match(/<image>/g) ?? []).length).toBe(s.images.length);
+      expect(prompt).toContain(`Query: ${s.query}`);
+      expect(prompt).toContain(`account_type ${s.profile.account_type}, credits ${s.profile.credits}, age ${s.profile.age}`);
+      expect(s.profile.credits).toBeGreaterThanOrEqual(0);
+      expect(s.profile.credits).toBeLessThanOrEqual(1000);
+      expect(s.profile.age).toBeGreaterThanOrEqual(12);
+      expect(s.profile.age).toBeLessThanOrEqual(80);
+    }
+    expect(templates.size).toBe(TOOL_TEMPLATES.length);
+  });
+
+  it('count and region answers in the history come from the scene graph', () => {
+    const r = rng('history');
+    for (let i = 0; i < 300; i++) {
+      const img = fakeImage(r, i);
+      const s = toolSample(rng('h', i), [img], { template: 'region-attribute' });
+      if (s.history.length === 1) {
+        const box = s.history[0].returned;
+        const obj = img.objects.find((o) => `(${o.box.join(', ')})` === box);
+        expect(obj).toBeDefined();
+      }
+      const c = toolSample(rng('c', i), [img], { template: 'price' });
+      if (c.history.length === 1) {
+        const shape = c.query.split(' ')[1];
+        expect(c.history[0].returned).toBe(String(img.objects.filter((o) => o.shape === shape).length));
+      }
+    }
+  });
+});
+
+describe('scoreToolCall', () => {
+  const gold: ToolCall = { name: 'RegionAttributeDescription_v2', arguments: { image: 'image/image_3.png', bbox: '(10, 10, 20, 20)', attribute: 'material' } };
+  const box = (c: unknown): string => `<think> x </think> \\boxed{${typeof c === 'string' ? c : JSON.stringify(c)}}`;
+
+  it('gives 0.5 for the tool and 0.5 for the mean argument score', () => {
+    expect(scoreToolCall(box(gold), gold).score).toBe(1);
+    expect(scoreToolCall(formatCall(gold), gold).malformed).toEqual(['no box']);
+    const wrongTool = scoreToolCall(box({ ...gold, name: 'RegionAttributeDescription_v1' }), gold);
+    expect(wrongTool.toolCorrect).toBe(false);
+    expect(wrongTool.score).toBe(0.5);
+    // IoU of a half-overlapping box: 50 / 150
+    const shifted = scoreToolCall(box({ ...gold, arguments: { ...gold.arguments, bbox: '(15, 10, 25, 20)' } }), gold);
+    expect(shifted.perArgument.bbox).toBeCloseTo(1 / 3, 10);
+    expect(shifted.score).toBeCloseTo(0.5 + 0.5 * ((1 + 1 / 3 + 1) / 3), 10);
+    // a missing argument scores 0; extra arguments are ignored
+    const missing = scoreToolCall(box({ name: gold.name, arguments: { image: 'image/image_3.png', bbox: '(10, 10, 20, 20)', extra: 1 } }), gold);
+    expect(missing.perArgument).toEqual({ image: 1, bbox: 1, attribute: 0 });
+    expect(missing.score).toBeCloseTo(0.5 + 0.5 * (2 / 3), 10);
+    // image names must match exactly
+    expect(scoreToolCall(box({ ...gold, arguments: { ...gold.arguments, image: 'image_3.png' } }), gold).perArgument.image).toBe(0);
+  });
+
+  it('scores arguments by name: exact, token F1, evaluated equality, IoU, with defaults', () => {
+    expect(argumentScore('text', 'large red cube', 'red cube')).toBeCloseTo(0.8, 10);
+    expect(tokenF1('', '')).toBe(1);
+    expect(argumentScore('query', 'who invented the dice', 'who invented the dice')).toBe(1);
+    expect(argumentScore('expression', '(3 + 4) * 2', '14')).toBe(1);
+    expect(argumentScore('expression', '3 + 4 * 2', '(3 + 4) * 2')).toBe(0);
+    expect(argumentScore('expression', '7 // 2 + 2 ** 3 % 5', '6')).toBe(1);
+    expect(argumentScore('expression', 'import os', 'import os')).toBe(1); // not arithmetic: exact
+    expect(evalExpression('2 *')).toBeNull();
+    expect(evalExpression('-(1 + 2) * 3')).toBe(-9);
+    expect(argumentScore('k', 4, 4)).toBe(1);
+    expect(argumentScore('k', '4', 4)).toBe(1);
+    expect(argumentScore('k', 1, 4)).toBe(0);
+    expect(argumentScore('k', undefined, 10)).toBe(1); // default k = 10
+    expect(argumentScore('top1', undefined, true)).toBe(1);
+    expect(argumentScore('color', undefined, 'red')).toBe(1);
+    expect(argumentScore('color', undefined, 'blue')).toBe(0);
+    expect(argumentScore('position', 'mt', 'mt')).toBe(1);
+    expect(boxIoU('(0, 0, 10, 10)', [0, 0, 10, 10])).toBe(1);
+    expect(boxIoU('(0, 0, 10, 10)', '(20, 20, 30, 30)')).toBe(0);
+    expect(boxIoU('nonsense', '(0, 0, 1, 1)')).toBe(0);
+  });
+
+  it('reports malformed outputs', () => {
+    expect(scoreToolCall('no box here', gold)).toMatchObject({ score: 0, malformed: ['no box'] });
+    expect(scoreToolCall('\\boxed{{"name": "OCR_v1", "arguments": }}', gold)).toMatchObject({ score: 0, malformed: ['invalid JSON'] });
+    expect(scoreToolCall('\\boxed{{"tool": "OCR_v1"}}', gold)).toMatchObject({ score: 0, malformed: ['no tool name'] });
+    expect(scoreToolCall('\\boxed{[1, 2]}', gold)).toMatchObject({ score: 0, malformed: ['no tool name'] });
+    const noArgs = scoreToolCall(`\\boxed{{"name": "${gold.name}", "arguments": "x"}}`, gold);
+    expect(noArgs.malformed).toEqual(['arguments not an object']);
+    expect(noArgs.score).toBe(0.5);
+    expect(scoreToolCall('\\boxed{{"name": "OCR_v1"', gold).malformed).toEqual(['no box']); // unbalanced
+  });
+});
