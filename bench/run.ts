@@ -4,7 +4,7 @@
 // streaming ceiling) and how far from it we are, tfjs's time and the ratio. Writes JSON
 // (--out, default bench/results.json) and, with --md FILE, the markdown table for bench/RESULTS.md.
 import Benchmark from 'benchmark';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as t from '../src/index.js';
 import { AdamW } from '../src/nn/optim.js';
 import { measureComputeCeiling, measureStreamingCeiling } from './ceilings.js';
@@ -184,9 +184,28 @@ async function main(): Promise<void> {
     opt.dispose();
   }
 
+  // ---- model presets: training and sampling throughput ----------------------------------------------
+  const presets: { preset: string; trainPositionsPerSec: number; trainTextTokensPerSec: number; trainStepMs: number; ceilingFraction: number; sampleTokensPerSec: number }[] = [];
+  if (!only || 'preset'.includes(only) || only.startsWith('preset')) {
+    const vocabSize = t.data.defaultTokenizer().size;
+    // the gpu preset is sized for a lent GPU: on a CPU adapter one short step is all it gets here
+    const cpuAdapter = dev.adapter.isFallbackAdapter;
+    for (const name of quick ? ['cpu'] : ['cpu', 'gpu']) {
+      const small = cpuAdapter && name === 'gpu';
+      const r = await t.nn.benchmarkPreset({ preset: name, vocabSize, trainSteps: small ? 1 : 3, textTokens: small ? 128 : 256,
+        batchSize: small ? 1 : undefined, sampleTokens: small ? 4 : 16 });
+      const row = { preset: name, trainPositionsPerSec: r.trainPositionsPerSec, trainTextTokensPerSec: r.trainTextTokensPerSec,
+        trainStepMs: r.trainStepMedianMs, ceilingFraction: r.trainFlopsPerSec / (gflops * 1e9), sampleTokensPerSec: r.sampleTokensPerSec };
+      presets.push(row);
+      console.log(`preset ${name.padEnd(4)} (${(r.parameters / 1e6).toFixed(2)}M params, batch ${r.batchSize} x ${r.positionsPerSequence} positions): ` +
+        `train ${r.trainPositionsPerSec.toFixed(0)} positions/s (${r.trainTextTokensPerSec.toFixed(0)} text tokens/s, step ${r.trainStepMedianMs.toFixed(0)} ms, ` +
+        `${(r.trainFlopsPerSec / 1e9).toFixed(2)} GFLOP/s = ${(row.ceilingFraction * 100).toFixed(0)}% of the measured ceiling); sample ${r.sampleTokensPerSec.toFixed(1)} tokens/s`);
+    }
+  }
+
   const out = argValue('--out') ?? 'bench/results.json';
   const date = new Date().toISOString();
-  writeFileSync(out, JSON.stringify({ date, device: adapter, ceilings: { computeGflops: gflops, streamingGBs: gbs }, rows }, null, 2));
+  writeFileSync(out, JSON.stringify({ date, device: adapter, ceilings: { computeGflops: gflops, streamingGBs: gbs }, rows, presets }, null, 2));
   console.log(`\nwrote ${out}`);
   const md = argValue('--md');
   if (md) {
@@ -196,8 +215,16 @@ async function main(): Promise<void> {
       '| kernel | size | ours (ms) | rate | floor (ms) | % of floor | tfjs-webgpu (ms) | ratio | target |',
       '|---|---|---:|---:|---:|---:|---:|---:|---|',
       ...rows.map((r) => `| ${r.kernel} | ${r.size} | ${r.ms.toFixed(2)} | ${r.rate} | ${r.floorMs.toFixed(2)} | ${(r.ofFloor * 100).toFixed(0)}% | ${r.tfjsMs?.toFixed(2) ?? '-'} | ${r.ratio ? `${r.ratio.toFixed(2)}x` : '-'} | ${r.target} |`),
+      '',
+      '| model preset | train step (ms) | train positions/s | train text tokens/s | % of compute ceiling | sampling tokens/s |',
+      '|---|---:|---:|---:|---:|---:|',
+      ...presets.map((p) => `| ${p.preset} | ${p.trainStepMs.toFixed(0)} | ${p.trainPositionsPerSec.toFixed(0)} | ${p.trainTextTokensPerSec.toFixed(0)} | ${(p.ceilingFraction * 100).toFixed(0)}% | ${p.sampleTokensPerSec.toFixed(1)} |`),
     ];
-    writeFileSync(md, lines.join('\n') + '\n');
+    // keep the hand-written analysis below the marker
+    const marker = '<!-- analysis: kept by bench/run.ts -->';
+    const previous = existsSync(md) ? readFileSync(md, 'utf8') : '';
+    const analysis = previous.includes(marker) ? previous.slice(previous.indexOf(marker)) : marker + '\n';
+    writeFileSync(md, ['# Benchmark results', '', '`npm run bench` rewrites the table; the analysis below the marker is kept.', '', ...lines, '', analysis].join('\n'));
     console.log(`wrote ${md}`);
   }
   tf.dispose();

@@ -18,7 +18,9 @@ export {
 } from './tensor/ops.js';
 export type { CreateOptions, CrossEntropyOptions, TensorOrScalar } from './tensor/ops.js';
 export { memoryStats, execStats, resetPeak } from './tensor/stats.js';
+export { attention, type AttentionOptions } from './tensor/attention.js';
 export * as losses from './trimpi/losses/index.js';
 export { setMatmulConfig } from './kernels/matmul.js';
 export type { MatmulConfig, MatmulVariant } from './kernels/matmul.js';
 export * as data from './trimpi/data/index.js';
+export * as nn from './nn/index.js';

@@ -4,6 +4,7 @@
 // Rules run under noGrad inside a tidy(), so their temporaries are freed at once.
 import type { Tensor } from './tensor.js';
 import * as ops from './ops.js';
+import { attentionBackward } from './attention.js';
 
 export interface GradContext {
   inputs: readonly (Tensor | number | null)[];
@@ -69,6 +70,7 @@ export const GRAD_RULES: Record<string, Rule> = {
   layerNorm: (g, ctx) => ops.layerNormBackward(g, ctx),
   linear: (g, ctx) => ops.linearBackward(g, ctx),
   tokenLogProbs: (g, ctx) => ops.tokenLogProbsBackward(g, ctx),
+  attention: (g, ctx) => attentionBackward(g, ctx),
 
   // views and copies
   reshape: (g, { inputs: [x] }) => [ops.reshape(g, T(x).shape)],

@@ -1,0 +1,303 @@
+// Launcher for attention.wgsl: fused scaled-dot-product attention, forward (O and the logsumexp L)
+// and the FlashAttention-2 backward (Delta, dQ, dK/dV), all recomputing scores from q and k.
+import type { Device } from '../tensor/device.js';
+import { TrimpiError } from '../tensor/errors.js';
+import { Params, View, bindingDecls, fill, grid1d, paramsDecl, wgslSource } from './kernel.js';
+
+type Stage = 'fwd' | 'dq' | 'dkv' | 'delta' | 'pack';
+type Pipe = ReturnType<Device['pipeline']>;
+type Bindings = Parameters<typeof bindingDecls>[0];
+
+/** Head dimension D up to this. */
+export const ATTENTION_MAX_D = 128;
+
+/**
+ * How a kernel is split. 'sg': R rows per invocation, blocks of the streamed side passed around with
+ * subgroup shuffles (needs the `subgroups` feature and a fixed subgroup size, WG = that size); the fast
+ * one on lavapipe. 'regs': one row per invocation with workgroup-uniform loads, portable. A
+ * shared-memory variant for real GPUs would be a third, picked here per adapter.
+ */
+interface Tiling {
+  variant: 'sg' | 'regs';
+  WG: number;
+  R: number;
+}
+
+/** The adapter's subgroup size if it is fixed (min == max) and the device has the `subgroups` feature. */
+function fixedSubgroupSize(dev: Device): number | null {
+  if (!dev.features.has('subgroups')) return null;
+  // the adapter is among the device's owners; its info has the subgroup sizes
+  type Info = { subgroupMinSize?: number; subgroupMaxSize?: number };
+  const info = dev.owners.map((o) => (o as { info?: Info } | null)?.info).find((i) => typeof i?.subgroupMinSize === 'number');
+  const lo = info?.subgroupMinSize;
+  const hi = info?.subgroupMaxSize;
+  return lo && lo === hi && lo >= 4 && lo <= 128 ? lo : null;
+}
+
+function isCpuAdapter(dev: Device): boolean {
+  const a = dev.adapter;
+  return a.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|cpu/i.test(`${a.vendor} ${a.architecture} ${a.device} ${a.description}`);
+}
+
+const tilings = new WeakMap<Device, (stage: Stage, D: number) => Tiling>();
+
+/** The tiling of `stage` for head size D on this device (env TRIMPI_ATTN_VARIANT=regs|sg and TRIMPI_ATTN_R override, for benchmarks). */
+function tiling(dev: Device, stage: Stage, D: number): Tiling {
+  let pick = tilings.get(dev);
+  if (!pick) {
+    const sg = fixedSubgroupSize(dev);
+    const cpu = isCpuAdapter(dev);
+    const forced = process.env.TRIMPI_ATTN_VARIANT;
+    const useSg = sg !== null && forced !== 'regs';
+    const envR = Number(process.env.TRIMPI_ATTN_R) || 0;
+    pick = (st, d) => {
+      if (st === 'delta' || st === 'pack') return { variant: 'regs', WG: 64, R: 1 };
+      if (!useSg) return { variant: 'regs', WG: cpu ? 8 : 64, R: 1 };
+      // rows per invocation: more rows reuse each loaded block more; fewer keep the code (unrolled
+      // over R*D) and the registers small. On GPUs (wide subgroups) one row keeps the grid large.
+      const D4 = Math.ceil(d / 4) * 4;
+      const R = envR || (!cpu ? 1 : D4 <= 32 ? 8 : D4 <= 64 ? 4 : 2);
+      return { variant: 'sg', WG: sg!, R: st === 'dkv' ? Math.max(1, R >> (D4 > 32 ? 1 : 0)) : R };
+    };
+    tilings.set(dev, pick);
+  }
+  return pick(stage, D);
+}
+
+/** The masks of one attention call, as the kernels read them. */
+export interface AttentionMask {
+  /**
+   * Causal with a prefix: keys j < prefix are visible to every query. A number (Tk when the attention
+   * is not causal, 0 for plain causal) or an i32 view of shape (B,) read on the GPU.
+   */
+  prefix: number | View;
+  /** (B, Tk) view, f32 or i32, nonzero = real key; null = no padding. */
+  keyPadding: View | null;
+}
+
+/** Shapes and options of one attention call: q (B, H, Tq, D), k and v (B, H, Tk, D). */
+export interface AttentionProblem {
+  B: number;
+  H: number;
+  Tq: number;
+  Tk: number;
+  D: number;
+  scale: number;
+  mask: AttentionMask;
+}
+
+// ---- the template ---------------------------------------------------------------------------------
+
+type Node = { kind: 'line'; text: string } | { kind: 'rep'; indent: string; vars: string; text: string } | { kind: 'block'; indent: string; vars: string; body: Node[] };
+
+function parse(lines: string[], at: { i: number }, nested: boolean): Node[] {
+  const out: Node[] = [];
+  while (at.i < lines.length) {
+    const line = lines[at.i++];
+    const m = /^(\s*)@(for|end|[dcetr]+)(?:[ \t]+(.*))?$/.exec(line);
+    if (!m) {
+      out.push({ kind: 'line', text: line });
+    } else if (m[2] === 'end') {
+      if (!nested) throw new Error('attention.wgsl: @end without @for');
+      return out;
+    } else if (m[2] === 'for') {
+      out.push({ kind: 'block', indent: m[1], vars: (m[3] ?? '').trim(), body: parse(lines, at, true) });
+    } else {
+      out.push({ kind: 'rep', indent: m[1], vars: m[2], text: m[3] ?? '' });
+    }
+  }
+  if (nested) throw new Error('attention.wgsl: @for without @end');
+  return out;
+}
+
+type Env = Record<string, number>;
+
+/** Every assignment of the loop letters `vars` (first outermost). */
+function combos(vars: string, env: Env, ranges: Record<string, number>): Env[] {
+  let list: Env[] = [env];
+  for (const v of vars) {
+    if (!(v in ranges)) throw new Error(`attention.wgsl: unknown loop letter '${v}'`);
+    list = list.flatMap((e) => Array.from({ length: ranges[v] }, (_, k) => (v === 'd' ? { ...e, d: k, c: k >> 2, e: k & 3 } : { ...e, [v]: k })));
+  }
+  return list;
+}
+
+const subst = (text: string, env: Env): string => text.replace(/\$([a-z])/g, (m, v: string) => (v in env ? String(env[v]) : m));
+
+function emit(nodes: Node[], env: Env, ranges: Record<string, number>, out: string[]): void {
+  for (const n of nodes) {
+    if (n.kind === 'line') out.push(subst(n.text, env));
+    else if (n.kind === 'rep') for (const e of combos(n.vars, env, ranges)) out.push(n.indent + subst(n.text, e));
+    else {
+      for (const e of combos(n.vars, env, ranges)) {
+        out.push(`${n.indent}{`);
+        emit(n.body, e, ranges, out);
+        out.push(`${n.indent}}`);
+      }
+    }
+  }
+}
+
+/** The prelude of attention.wgsl plus the section of `name`, unrolled (see the file's header). */
+function stageSource(name: string, D: number, tl: Tiling): string {
+  const parts = wgslSource('attention').split(/^\/\/@stage (\w+)[ \t]*$/m);
+  let src: string | null = null;
+  for (let k = 1; k < parts.length; k += 2) if (parts[k] === name) src = parts[0] + parts[k + 1];
+  if (src === null) throw new Error(`attention.wgsl: no section for stage '${name}'`);
+  const out: string[] = [];
+  emit(parse(src.split('\n'), { i: 0 }, false), {}, { d: D, c: Math.ceil(D / 4), e: 4, t: tl.WG, r: tl.R }, out);
+  return out.join('\n');
+}
+
+// ---- launches -------------------------------------------------------------------------------------
+
+/** Offset and strides of a 4-D view in `unit` elements (1, or 4 for vec4 views). */
+function strided(v: View | null, unit: number): number[] {
+  return v ? [v.offset / unit, ...v.strides.slice(0, 3).map((s) => s / unit), v.strides[3]] : [0, 0, 0, 0, 0];
+}
+
+/** The shared uniform block (see attention.wgsl). */
+function params(p: AttentionProblem, unit: number, q: View, k: View, v: View, g: View | null): Params {
+  const { mask } = p;
+  const pad = mask.keyPadding;
+  const pre = typeof mask.prefix === 'number' ? Math.min(Math.max(Math.trunc(mask.prefix), 0), p.Tk) : 0;
+  const prefixView = typeof mask.prefix === 'number' ? null : mask.prefix;
+  return new Params()
+    .u(p.B, p.H, p.Tq, p.Tk).f(p.scale).i(pre, p.Tk - p.Tq).u(Math.ceil(p.D / 4))
+    .u(...strided(q, unit), ...strided(k, unit), ...strided(v, unit), ...strided(g, unit))
+    .u(...(pad ? [pad.offset, ...pad.strides] : [0, 0, 0]))
+    .u(...(prefixView ? [prefixView.offset, prefixView.strides[0]] : [0, 0]))
+    .align4();
+}
+
+/** Mask bindings and code, appended after the stage's own bindings. */
+function maskParts(mask: AttentionMask): { bindings: Bindings; buffers: GPUBuffer[]; vars: Record<string, string>; key: string } {
+  const bindings: Bindings = [];
+  const buffers: GPUBuffer[] = [];
+  let PAD_OK = 'return true;';
+  let PREFIX = 'return bitcast<i32>(word(5u));';
+  let key = 'nomask';
+  if (mask.keyPadding) {
+    const t = mask.keyPadding.dtype;
+    bindings.push({ name: 'mask', type: t });
+    buffers.push(mask.keyPadding.buffer);
+    PAD_OK = `return mask[word(28u) + b * word(29u) + j * word(30u)] != ${t === 'f32' ? '0.0' : '0'};`;
+    key = `pad-${t}`;
+  }
+  if (typeof mask.prefix !== 'number') {
+    bindings.push({ name: 'prefix', type: 'i32' });
+    buffers.push(mask.prefix.buffer);
+    PREFIX = 'return prefix[word(31u) + b * word(32u)];';
+    key += '+prefix';
+  }
+  return { bindings, buffers, vars: { PAD_OK, PREFIX }, key };
+}
+
+const NO_MASK = maskParts({ prefix: 0, keyPadding: null });
+
+function pipe(dev: Device, op: string, stage: Stage, D: number, tl: Tiling, prm: Params,
+  bindings: Bindings, m: { vars: Record<string, string>; key: string }): Pipe {
+  const name = tl.variant === 'sg' && (stage === 'fwd' || stage === 'dq' || stage === 'dkv') ? `${stage}_sg` : stage;
+  const key = `attention|${name}|D${D}|WG${tl.WG}|R${tl.R}|${m.key}|${prm.vec4s}`;
+  return dev.pipeline(key, `${op} (${name})`, () =>
+    fill(stageSource(name, D, tl), {
+      ENABLE: name.endsWith('_sg') ? 'enable subgroups;' : '',
+      PARAMS: paramsDecl(prm.vec4s), BINDINGS: bindingDecls(bindings), D, WG: tl.WG, R: tl.R, ...m.vars,
+    }));
+}
+
+/** Grid for `rows` rows per (b, h) in tiles of WG*R, with B*H folded into y/z. */
+function tileGrid(dev: Device, op: string, p: AttentionProblem, rows: number, tl: Tiling): [number, number, number] {
+  const maxWg = dev.limits.maxComputeWorkgroupsPerDimension;
+  const tiles = Math.ceil(rows / (tl.WG * tl.R));
+  if (tiles > maxWg) throw new TrimpiError(op, `sequence length ${rows} needs ${tiles} workgroups, over the dispatch limit ${maxWg}`);
+  const bh = p.B * p.H;
+  const y = Math.min(bh, maxWg);
+  const z = Math.ceil(bh / y);
+  if (z > maxWg) throw new TrimpiError(op, `B*H = ${bh} exceeds the dispatch limit`);
+  return [tiles, y, z];
+}
+
+/** True if the sg kernels can read `v` as vec4s in place (rows contiguous and 16-byte aligned). */
+function vec4Ready(v: View, D: number): boolean {
+  return D % 4 === 0 && v.strides[3] === 1 && v.offset % 4 === 0 && v.strides.slice(0, 3).every((s) => s % 4 === 0);
+}
+
+/**
+ * `v` as the sg kernels read it: itself if vec4-ready, else a zero-padded contiguous (B, H, T, D4*4)
+ * copy in a pool buffer (released with `done`, after the dispatches that use it are recorded).
+ */
+function vec4View(dev: Device, op: string, v: View, D: number, temps: GPUBuffer[]): View {
+  if (vec4Ready(v, D)) return v;
+  const [B, H, T] = v.shape;
+  const Dp = Math.ceil(D / 4) * 4;
+  const n = B * H * T * Dp;
+  const buffer = dev.alloc(Math.max(n, 4) * 4, `${op} packed`);
+  temps.push(buffer);
+  if (n > 0) {
+    const prm = new Params().u(n, H, T, D, 0, 0, 0, 0).u(...strided(v, 1)).align4();
+    const tl = tiling(dev, 'pack', D);
+    const p = pipe(dev, op, 'pack', D, tl, prm, [{ name: 'dst', type: 'f32', write: true }, { name: 'src', type: 'f32' }], NO_MASK);
+    dev.dispatch(op, p, prm.bytes(), [buffer, v.buffer], grid1d(n, tl.WG, dev.limits.maxComputeWorkgroupsPerDimension));
+  }
+  return { buffer, dtype: 'f32', shape: [B, H, T, Dp], strides: [H * T * Dp, T * Dp, Dp, 1], offset: 0 };
+}
+
+const vecBinding = (name: string, sg: boolean): Bindings[number] => ({ name, type: sg ? 'vec4<f32>' : 'f32' });
+
+/**
+ * Forward: out (contiguous (B, H, Tq, D)) = attention; stats[0 .. B*H*Tq) = logsumexp of each row's
+ * scaled, masked scores (-inf for a row that sees no key). q, k, v: strided views.
+ */
+export function runAttentionForward(dev: Device, op: string, p: AttentionProblem, out: View, stats: View, q: View, k: View, v: View): void {
+  if (p.B * p.H * p.Tq === 0) return;
+  const tl = tiling(dev, 'fwd', p.D);
+  const sg = tl.variant === 'sg';
+  const temps: GPUBuffer[] = [];
+  if (sg) [q, k, v] = [q, k, v].map((x) => vec4View(dev, op, x, p.D, temps));
+  const prm = params(p, sg ? 4 : 1, q, k, v, null);
+  const m = maskParts(p.mask);
+  const bindings: Bindings = [
+    { name: 'out', type: 'f32', write: true }, { name: 'stats', type: 'f32', write: true },
+    vecBinding('q', sg), vecBinding('k', sg), vecBinding('v', sg), ...m.bindings,
+  ];
+  dev.dispatch(op, pipe(dev, op, 'fwd', p.D, tl, prm, bindings, m), prm.bytes(),
+    [out.buffer, stats.buffer, q.buffer, k.buffer, v.buffer, ...m.buffers], tileGrid(dev, op, p, p.Tq, tl));
+  for (const b of temps) dev.pool.release(b);
+}
+
+/**
+ * Backward. stats: the forward's (2, B, H, Tq) buffer (row 0: logsumexp; row 1 is overwritten with
+ * Delta = rowsum(dO * O)). o: the forward output (contiguous), g = dO (strided).
+ * dq: contiguous (B, H, Tq, D) or null; dkv: contiguous (2, B, H, Tk, D) = [dk, dv] or null.
+ */
+export function runAttentionBackward(dev: Device, op: string, p: AttentionProblem, stats: View, o: View, g: View,
+  q: View, k: View, v: View, dq: View | null, dkv: View | null): void {
+  if (p.B * p.H * p.Tq === 0 || (!dq && !dkv)) return;
+  const maxWg = dev.limits.maxComputeWorkgroupsPerDimension;
+  const m = maskParts(p.mask);
+
+  const tlD = tiling(dev, 'delta', p.D);
+  const prmD = params(p, 1, q, k, v, g);
+  const deltaPipe = pipe(dev, op, 'delta', p.D, tlD, prmD,
+    [{ name: 'stats', type: 'f32', write: true }, { name: 'o', type: 'f32' }, { name: 'dout', type: 'f32' }], NO_MASK);
+  dev.dispatch(op, deltaPipe, prmD.bytes(), [stats.buffer, o.buffer, g.buffer], grid1d(p.B * p.H * p.Tq, tlD.WG, maxWg));
+
+  const tl = tiling(dev, 'dq', p.D);
+  const sg = tl.variant === 'sg';
+  const temps: GPUBuffer[] = [];
+  if (sg) [q, k, v, g] = [q, k, v, g].map((x) => vec4View(dev, op, x, p.D, temps));
+  const prm = params(p, sg ? 4 : 1, q, k, v, g);
+  const common: Bindings = [{ name: 'stats', type: 'f32' }, vecBinding('q', sg), vecBinding('k', sg), vecBinding('v', sg), vecBinding('dout', sg)];
+  const commonBuffers = [stats.buffer, q.buffer, k.buffer, v.buffer, g.buffer];
+  if (dq) {
+    dev.dispatch(op, pipe(dev, op, 'dq', p.D, tl, prm, [{ name: 'dq_out', type: 'f32', write: true }, ...common, ...m.bindings], m),
+      prm.bytes(), [dq.buffer, ...commonBuffers, ...m.buffers], tileGrid(dev, op, p, p.Tq, tl));
+  }
+  if (dkv && p.Tk > 0) {
+    const tk = tiling(dev, 'dkv', p.D);
+    dev.dispatch(op, pipe(dev, op, 'dkv', p.D, tk, prm, [{ name: 'dkv', type: 'f32', write: true }, ...common, ...m.bindings], m),
+      prm.bytes(), [dkv.buffer, ...commonBuffers, ...m.buffers], tileGrid(dev, op, p, p.Tk, tk));
+  }
+  for (const b of temps) dev.pool.release(b);
+}

@@ -1,0 +1,138 @@
+// Multi-head self-attention on the fused attention kernel (causal, key-padding and prefix masks; an
+// optional KV cache for generation) and the pre-LN transformer block.
+import { attention } from '../tensor/attention.js';
+import { isGradEnabled } from '../tensor/autograd.js';
+import { check, fmtShape } from '../tensor/errors.js';
+import { keep } from '../tensor/memory.js';
+import { assign, ones, permute, reshape, slice, zeros } from '../tensor/ops.js';
+import { Tensor } from '../tensor/tensor.js';
+import { Dropout, LayerNorm, Linear, MLP, Module } from './module.js';
+
+/**
+ * Keys and values of every layer for incremental decoding: (B, H, capacity, D) per layer, written in
+ * place at [length, length + T) by each forward, plus a (B, capacity) key-padding mask (1 = real key).
+ * All sequences of a batch share one length: prompts are left-padded, the padding masked out.
+ * GPU memory is explicit: dispose() frees it.
+ */
+export class KVCache {
+  readonly keys: Tensor[];
+  readonly values: Tensor[];
+  /** (B, capacity) f32: 1 = a real key, 0 = padding (never attended). Starts all ones. */
+  readonly keyPadding: Tensor;
+  /** Positions filled so far (the same for every sequence). */
+  length = 0;
+
+  constructor(
+    readonly layers: number,
+    readonly batch: number,
+    readonly heads: number,
+    readonly capacity: number,
+    readonly headDim: number,
+  ) {
+    const shape = [batch, heads, capacity, headDim];
+    this.keys = Array.from({ length: layers }, () => keep(zeros(shape)));
+    this.values = Array.from({ length: layers }, () => keep(zeros(shape)));
+    this.keyPadding = keep(ones([batch, capacity]));
+  }
+
+  /** The key-padding mask over the filled positions plus `extra` new ones: (B, length + extra). */
+  paddingView(extra: number): Tensor {
+    return slice(this.keyPadding, 1, 0, this.length + extra);
+  }
+
+  dispose(): void {
+    for (const t of [...this.keys, ...this.values, this.keyPadding]) t.dispose();
+  }
+}
+
+/** Where a forward writes into a KV cache: the layer's buffers and the first position to write. */
+export interface LayerCache {
+  keys: Tensor;
+  values: Tensor;
+  start: number;
+}
+
+export interface AttentionMasks {
+  /** Causal (default true for the decoder, false for the ViT). */
+  causal: boolean;
+  /** (B, Tk) nonzero = real key, 0 = padding; with a cache, Tk = start + T. */
+  keyPaddingMask?: Tensor;
+  /** Keys j < prefixLength are visible to every query (prefix-LM); a number or an i32 (B,) tensor. */
+  prefixLength?: number | Tensor;
+}
+
+export class MultiHeadAttention extends Module {
+  readonly qkv: Linear;
+  readonly proj: Linear;
+  readonly drop: Dropout;
+  readonly headDim: number;
+
+  constructor(
+    readonly dim: number,
+    readonly heads: number,
+    opts: { dropout?: number; std?: number; projStd?: number } = {},
+  ) {
+    super();
+    check(Number.isInteger(heads) && heads > 0 && dim % heads === 0, 'MultiHeadAttention', () => `width ${dim} must be a multiple of the number of heads ${heads}`);
+    this.headDim = dim / heads;
+    this.qkv = this.addModule('qkv', new Linear(dim, 3 * dim, { std: opts.std }));
+    this.proj = this.addModule('proj', new Linear(dim, dim, { std: opts.projStd ?? opts.std }));
+    this.drop = this.addModule('drop', new Dropout(opts.dropout ?? 0));
+  }
+
+  /**
+   * x is (B, T, C) → (B, T, C). With `cache`, this call's keys and values are written at
+   * [start, start + T) of the layer's cache and the queries attend to all of [0, start + T)
+   * (causal with Tq < Tk treats the queries as the last T positions). The cache path runs without
+   * gradients (generation only).
+   */
+  forward(x: Tensor, masks: AttentionMasks, cache?: LayerCache): Tensor {
+    const op = 'MultiHeadAttention.forward';
+    check(x.ndim === 3 && x.shape[2] === this.dim, op, () => `x must be (B, T, ${this.dim}), got ${x.describe()}`);
+    const [B, T, C] = x.shape;
+    const H = this.heads;
+    const D = this.headDim;
+    const qkv = this.qkv.forward(x); // (B, T, 3C)
+    // (B, T, C) slices viewed as (B, T, H, D) then (B, H, T, D): no copies, the kernel reads strides
+    const heads = (i: number): Tensor => permute(reshape(slice(qkv, 2, i * C, (i + 1) * C), [B, T, H, D]), [0, 2, 1, 3]);
+    const q = heads(0);
+    let k = heads(1);
+    let v = heads(2);
+    if (cache) {
+      check(!isGradEnabled() || !x.requiresGrad, op, () => 'the KV-cache path is for generation: run it under noGrad()');
+      const cap = cache.keys.shape[2];
+      check(cache.keys.shape[0] === B && cache.keys.shape[1] === H && cache.keys.shape[3] === D && cache.start + T <= cap, op,
+        () => `cache ${fmtShape(cache.keys.shape)} cannot take positions [${cache.start}, ${cache.start + T}) of a (B, H, T, D) = ${fmtShape([B, H, T, D])} input`);
+      assign(slice(cache.keys, 2, cache.start, cache.start + T), k);
+      assign(slice(cache.values, 2, cache.start, cache.start + T), v);
+      k = slice(cache.keys, 2, 0, cache.start + T);
+      v = slice(cache.values, 2, 0, cache.start + T);
+    }
+    const y = attention(q, k, v, { causal: masks.causal, keyPaddingMask: masks.keyPaddingMask, prefixLength: masks.prefixLength }); // (B, H, T, D)
+    const merged = reshape(permute(y, [0, 2, 1, 3]), [B, T, C]); // re-assemble the heads side by side
+    return this.drop.forward(this.proj.forward(merged));
+  }
+}
+
+/** Pre-LN transformer block: x + attn(ln1(x)), then x + mlp(ln2(x)). */
+export class TransformerBlock extends Module {
+  readonly ln1: LayerNorm;
+  readonly attn: MultiHeadAttention;
+  readonly ln2: LayerNorm;
+  readonly mlp: MLP;
+
+  constructor(dim: number, heads: number, opts: { mlpRatio?: number; dropout?: number; std?: number; residualStd?: number; eps?: number } = {}) {
+    super();
+    const init = { dropout: opts.dropout, std: opts.std, projStd: opts.residualStd };
+    this.ln1 = this.addModule('ln1', new LayerNorm(dim, opts.eps));
+    this.attn = this.addModule('attn', new MultiHeadAttention(dim, heads, init));
+    this.ln2 = this.addModule('ln2', new LayerNorm(dim, opts.eps));
+    this.mlp = this.addModule('mlp', new MLP(dim, Math.round((opts.mlpRatio ?? 4) * dim), init));
+  }
+
+  /** x is (B, T, C) → (B, T, C). */
+  forward(x: Tensor, masks: AttentionMasks, cache?: LayerCache): Tensor {
+    const h = x.add(this.attn.forward(this.ln1.forward(x), masks, cache));
+    return h.add(this.mlp.forward(this.ln2.forward(h)));
+  }
+}

@@ -1,0 +1,145 @@
+// What `npm run bench` needs from src/nn: build a preset model, run timed training steps and a timed
+// batched generation on random data, and report throughput with a FLOP count, so the bench can
+// state the fraction of the device's measured matmul ceiling that a training step reaches.
+import { check } from '../tensor/errors.js';
+import { rand, tensor } from '../tensor/ops.js';
+import { vmcptLoss } from '../trimpi/losses/vmcpt.js';
+import { generate } from './generate.js';
+import { preset } from './presets.js';
+import { Trainer } from './train.js';
+import { VisionLanguageModel, VlmBatch, VlmConfig } from './vlm.js';
+
+export interface PresetBenchOptions {
+  /** Preset name: 'tiny', 'cpu' or 'gpu'. */
+  preset: string;
+  /** The tokenizer's vocabulary size. */
+  vocabSize: number;
+  /** Sequences per training step (default: the preset's batch size). */
+  batchSize?: number;
+  /** Text tokens per training sequence (default 256; images add P positions each). */
+  textTokens?: number;
+  /** Images per sequence (default 1). */
+  imagesPerSequence?: number;
+  /** Timed training steps (default 5), after `warmupSteps` untimed ones (default 1: shader compilation). */
+  trainSteps?: number;
+  warmupSteps?: number;
+  /** Sequences sampled in parallel (default batchSize) and new tokens each (default 32). 0 skips sampling. */
+  sampleBatch?: number;
+  sampleTokens?: number;
+  /** Prompt text tokens for sampling (default textTokens / 2). */
+  promptTokens?: number;
+}
+
+export interface PresetBenchResult {
+  preset: string;
+  config: VlmConfig;
+  parameters: number;
+  batchSize: number;
+  /** Decoder positions per training sequence (text + image patches). */
+  positionsPerSequence: number;
+  /** Wall time of each timed training step, ms (each waits for its loss to be read back). */
+  trainStepMs: number[];
+  /** Median step time, ms. */
+  trainStepMedianMs: number;
+  /** Decoder positions (text + image) trained per second, at the median step time. */
+  trainPositionsPerSec: number;
+  /** Text tokens (the loss's targets) trained per second. */
+  trainTextTokensPerSec: number;
+  /** FLOPs of one training step (matmuls and attention, forward + backward), the numerator of the ceiling fraction. */
+  trainFlopsPerStep: number;
+  /** trainFlopsPerStep / median step time. */
+  trainFlopsPerSec: number;
+  /** Generated tokens per second over the whole batched generation (prefill included). */
+  sampleTokensPerSec: number;
+  sampleMs: number;
+  sampleBatch: number;
+  sampleTokens: number;
+}
+
+/**
+ * FLOPs of one training step of `cfg` on B sequences of T decoder positions with `images` images in
+ * all: 6·rows·K·N for every linear map (forward 2, backward 4), 2·2·T²·C per attention layer forward
+ * (halved when causal) and twice that backward.
+ */
+export function trainFlops(cfg: VlmConfig, B: number, T: number, images: number): number {
+  const P = (cfg.imageSize / cfg.patchSize) ** 2;
+  const blockMatmul = (C: number): number => (4 + 2 * cfg.mlpRatio) * C * C;
+  const dec = B * T * (cfg.layers * blockMatmul(cfg.dim) + cfg.vocabSize * cfg.dim);
+  const vis = images * P * (cfg.visionLayers * blockMatmul(cfg.visionDim) + cfg.channels * cfg.patchSize ** 2 * cfg.visionDim + cfg.visionDim * cfg.dim);
+  const attnFwd = cfg.layers * B * 2 * T * T * cfg.dim + cfg.visionLayers * images * 4 * P * P * cfg.visionDim;
+  return 6 * (dec + vis) + 3 * attnFwd;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Builds the preset's model and times training steps and batched sampling on random data. */
+export async function benchmarkPreset(opts: PresetBenchOptions): Promise<PresetBenchResult> {
+  const p = preset(opts.preset, opts.vocabSize);
+  const cfg = p.model;
+  const B = opts.batchSize ?? p.train.batchSize;
+  const textTokens = opts.textTokens ?? 256;
+  const perSeq = opts.imagesPerSequence ?? 1;
+  const trainSteps = opts.trainSteps ?? 5;
+  const warmup = opts.warmupSteps ?? 1;
+  check(trainSteps >= 1 && B >= 1 && textTokens >= 2, 'benchmarkPreset', () => `need trainSteps >= 1, batchSize >= 1, textTokens >= 2 (got ${trainSteps}, ${B}, ${textTokens})`);
+  const model = new VisionLanguageModel(cfg);
+  // deterministic pseudo-random ids, never a special token (ids < 8)
+  let state = 12345;
+  const word = (): number => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return 8 + (state % (cfg.vocabSize - 8));
+  };
+  const sequence = (n: number): number[] => [1, ...Array<number>(perSeq).fill(cfg.imageTokenId), ...Array.from({ length: n - 1 }, word)];
+  const S = cfg.imageSize;
+  const trainer = new Trainer<VlmBatch>(model, { lr: p.train.lr, warmupSteps: 0, totalSteps: warmup + trainSteps, weightDecay: p.train.weightDecay });
+  const batch = model.prepareBatch(Array.from({ length: B }, () => sequence(textTokens)));
+  const images = rand([batch.numImages, cfg.channels, S, S], { seed: 1 });
+  const textMask = model.textMask(batch);
+  try {
+    const lossOf = (b: VlmBatch) => {
+      const inputs = model.toInputs(b, images);
+      return vmcptLoss(model.forward(inputs), inputs.tokens, tensor(textMask)).loss;
+    };
+    const stepMs: number[] = [];
+    for (let s = 0; s < warmup + trainSteps; s++) {
+      const t0 = performance.now();
+      const r = trainer.trainStep([batch], lossOf);
+      await r.loss.item();
+      r.loss.dispose();
+      r.gradNorm.dispose();
+      if (s >= warmup) stepMs.push(performance.now() - t0);
+    }
+    const T = batch.T;
+    const flops = trainFlops(cfg, B, T, batch.numImages);
+    const med = median(stepMs);
+    const textPerSeq = textMask.reduce((n, row) => n + row.reduce((a, x) => a + x, 0), 0) / B;
+
+    const sampleBatch = opts.sampleBatch ?? B;
+    const sampleTokens = opts.sampleTokens ?? 32;
+    let sampleMs = 0;
+    if (sampleBatch > 0 && sampleTokens > 0) {
+      const prompts = Array.from({ length: sampleBatch }, () => sequence(opts.promptTokens ?? Math.max(2, textTokens >> 1)));
+      const promptImages = rand([sampleBatch * perSeq, cfg.channels, S, S], { seed: 2 });
+      try {
+        await generate(model, prompts, promptImages, { maxNewTokens: 2, temperature: 0 }); // compiles the shaders
+        const t0 = performance.now();
+        await generate(model, prompts, promptImages, { maxNewTokens: sampleTokens, temperature: 1, topK: 20 });
+        sampleMs = performance.now() - t0;
+      } finally {
+        promptImages.dispose();
+      }
+    }
+    return {
+      preset: p.name, config: cfg, parameters: model.numParameters(), batchSize: B, positionsPerSequence: T,
+      trainStepMs: stepMs, trainStepMedianMs: med,
+      trainPositionsPerSec: (B * T) / (med / 1000), trainTextTokensPerSec: (B * textPerSeq) / (med / 1000),
+      trainFlopsPerStep: flops, trainFlopsPerSec: flops / (med / 1000),
+      sampleTokensPerSec: sampleMs > 0 ? (sampleBatch * sampleTokens) / (sampleMs / 1000) : 0,
+      sampleMs, sampleBatch, sampleTokens,
+    };
+  } finally {
+    images.dispose();
+    trainer.dispose();
+    model.dispose();
+  }
+}

@@ -1,0 +1,35 @@
+// src/nn: modules, the vision-language model, generation, training-loop pieces and checkpoints.
+//
+// Conventions in one place:
+// - Parameters are created once and keep()-ed; Module.dispose() frees them. Forwards create only
+//   intermediates: call them inside the caller's tidy(). KV caches are explicit (dispose()).
+// - Image places: the tokenizer emits ONE `<image>` per image; VisionLanguageModel expands it to the
+//   image's P patch positions (layout / prepareBatch / expandPerToken / textMask map masks onto the
+//   expanded positions). A batch's images are one (N, C, H, W) tensor in order of appearance.
+// - Linear weights are (in, out) (the engine's linear layout), also in checkpoints.
+// - Generation samples on the CPU from one readback of the step's last logits (B × V); the returned
+//   log-probs are log-softmax of the raw logits (temperature 1).
+// - Training: Trainer.trainStep re-seeds the engine RNG from (seed, step), so a resumed run draws the
+//   same dropout masks as an uninterrupted one; no readback inside a step.
+export { Parameter, Module, Linear, Embedding, LayerNorm, Dropout, MLP } from './module.js';
+export type { HostTensor, InitOptions } from './module.js';
+export { KVCache, MultiHeadAttention, TransformerBlock } from './attention.js';
+export type { AttentionMasks, LayerCache } from './attention.js';
+export { PatchEmbed, ViTEncoder } from './vit.js';
+export type { ViTOptions } from './vit.js';
+export { DecoderLM, VisionLanguageModel, validateConfig } from './vlm.js';
+export type { BatchOptions, SequenceLayout, VlmBatch, VlmConfig, VlmInputs } from './vlm.js';
+export { PRESET_NAMES, preset } from './presets.js';
+export type { Preset, PresetName, TrainPreset } from './presets.js';
+export { SamplerRng, generate, sampleToken } from './generate.js';
+export type { GenerateOptions, GenerateResult, SampleOptions } from './generate.js';
+export { Trainer, parameterGroups, stepSeed, warmupCosine } from './train.js';
+export type { ScheduleOptions, StepResult, TrainerOptions } from './train.js';
+export { AdamW, globalGradNorm } from './optim.js';
+export type { AdamWOptions, ParamGroup } from './optim.js';
+export { decodeSafetensors, encodeSafetensors, readSafetensors, writeFileAtomic, writeSafetensors } from './safetensors.js';
+export type { Safetensors } from './safetensors.js';
+export { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, loadCheckpoint, loadVisionLanguageModel, readManifest, saveCheckpoint } from './checkpoint.js';
+export type { CheckpointManifest, JsonValue, LoadOptions, SaveOptions } from './checkpoint.js';
+export { benchmarkPreset, trainFlops } from './bench.js';
+export type { PresetBenchOptions, PresetBenchResult } from './bench.js';

@@ -1,0 +1,220 @@
+// Modules: named parameters, train/eval mode, state dicts; and the basic layers (Linear, Embedding,
+// LayerNorm, Dropout, MLP). llm.c style: each forward composes engine ops, whose autograd records what
+// the backward needs, so no module writes a backward pass.
+//
+// Memory: parameters are created once, keep()-ed (they survive every tidy()) and freed by
+// Module.dispose(). A forward creates only intermediates: call it inside the caller's tidy().
+import { noGrad } from '../tensor/autograd.js';
+import { check, fmtShape } from '../tensor/errors.js';
+import { keep, tidy } from '../tensor/memory.js';
+import { assign, dropout, embedding, full, layerNorm, linear, randn, tensor, zeros } from '../tensor/ops.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { DType } from '../tensor/dtype.js';
+
+/** A trainable tensor and whether AdamW decays it (no decay on norms, biases and embeddings). */
+export class Parameter {
+  constructor(
+    readonly value: Tensor,
+    readonly decay: boolean,
+  ) {}
+}
+
+/** Host-side tensor data, as read from a checkpoint (row-major). */
+export interface HostTensor {
+  dtype: DType;
+  shape: number[];
+  data: Float32Array | Int32Array;
+}
+
+export abstract class Module {
+  /** Train mode (dropout on) or eval mode (dropout off); set with train()/eval(). */
+  training = true;
+  private readonly ownParameters = new Map<string, Parameter>();
+  private readonly childModules = new Map<string, Module>();
+  private disposed = false;
+
+  /** Registers a parameter: keep()s it (it outlives the caller's tidy) and marks it trainable. */
+  protected addParameter(name: string, value: Tensor, opts: { decay: boolean }): Tensor {
+    check(!this.ownParameters.has(name) && !this.childModules.has(name), `${this.constructor.name}.addParameter`, () => `the name '${name}' is already used`);
+    keep(value);
+    value.requiresGrad_(true);
+    value.name = name;
+    this.ownParameters.set(name, new Parameter(value, opts.decay));
+    return value;
+  }
+
+  /** Registers a child module (its parameters are named `name.<param>`). */
+  protected addModule<M extends Module>(name: string, module: M): M {
+    check(!this.ownParameters.has(name) && !this.childModules.has(name), `${this.constructor.name}.addModule`, () => `the name '${name}' is already used`);
+    this.childModules.set(name, module);
+    return module;
+  }
+
+  /** Every parameter with its dotted name (e.g. `decoder.blocks.0.attn.qkv.weight`), in registration order. */
+  namedParameters(prefix = ''): [string, Parameter][] {
+    const out: [string, Parameter][] = [];
+    for (const [n, p] of this.ownParameters) out.push([prefix + n, p]);
+    for (const [n, m] of this.childModules) out.push(...m.namedParameters(`${prefix}${n}.`));
+    return out;
+  }
+
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, p]) => p.value);
+  }
+
+  /** Number of scalar parameters. */
+  numParameters(): number {
+    return this.parameters().reduce((n, p) => n + p.numel, 0);
+  }
+
+  /** Sets train mode (dropout on) here and in every child. */
+  train(on = true): this {
+    this.training = on;
+    for (const m of this.childModules.values()) m.train(on);
+    return this;
+  }
+
+  /** Eval mode: dropout off. */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** The parameter tensors by name (the live tensors, not copies). */
+  stateDict(): Map<string, Tensor> {
+    return new Map(this.namedParameters().map(([n, p]) => [n, p.value]));
+  }
+
+  /**
+   * Copies host tensors into the parameters in place (optimizer references stay valid). Every
+   * parameter must be present with its exact shape and dtype; with `strict` (default) no extra
+   * names are allowed. `source` names the origin in error messages (e.g. a file path).
+   */
+  loadStateDict(state: ReadonlyMap<string, HostTensor>, opts: { strict?: boolean; source?: string } = {}): void {
+    const op = `${this.constructor.name}.loadStateDict`;
+    const from = opts.source ? ` in ${opts.source}` : '';
+    const params = this.namedParameters();
+    const expected = new Set(params.map(([n]) => n));
+    const missing = params.map(([n]) => n).filter((n) => !state.has(n));
+    check(missing.length === 0, op, () => `missing ${missing.length} tensor(s)${from}: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', ...' : ''}`);
+    if (opts.strict ?? true) {
+      const extra = [...state.keys()].filter((n) => !expected.has(n));
+      check(extra.length === 0, op, () => `unexpected tensor(s)${from} that the model does not have: ${extra.slice(0, 8).join(', ')}${extra.length > 8 ? ', ...' : ''}`);
+    }
+    for (const [name, p] of params) {
+      const h = state.get(name)!;
+      check(h.dtype === p.value.dtype, op, () => `tensor ${name}${from} has dtype ${h.dtype} but the model expects ${p.value.dtype}`);
+      check(h.shape.length === p.value.ndim && h.shape.every((d, i) => d === p.value.shape[i]), op,
+        () => `tensor ${name}${from} has shape ${fmtShape(h.shape)} but the model expects ${fmtShape(p.value.shape)}`);
+    }
+    noGrad(() => tidy(() => {
+      for (const [name, p] of params) {
+        const h = state.get(name)!;
+        assign(p.value, tensor(h.data, { shape: h.shape, dtype: h.dtype, device: p.value.device }));
+      }
+    }));
+  }
+
+  /** Frees every parameter (and its gradient). The module cannot be used afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const p of this.ownParameters.values()) p.value.dispose();
+    for (const m of this.childModules.values()) m.dispose();
+  }
+}
+
+/** Weight initialisation: N(0, std²) for matrices, zeros for biases. */
+export interface InitOptions {
+  /** Standard deviation of the weight (default 0.02, GPT-2). */
+  std?: number;
+}
+
+/** y = x @ W + b, with an optional fused GELU. W is (in, out): the engine's `linear` layout. */
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: InitOptions & { bias?: boolean } = {},
+  ) {
+    super();
+    this.weight = this.addParameter('weight', randn([inFeatures, outFeatures], { std: opts.std ?? 0.02 }), { decay: true });
+    this.bias = opts.bias === false ? null : this.addParameter('bias', zeros([outFeatures]), { decay: false });
+  }
+
+  /** x is (..., in) → (..., out). */
+  forward(x: Tensor, activation: 'none' | 'gelu' = 'none'): Tensor {
+    return linear(x, this.weight, this.bias, activation);
+  }
+}
+
+/** A lookup table: ids (...) i32 → (..., dim). Never weight-decayed. */
+export class Embedding extends Module {
+  readonly weight: Tensor;
+
+  constructor(
+    readonly count: number,
+    readonly dim: number,
+    opts: InitOptions = {},
+  ) {
+    super();
+    this.weight = this.addParameter('weight', randn([count, dim], { std: opts.std ?? 0.02 }), { decay: false });
+  }
+
+  forward(ids: Tensor): Tensor {
+    return embedding(this.weight, ids);
+  }
+}
+
+/** Layer normalisation over the last dim, with learned scale and shift (never weight-decayed). */
+export class LayerNorm extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-5,
+  ) {
+    super();
+    this.weight = this.addParameter('weight', full([dim], 1), { decay: false });
+    this.bias = this.addParameter('bias', zeros([dim]), { decay: false });
+  }
+
+  /** x is (..., dim). */
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, [this.dim], this.weight, this.bias, this.eps);
+  }
+}
+
+/** Inverted dropout in train mode (the engine's seeded RNG: manualSeed makes it reproducible), identity in eval. */
+export class Dropout extends Module {
+  constructor(readonly p: number) {
+    super();
+    check(p >= 0 && p < 1, 'Dropout', () => `p must be in [0, 1), got ${p}`);
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.training && this.p > 0 ? dropout(x, this.p, true) : x;
+  }
+}
+
+/** The transformer MLP: Linear(C, hidden) + GELU (fused), Linear(hidden, C), dropout. */
+export class MLP extends Module {
+  readonly fc: Linear;
+  readonly proj: Linear;
+  readonly drop: Dropout;
+
+  constructor(dim: number, hidden: number, opts: { dropout?: number; std?: number; projStd?: number } = {}) {
+    super();
+    this.fc = this.addModule('fc', new Linear(dim, hidden, { std: opts.std }));
+    this.proj = this.addModule('proj', new Linear(hidden, dim, { std: opts.projStd ?? opts.std }));
+    this.drop = this.addModule('drop', new Dropout(opts.dropout ?? 0));
+  }
+
+  /** x is (B, T, C) → (B, T, C). */
+  forward(x: Tensor): Tensor {
+    return this.drop.forward(this.proj.forward(this.fc.forward(x, 'gelu')));
+  }
+}

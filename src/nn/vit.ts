@@ -1,0 +1,88 @@
+// The vision encoder: patch embedding, learned positions, pre-LN bidirectional blocks (a ViT), and the
+// projector from the ViT width to the decoder width.
+import { check } from '../tensor/errors.js';
+import { permute, randn, reshape } from '../tensor/ops.js';
+import { Tensor } from '../tensor/tensor.js';
+import { TransformerBlock } from './attention.js';
+import { LayerNorm, Linear, Module } from './module.js';
+
+/** Cuts images into non-overlapping patch × patch squares and embeds each with one linear map. */
+export class PatchEmbed extends Module {
+  readonly proj: Linear;
+  readonly patchesPerSide: number;
+
+  constructor(
+    readonly imageSize: number,
+    readonly patchSize: number,
+    readonly channels: number,
+    readonly dim: number,
+    opts: { std?: number } = {},
+  ) {
+    super();
+    check(imageSize % patchSize === 0, 'PatchEmbed', () => `image size ${imageSize} must be a multiple of the patch size ${patchSize}`);
+    this.patchesPerSide = imageSize / patchSize;
+    this.proj = this.addModule('proj', new Linear(channels * patchSize * patchSize, dim, { std: opts.std }));
+  }
+
+  /** Patches per image, P = (imageSize / patchSize)². */
+  get numPatches(): number {
+    return this.patchesPerSide ** 2;
+  }
+
+  /** images is (N, C, H, W) → (N, P, dim), patches in row-major order; each patch flattened as (C, p, p). */
+  forward(images: Tensor): Tensor {
+    const S = this.imageSize;
+    const p = this.patchSize;
+    const g = this.patchesPerSide;
+    check(images.ndim === 4 && images.shape[1] === this.channels && images.shape[2] === S && images.shape[3] === S, 'PatchEmbed.forward',
+      () => `images must be (N, ${this.channels}, ${S}, ${S}), got ${images.describe()}`);
+    const N = images.shape[0];
+    // (N, C, g, p, g, p) → (N, g, g, C, p, p) → (N, P, C·p·p): the reshape copies once
+    const patches = reshape(permute(reshape(images, [N, this.channels, g, p, g, p]), [0, 2, 4, 1, 3, 5]), [N, g * g, this.channels * p * p]);
+    return this.proj.forward(patches);
+  }
+}
+
+export interface ViTOptions {
+  imageSize: number;
+  patchSize: number;
+  channels: number;
+  dim: number;
+  layers: number;
+  heads: number;
+  mlpRatio?: number;
+  dropout?: number;
+  std?: number;
+  eps?: number;
+}
+
+/** ViT encoder: images (N, C, H, W) → patch tokens (N, P, dim), bidirectional attention, final LN. */
+export class ViTEncoder extends Module {
+  readonly patchEmbed: PatchEmbed;
+  /** Learned positions (P, dim). */
+  readonly positions: Tensor;
+  readonly blocks: TransformerBlock[];
+  readonly lnFinal: LayerNorm;
+
+  constructor(readonly opts: ViTOptions) {
+    super();
+    const std = opts.std ?? 0.02;
+    this.patchEmbed = this.addModule('patch', new PatchEmbed(opts.imageSize, opts.patchSize, opts.channels, opts.dim, { std }));
+    this.positions = this.addParameter('pos', randn([this.patchEmbed.numPatches, opts.dim], { std }), { decay: false });
+    const residualStd = std / Math.sqrt(2 * Math.max(1, opts.layers));
+    this.blocks = Array.from({ length: opts.layers }, (_, i) =>
+      this.addModule(`blocks.${i}`, new TransformerBlock(opts.dim, opts.heads, { mlpRatio: opts.mlpRatio, dropout: opts.dropout, std, residualStd, eps: opts.eps })));
+    this.lnFinal = this.addModule('ln_f', new LayerNorm(opts.dim, opts.eps));
+  }
+
+  get numPatches(): number {
+    return this.patchEmbed.numPatches;
+  }
+
+  /** images is (N, C, H, W) → (N, P, dim). */
+  forward(images: Tensor): Tensor {
+    let x = this.patchEmbed.forward(images).add(this.positions); // (N, P, dim)
+    for (const block of this.blocks) x = block.forward(x, { causal: false });
+    return this.lnFinal.forward(x);
+  }
+}

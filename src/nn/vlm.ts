@@ -1,0 +1,353 @@
+// The vision-language model: a ViT encoder, a linear projector and a causal decoder LM with tied
+// embeddings (docs/trimpi.md section 4). Images enter the decoder as projected ViT patch tokens
+// scattered into the `<image>` places of the token sequence.
+//
+// Image places (the one convention every caller relies on): the tokenizer emits ONE `<image>` token
+// per image, and the model expands it to the image's P patch positions (P = (imageSize/patchSize)²).
+// `layout(tokens)` gives the expanded sequence and the map between original and expanded positions;
+// `prepareBatch` pads a batch of such sequences and says which rows are visual, so the loss masks
+// (VM-CPT masks visual positions) line up with the logits. Images of a batch are passed as one
+// (N, C, H, W) tensor in order of appearance: sequence 0's images first, each in token order.
+import { check, fmtShape } from '../tensor/errors.js';
+import { assign, manualSeed, concat, embedding, indexSelect, linear, reshape, slice, tensor, transpose } from '../tensor/ops.js';
+import { Tensor } from '../tensor/tensor.js';
+import { AttentionMasks, KVCache, TransformerBlock } from './attention.js';
+import { Embedding, LayerNorm, Linear, Module } from './module.js';
+import { ViTEncoder } from './vit.js';
+
+/** Everything that defines a model's architecture (saved as config.json beside a checkpoint). */
+export interface VlmConfig {
+  vocabSize: number;
+  /** Id of `<image>` (each one expands to P patch positions). */
+  imageTokenId: number;
+  /** Id used for padding. */
+  padId: number;
+  imageSize: number;
+  patchSize: number;
+  channels: number;
+  visionDim: number;
+  visionLayers: number;
+  visionHeads: number;
+  dim: number;
+  layers: number;
+  heads: number;
+  /** Decoder context: the most expanded positions (text + image patches) a sequence may have. */
+  maxPositions: number;
+  mlpRatio: number;
+  dropout: number;
+  layerNormEps: number;
+  /** Standard deviation of the weight initialisation (GPT-2: 0.02). */
+  initStd: number;
+  /** Seed of the weight initialisation. */
+  seed: number;
+}
+
+/** One sequence with its `<image>` tokens expanded to patch positions. */
+export interface SequenceLayout {
+  /** Expanded ids: each `<image>` becomes P copies of the image id. */
+  ids: number[];
+  /** 1 where the position holds an image patch, 0 on text. */
+  visual: number[];
+  /** For each expanded position, the index of the original token it came from. */
+  source: number[];
+  /** For each original token, its first expanded position. */
+  positionOf: number[];
+  /** Number of images (`<image>` tokens) in the sequence. */
+  images: number;
+}
+
+export interface BatchOptions {
+  /** 'right' (training: positions start at 0 everywhere) or 'left' (generation: every prompt ends at T − 1). Default 'right'. */
+  padSide?: 'right' | 'left';
+  /** Pad to this length (default: the longest expanded sequence). */
+  length?: number;
+}
+
+/** A padded batch on the host: (B, T) row-major arrays. Turn it into GPU tensors with `toInputs`. */
+export interface VlmBatch {
+  B: number;
+  T: number;
+  padSide: 'right' | 'left';
+  layouts: SequenceLayout[];
+  /** Padding before each row's first token (left padding), 0 with right padding. */
+  padBefore: number[];
+  /** Expanded token ids (pad id on padding). */
+  ids: Int32Array;
+  /** Learned-position index of each slot (0 at each row's first real token; 0 on padding). */
+  positions: Int32Array;
+  /** 1 on real tokens (text and image), 0 on padding. */
+  attention: Float32Array;
+  /** 1 on image-patch positions. */
+  visual: Float32Array;
+  /** For each slot: −1 for text/padding, else its row in the (N·P, C) image-token table. */
+  imageRow: Int32Array;
+  /** Images the batch needs (N). */
+  numImages: number;
+}
+
+/** The GPU inputs of a forward. */
+export interface VlmInputs {
+  /** (B, T) i32 expanded ids. */
+  tokens: Tensor;
+  /** (B, T) i32 learned-position ids. */
+  positions: Tensor;
+  /** (N, C, H, W) images in order of appearance, or null when the batch has none. */
+  images: Tensor | null;
+  /** (B·T,) i32 row of each slot in [token embeddings (B·T) ; image tokens (N·P)], or null without images. */
+  gatherIndex: Tensor | null;
+  /** (B, T) f32 1 = real token, 0 = padding; null when nothing is padded. */
+  keyPadding: Tensor | null;
+}
+
+/** The causal decoder LM: token + learned position embeddings, pre-LN blocks, final LN, tied output head. */
+export class DecoderLM extends Module {
+  readonly tokenEmbedding: Embedding;
+  readonly positionEmbedding: Embedding;
+  readonly blocks: TransformerBlock[];
+  readonly lnFinal: LayerNorm;
+
+  constructor(opts: { vocabSize: number; maxPositions: number; dim: number; layers: number; heads: number; mlpRatio?: number; dropout?: number; std?: number; eps?: number }) {
+    super();
+    const std = opts.std ?? 0.02;
+    this.tokenEmbedding = this.addModule('wte', new Embedding(opts.vocabSize, opts.dim, { std }));
+    this.positionEmbedding = this.addModule('wpe', new Embedding(opts.maxPositions, opts.dim, { std }));
+    // GPT-2: residual projections scaled by 1/sqrt(2·layers) so the residual stream's variance stays put
+    const residualStd = std / Math.sqrt(2 * Math.max(1, opts.layers));
+    this.blocks = Array.from({ length: opts.layers }, (_, i) =>
+      this.addModule(`blocks.${i}`, new TransformerBlock(opts.dim, opts.heads, { mlpRatio: opts.mlpRatio, dropout: opts.dropout, std, residualStd, eps: opts.eps })));
+    this.lnFinal = this.addModule('ln_f', new LayerNorm(opts.dim, opts.eps));
+  }
+
+  /** ids is (B, T) i32 → (B, T, C). */
+  embedTokens(ids: Tensor): Tensor {
+    return this.tokenEmbedding.forward(ids);
+  }
+
+  /**
+   * x is (B, T, C) input embeddings, positions (B, T) i32 → hidden states (B, T, C) after the final LN.
+   * With `cache`, layer i writes its keys/values at [cache.length, cache.length + T); the caller
+   * advances cache.length afterwards.
+   */
+  forwardEmbeddings(x: Tensor, positions: Tensor, masks: AttentionMasks, cache?: KVCache): Tensor {
+    let h = x.add(embedding(this.positionEmbedding.weight, positions));
+    this.blocks.forEach((block, i) => {
+      h = block.forward(h, masks, cache ? { keys: cache.keys[i], values: cache.values[i], start: cache.length } : undefined);
+    });
+    return this.lnFinal.forward(h);
+  }
+
+  /** hidden is (..., C) → logits (..., V) with the token embedding as the output matrix (tied). */
+  logits(hidden: Tensor): Tensor {
+    return linear(hidden, transpose(this.tokenEmbedding.weight, 0, 1));
+  }
+}
+
+/** ViT → projector → causal decoder over text with image patch tokens at the `<image>` places. */
+export class VisionLanguageModel extends Module {
+  readonly config: VlmConfig;
+  readonly vision: ViTEncoder;
+  readonly projector: Linear;
+  readonly decoder: DecoderLM;
+
+  /** Builds the model with weights drawn from `config.seed` (this re-seeds the engine's global RNG). */
+  constructor(config: VlmConfig) {
+    super();
+    validateConfig(config);
+    this.config = { ...config };
+    manualSeed(config.seed);
+    const c = config;
+    this.vision = this.addModule('vision', new ViTEncoder({
+      imageSize: c.imageSize, patchSize: c.patchSize, channels: c.channels, dim: c.visionDim, layers: c.visionLayers, heads: c.visionHeads,
+      mlpRatio: c.mlpRatio, dropout: c.dropout, std: c.initStd, eps: c.layerNormEps,
+    }));
+    this.projector = this.addModule('projector', new Linear(c.visionDim, c.dim, { std: c.initStd }));
+    this.decoder = this.addModule('decoder', new DecoderLM({
+      vocabSize: c.vocabSize, maxPositions: c.maxPositions, dim: c.dim, layers: c.layers, heads: c.heads,
+      mlpRatio: c.mlpRatio, dropout: c.dropout, std: c.initStd, eps: c.layerNormEps,
+    }));
+  }
+
+  /** Patch positions per image (P). */
+  get patchesPerImage(): number {
+    return this.vision.numPatches;
+  }
+
+  // ---- host side: layouts and batches ---------------------------------------------------------
+
+  /** The expanded layout of one token sequence (one `<image>` per image → P positions each). */
+  layout(tokens: readonly number[]): SequenceLayout {
+    const P = this.patchesPerImage;
+    const img = this.config.imageTokenId;
+    const out: SequenceLayout = { ids: [], visual: [], source: [], positionOf: [], images: 0 };
+    tokens.forEach((id, i) => {
+      check(Number.isInteger(id) && id >= 0 && id < this.config.vocabSize, 'VisionLanguageModel.layout',
+        () => `token ${i} has id ${id}, outside the vocabulary [0, ${this.config.vocabSize})`);
+      out.positionOf.push(out.ids.length);
+      const n = id === img ? P : 1;
+      for (let k = 0; k < n; k++) {
+        out.ids.push(id);
+        out.visual.push(id === img ? 1 : 0);
+        out.source.push(i);
+      }
+      if (id === img) out.images++;
+    });
+    return out;
+  }
+
+  /**
+   * Pads a batch of token sequences (each with one `<image>` per image) into (B, T) arrays of
+   * expanded positions. The images the batch needs are all `<image>`s in order: sequence 0 first.
+   */
+  prepareBatch(sequences: readonly (readonly number[])[], opts: BatchOptions = {}): VlmBatch {
+    const op = 'VisionLanguageModel.prepareBatch';
+    check(sequences.length > 0, op, () => 'no sequences given');
+    const layouts = sequences.map((s) => this.layout(s));
+    const longest = Math.max(...layouts.map((l) => l.ids.length));
+    const T = opts.length ?? longest;
+    check(T >= longest, op, () => `length ${T} is shorter than the longest expanded sequence (${longest} positions)`);
+    check(T <= this.config.maxPositions, op, () => `the batch needs ${T} positions but the decoder has ${this.config.maxPositions} (images count P = ${this.patchesPerImage} positions each)`);
+    check(T >= 1, op, () => 'every sequence is empty');
+    const B = layouts.length;
+    const padSide = opts.padSide ?? 'right';
+    const P = this.patchesPerImage;
+    const batch: VlmBatch = {
+      B, T, padSide, layouts, padBefore: [],
+      ids: new Int32Array(B * T).fill(this.config.padId), positions: new Int32Array(B * T), attention: new Float32Array(B * T),
+      visual: new Float32Array(B * T), imageRow: new Int32Array(B * T).fill(-1), numImages: 0,
+    };
+    let image = 0;
+    layouts.forEach((l, b) => {
+      const pad = padSide === 'left' ? T - l.ids.length : 0;
+      batch.padBefore.push(pad);
+      let patch = 0;
+      for (let j = 0; j < l.ids.length; j++) {
+        const slot = b * T + pad + j;
+        batch.ids[slot] = l.ids[j];
+        batch.positions[slot] = j;
+        batch.attention[slot] = 1;
+        if (l.visual[j]) {
+          batch.visual[slot] = 1;
+          batch.imageRow[slot] = image * P + patch;
+          if (++patch === P) {
+            patch = 0;
+            image++;
+          }
+        }
+      }
+    });
+    batch.numImages = image;
+    return batch;
+  }
+
+  /**
+   * Per-original-token values (a mask over each input sequence, e.g. "response tokens") spread onto
+   * the batch's (B, T) slots: each expanded position takes its source token's value, padding `fill`.
+   */
+  expandPerToken(batch: VlmBatch, values: readonly (readonly number[])[], fill = 0): number[][] {
+    check(values.length === batch.B, 'VisionLanguageModel.expandPerToken', () => `expected ${batch.B} rows of values, got ${values.length}`);
+    return batch.layouts.map((l, b) => {
+      check(values[b].length === l.positionOf.length, 'VisionLanguageModel.expandPerToken',
+        () => `row ${b}: expected ${l.positionOf.length} values (one per token), got ${values[b].length}`);
+      const row = new Array<number>(batch.T).fill(fill);
+      for (let j = 0; j < l.ids.length; j++) row[batch.padBefore[b] + j] = values[b][l.source[j]];
+      return row;
+    });
+  }
+
+  /** m_t of VM-CPT on the batch's slots: 1 on text tokens, 0 on image patches and padding, (B, T). */
+  textMask(batch: VlmBatch): number[][] {
+    return Array.from({ length: batch.B }, (_, b) =>
+      Array.from({ length: batch.T }, (_, j) => batch.attention[b * batch.T + j] * (1 - batch.visual[b * batch.T + j])));
+  }
+
+  /** GPU inputs of a batch (create them inside the caller's tidy()). images: (N, C, H, W) in order of appearance. */
+  toInputs(batch: VlmBatch, images: Tensor | null): VlmInputs {
+    const op = 'VisionLanguageModel.toInputs';
+    const { B, T } = batch;
+    const c = this.config;
+    if (batch.numImages > 0) {
+      check(images !== null, op, () => `the batch has ${batch.numImages} <image> place(s) but no images were given`);
+      check(images.ndim === 4 && images.shape[0] === batch.numImages && images.shape[1] === c.channels && images.shape[2] === c.imageSize && images.shape[3] === c.imageSize, op,
+        () => `images must be (N, C, H, W) = ${fmtShape([batch.numImages, c.channels, c.imageSize, c.imageSize])} (one per <image> place, in order), got ${images.describe()}`);
+    } else {
+      check(images === null || images.shape[0] === 0, op, () => `the batch has no <image> place but ${images!.describe()} images were given`);
+    }
+    const withImages = batch.numImages > 0;
+    const gather = withImages ? Int32Array.from(batch.imageRow, (r, i) => (r < 0 ? i : B * T + r)) : null;
+    const padded = batch.attention.some((a) => a === 0);
+    return {
+      tokens: tensor(batch.ids, { shape: [B, T], dtype: 'i32' }),
+      positions: tensor(batch.positions, { shape: [B, T], dtype: 'i32' }),
+      images: withImages ? images : null,
+      gatherIndex: gather ? tensor(gather, { shape: [B * T], dtype: 'i32' }) : null,
+      keyPadding: padded ? tensor(batch.attention, { shape: [B, T] }) : null,
+    };
+  }
+
+  // ---- forward ---------------------------------------------------------------------------------
+
+  /** images is (N, C, H, W) → projected patch tokens (N, P, dim). */
+  imageTokens(images: Tensor): Tensor {
+    return this.projector.forward(this.vision.forward(images));
+  }
+
+  /**
+   * The decoder's input sequence (B, T, C): token embeddings, with every image slot replaced by its
+   * projected patch token. One gather over [token embeddings ; image tokens] (its backward is a
+   * deterministic scatter-add, so both the embedding table and the vision tower get gradients).
+   */
+  inputEmbeddings(inputs: VlmInputs): Tensor {
+    const tok = this.decoder.embedTokens(inputs.tokens); // (B, T, C)
+    if (!inputs.images || !inputs.gatherIndex) return tok;
+    const [B, T, C] = tok.shape;
+    const img = reshape(this.imageTokens(inputs.images), [-1, C]); // (N·P, C)
+    const table = concat([reshape(tok, [B * T, C]), img], 0);
+    return reshape(indexSelect(table, 0, inputs.gatherIndex), [B, T, C]);
+  }
+
+  /**
+   * Logits (B, T, V) of a batch; with `lastOnly`, only those of the last slot, (B, V) (generation).
+   * With `cache`, the batch continues the cached sequences: its slots take positions
+   * [cache.length, cache.length + T); run under noGrad().
+   */
+  forward(inputs: VlmInputs, opts: { cache?: KVCache; lastOnly?: boolean } = {}): Tensor {
+    const x = this.inputEmbeddings(inputs);
+    const [B, T] = inputs.tokens.shape;
+    const cache = opts.cache;
+    const masks: AttentionMasks = { causal: true };
+    if (cache) {
+      check(cache.batch === B && cache.length + T <= cache.capacity, 'VisionLanguageModel.forward',
+        () => `the cache (batch ${cache.batch}, ${cache.length} of ${cache.capacity} positions used) cannot take a (B, T) = ${fmtShape([B, T])} batch`);
+      if (inputs.keyPadding) assign(slice(cache.keyPadding, 1, cache.length, cache.length + T), inputs.keyPadding);
+      masks.keyPaddingMask = cache.paddingView(T);
+    } else if (inputs.keyPadding) {
+      masks.keyPaddingMask = inputs.keyPadding;
+    }
+    let h = this.decoder.forwardEmbeddings(x, inputs.positions, masks, cache);
+    if (cache) cache.length += T;
+    if (opts.lastOnly) h = reshape(slice(h, 1, T - 1, T), [B, h.shape[2]]);
+    return this.decoder.logits(h);
+  }
+
+  /** An empty KV cache for `batch` sequences of up to `capacity` positions (dispose() it). */
+  createCache(batch: number, capacity: number): KVCache {
+    check(capacity <= this.config.maxPositions, 'VisionLanguageModel.createCache',
+      () => `capacity ${capacity} exceeds the decoder's ${this.config.maxPositions} positions`);
+    return new KVCache(this.config.layers, batch, this.config.heads, capacity, this.config.dim / this.config.heads);
+  }
+}
+
+/** Throws a TrimpiError naming the bad field of a config. */
+export function validateConfig(c: VlmConfig): void {
+  const op = 'VlmConfig';
+  const ints: (keyof VlmConfig)[] = ['vocabSize', 'imageTokenId', 'padId', 'imageSize', 'patchSize', 'channels', 'visionDim', 'visionLayers',
+    'visionHeads', 'dim', 'layers', 'heads', 'maxPositions', 'seed'];
+  for (const k of ints) check(Number.isInteger(c[k]) && (c[k] as number) >= 0, op, () => `${k} must be a non-negative integer, got ${String(c[k])}`);
+  for (const k of ['mlpRatio', 'dropout', 'layerNormEps', 'initStd'] as const) check(typeof c[k] === 'number' && Number.isFinite(c[k]), op, () => `${k} must be a number, got ${String(c[k])}`);
+  check(c.imageTokenId < c.vocabSize && c.padId < c.vocabSize, op, () => `imageTokenId ${c.imageTokenId} and padId ${c.padId} must be < vocabSize ${c.vocabSize}`);
+  check(c.imageSize % c.patchSize === 0, op, () => `imageSize ${c.imageSize} must be a multiple of patchSize ${c.patchSize}`);
+  check(c.dim % c.heads === 0 && c.visionDim % c.visionHeads === 0, op,
+    () => `widths must be multiples of the head counts: dim ${c.dim} / heads ${c.heads}, visionDim ${c.visionDim} / visionHeads ${c.visionHeads}`);
+  check(c.dim / c.heads <= 128 && c.visionDim / c.visionHeads <= 128, op, () => 'the attention kernel supports head dimensions up to 128');
+  check(c.dropout >= 0 && c.dropout < 1, op, () => `dropout must be in [0, 1), got ${c.dropout}`);
+}

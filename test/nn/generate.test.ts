@@ -1,0 +1,144 @@
+// Generation with a KV cache: the cached decode equals the uncached forward (teacher-forced logits
+// and greedy samples, prompts of different lengths with images, left padding), stopping at
+// end-of-sequence, seeded sampling, and the CPU sampler's temperature / top-k behaviour.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as t from '../../src/index.js';
+import { expectClose } from '../helpers.js';
+import { Rng } from '../reference/ref.js';
+
+const { nn } = t;
+const IMG = 4;
+const EOS = 2;
+
+let model: t.nn.VisionLanguageModel;
+let images: t.Tensor;
+// three prompts of different lengths; two carry images (3 images in all)
+const prompts = [[1, 10, IMG, 11, 12], [1, 13], [1, IMG, 14, IMG, 15, 16, 17]];
+
+beforeAll(async () => {
+  await t.init();
+  model = new nn.VisionLanguageModel({ ...nn.preset('tiny', 50).model, initStd: 0.2, seed: 3 });
+  const rng = new Rng(9);
+  images = t.tensor(Float32Array.from({ length: 3 * 3 * 16 * 16 }, () => rng.uniform(0, 1)), { shape: [3, 3, 16, 16] });
+});
+afterAll(() => {
+  model.dispose();
+  images.dispose();
+});
+
+/** The images of prompt b (one per <image>), sliced from the batch's image tensor. */
+function imagesOf(b: number): t.Tensor | null {
+  const before = prompts.slice(0, b).reduce((n, p) => n + p.filter((x) => x === IMG).length, 0);
+  const n = prompts[b].filter((x) => x === IMG).length;
+  return n ? images.slice(0, before, before + n) : null;
+}
+
+/** Uncached logits (T, V) of one sequence on its own (no padding). */
+async function soloLogits(tokens: number[], imgs: t.Tensor | null): Promise<Float32Array> {
+  const out = t.noGrad(() => t.tidy(() => model.forward(model.toInputs(model.prepareBatch([tokens]), imgs))));
+  const data = (await out.toArray()) as Float32Array;
+  out.dispose();
+  return data;
+}
+
+describe('generate', () => {
+  it('cached decode steps give the logits of the uncached forward (teacher forcing, left-padded batch)', async () => {
+    const V = 50;
+    const cont = [[20, 21, 22], [23, 24, 25], [26, 27, 28]];
+    const batch = model.prepareBatch(prompts, { padSide: 'left' });
+    const cache = model.createCache(3, batch.T + 3);
+    const stepLogits: Float32Array[] = [];
+    model.eval();
+    try {
+      let logits = t.noGrad(() => t.tidy(() => model.forward(model.toInputs(batch, images), { cache, lastOnly: true })));
+      for (let s = 0; s < 3; s++) {
+        stepLogits.push((await logits.toArray()) as Float32Array);
+        logits.dispose();
+        const ids = Int32Array.from(cont, (c) => c[s]);
+        const pos = Int32Array.from(batch.layouts, (l) => l.ids.length + s);
+        logits = t.noGrad(() => t.tidy(() => model.forward({
+          tokens: t.tensor(ids, { shape: [3, 1], dtype: 'i32' }), positions: t.tensor(pos, { shape: [3, 1], dtype: 'i32' }),
+          images: null, gatherIndex: null, keyPadding: null,
+        }, { cache, lastOnly: true })));
+      }
+      stepLogits.push((await logits.toArray()) as Float32Array);
+      logits.dispose();
+      expect(cache.length).toBe(batch.T + 3);
+    } finally {
+      cache.dispose();
+    }
+    // each sequence alone, uncached, on prompt + continuation
+    for (let b = 0; b < 3; b++) {
+      const full = [...prompts[b], ...cont[b]];
+      const solo = await soloLogits(full, imagesOf(b));
+      const L = model.layout(prompts[b]).ids.length;
+      for (let s = 0; s <= 3; s++) {
+        const row = solo.subarray((L - 1 + s) * V, (L + s) * V);
+        expectClose(`sequence ${b}, step ${s}`, stepLogits[s].subarray(b * V, (b + 1) * V), row, { rtol: 1e-4, atol: 2e-5 });
+      }
+    }
+  });
+
+  it('greedy generation equals argmax of the uncached forward, with the model log-probs', async () => {
+    const res = await nn.generate(model, prompts, images, { maxNewTokens: 6, temperature: 0 });
+    expect(res.tokens.map((r) => r.length)).toEqual([6, 6, 6]);
+    expect(res.finished).toEqual([false, false, false]);
+    for (let b = 0; b < 3; b++) {
+      const full = [...prompts[b], ...res.tokens[b]];
+      const solo = await soloLogits(full, imagesOf(b));
+      const L = model.layout(prompts[b]).ids.length;
+      for (let s = 0; s < 6; s++) {
+        const row = solo.subarray((L - 1 + s) * 50, (L + s) * 50);
+        let best = 0;
+        for (let i = 1; i < 50; i++) if (row[i] > row[best]) best = i;
+        expect(res.tokens[b][s], `sequence ${b} step ${s}`).toBe(best);
+        const lse = Math.log(row.reduce((a, x) => a + Math.exp(x), 0));
+        expect(res.logProbs[b][s]).toBeCloseTo(row[best] - lse, 4);
+      }
+    }
+  });
+
+  it('stops a sequence at end-of-sequence and the others at the length limit', async () => {
+    const free = await nn.generate(model, prompts, images, { maxNewTokens: 5, temperature: 0 });
+    const eos = free.tokens[1][2]; // pretend the third token of sequence 1 ends it
+    const res = await nn.generate(model, prompts, images, { maxNewTokens: 5, temperature: 0, eosId: eos });
+    const stopAt = (row: number[]): number => (row.indexOf(eos) < 0 ? row.length : row.indexOf(eos) + 1);
+    for (let b = 0; b < 3; b++) {
+      expect(res.tokens[b]).toEqual(free.tokens[b].slice(0, stopAt(free.tokens[b])));
+      expect(res.finished[b]).toBe(free.tokens[b].includes(eos));
+      expect(res.logProbs[b].length).toBe(res.tokens[b].length);
+    }
+    expect(res.finished[1]).toBe(true);
+    expect(res.tokens[1].length).toBeLessThanOrEqual(3);
+  });
+
+  it('samples with temperature and top-k reproducibly from a seed, freeing its cache', async () => {
+    const before = t.memoryStats().bytesInUse;
+    const a = await nn.generate(model, prompts, images, { maxNewTokens: 4, temperature: 1.5, topK: 5, seed: 7, eosId: EOS });
+    const b = await nn.generate(model, prompts, images, { maxNewTokens: 4, temperature: 1.5, topK: 5, seed: 7, eosId: EOS });
+    expect(b).toEqual(a);
+    expect(t.memoryStats().bytesInUse).toBe(before);
+    const c = await nn.generate(model, prompts, images, { maxNewTokens: 4, temperature: 1.5, seed: 8 });
+    expect(c.tokens).not.toEqual(a.tokens);
+    for (const row of a.logProbs) for (const lp of row) expect(lp).toBeLessThan(0);
+  });
+
+  it('the CPU sampler: greedy, top-k support, temperature-scaled frequencies, float64 log-probs', () => {
+    const logits = [0.5, 2, 1, 2, -1];
+    const rng = new nn.SamplerRng(1);
+    const lse = Math.log(logits.reduce((a, x) => a + Math.exp(x), 0));
+    expect(nn.sampleToken(logits, 0, 5, { temperature: 0 }, rng)).toEqual({ id: 1, logProb: 2 - lse }); // lowest id on ties
+    const counts = [0, 0, 0, 0, 0];
+    for (let i = 0; i < 4000; i++) counts[nn.sampleToken(logits, 0, 5, { topK: 3, temperature: 2 }, rng).id]++;
+    expect(counts[0] + counts[4]).toBe(0); // outside the top 3
+    // p ∝ exp(x / 2) over {1, 2, 3}: 2 and 3 are tied, 2 is exp(-0.5) as likely
+    expect(counts[1] / counts[3]).toBeGreaterThan(0.85);
+    expect(counts[1] / counts[3]).toBeLessThan(1.15);
+    expect(counts[2] / counts[1]).toBeCloseTo(Math.exp(-0.5), 1);
+  });
+
+  it('refuses bad options', async () => {
+    await expect(nn.generate(model, prompts, images, { maxNewTokens: -1 })).rejects.toThrow(/generate: maxNewTokens must be a non-negative integer/);
+    await expect(nn.generate(model, prompts, null, { maxNewTokens: 2 })).rejects.toThrow(/no images were given/);
+  });
+});
