@@ -56,8 +56,8 @@ function tiling(dev: Device, stage: Stage, D: number): Tiling {
       // rows per invocation: more rows reuse each loaded block more; fewer keep the code (unrolled
       // over R*D) and the registers small. On GPUs (wide subgroups) one row keeps the grid large.
       const D4 = Math.ceil(d / 4) * 4;
-      const R = envR || (!cpu ? 1 : D4 <= 32 ? 8 : D4 <= 64 ? 4 : 2);
-      return { variant: 'sg', WG: sg!, R: st === 'dkv' ? Math.max(1, R >> (D4 > 32 ? 1 : 0)) : R };
+      const R = envR || (!cpu ? 1 : st === 'dkv' ? (D4 <= 32 ? 8 : D4 <= 64 ? 4 : 2) : D4 <= 64 ? 8 : 4);
+      return { variant: 'sg', WG: sg!, R };
     };
     tilings.set(dev, pick);
   }
@@ -141,9 +141,11 @@ function emit(nodes: Node[], env: Env, ranges: Record<string, number>, out: stri
 /** The prelude of attention.wgsl plus the section of `name`, unrolled (see the file's header). */
 function stageSource(name: string, D: number, tl: Tiling): string {
   const parts = wgslSource('attention').split(/^\/\/@stage (\w+)[ \t]*$/m);
-  let src: string | null = null;
-  for (let k = 1; k < parts.length; k += 2) if (parts[k] === name) src = parts[0] + parts[k + 1];
-  if (src === null) throw new Error(`attention.wgsl: no section for stage '${name}'`);
+  const section = (s: string): string => {
+    for (let k = 1; k < parts.length; k += 2) if (parts[k] === s) return parts[k + 1];
+    throw new Error(`attention.wgsl: no section for stage '${s}'`);
+  };
+  const src = parts[0] + (name === 'pack' || name === 'delta' ? '' : section('masks')) + section(name);
   const out: string[] = [];
   emit(parse(src.split('\n'), { i: 0 }, false), {}, { d: D, c: Math.ceil(D / 4), e: 4, t: tl.WG, r: tl.R }, out);
   return out.join('\n');
@@ -156,8 +158,8 @@ function strided(v: View | null, unit: number): number[] {
   return v ? [v.offset / unit, ...v.strides.slice(0, 3).map((s) => s / unit), v.strides[3]] : [0, 0, 0, 0, 0];
 }
 
-/** The shared uniform block (see attention.wgsl). */
-function params(p: AttentionProblem, unit: number, q: View, k: View, v: View, g: View | null): Params {
+/** The shared uniform block (see attention.wgsl); sg = the block size of the sg kernels. */
+function params(p: AttentionProblem, unit: number, sg: number, q: View, k: View, v: View, g: View | null): Params {
   const { mask } = p;
   const pad = mask.keyPadding;
   const pre = typeof mask.prefix === 'number' ? Math.min(Math.max(Math.trunc(mask.prefix), 0), p.Tk) : 0;
@@ -165,44 +167,26 @@ function params(p: AttentionProblem, unit: number, q: View, k: View, v: View, g:
   return new Params()
     .u(p.B, p.H, p.Tq, p.Tk).f(p.scale).i(pre, p.Tk - p.Tq).u(Math.ceil(p.D / 4))
     .u(...strided(q, unit), ...strided(k, unit), ...strided(v, unit), ...strided(g, unit))
-    .u(...(pad ? [pad.offset, ...pad.strides] : [0, 0, 0]))
-    .u(...(prefixView ? [prefixView.offset, prefixView.strides[0]] : [0, 0]))
+    .u(...(pad ? [pad.offset, pad.strides[0], pad.strides[1], pad.dtype === 'f32' ? 1 : 2] : [0, 0, 0, 0]))
+    .u(...(prefixView ? [prefixView.offset, prefixView.strides[0], 1] : [0, 0, 0]), sg)
     .align4();
 }
 
-/** Mask bindings and code, appended after the stage's own bindings. */
-function maskParts(mask: AttentionMask): { bindings: Bindings; buffers: GPUBuffer[]; vars: Record<string, string>; key: string } {
-  const bindings: Bindings = [];
-  const buffers: GPUBuffer[] = [];
-  let PAD_OK = 'return true;';
-  let PREFIX = 'return bitcast<i32>(word(5u));';
-  let key = 'nomask';
-  if (mask.keyPadding) {
-    const t = mask.keyPadding.dtype;
-    bindings.push({ name: 'mask', type: t });
-    buffers.push(mask.keyPadding.buffer);
-    PAD_OK = `return mask[word(28u) + b * word(29u) + j * word(30u)] != ${t === 'f32' ? '0.0' : '0'};`;
-    key = `pad-${t}`;
-  }
-  if (typeof mask.prefix !== 'number') {
-    bindings.push({ name: 'prefix', type: 'i32' });
-    buffers.push(mask.prefix.buffer);
-    PREFIX = 'return prefix[word(31u) + b * word(32u)];';
-    key += '+prefix';
-  }
-  return { bindings, buffers, vars: { PAD_OK, PREFIX }, key };
+/** The mask and prefix bindings (always there: one pipeline serves every mask combination). */
+const MASK_BINDINGS: Bindings = [{ name: 'mask', type: 'u32' }, { name: 'prefix', type: 'i32' }];
+
+/** Buffers for MASK_BINDINGS: the mask tensors, or `dummy` (never read) where absent. */
+function maskBuffers(mask: AttentionMask, dummy: GPUBuffer): GPUBuffer[] {
+  return [mask.keyPadding?.buffer ?? dummy, typeof mask.prefix === 'number' ? dummy : mask.prefix.buffer];
 }
 
-const NO_MASK = maskParts({ prefix: 0, keyPadding: null });
-
-function pipe(dev: Device, op: string, stage: Stage, D: number, tl: Tiling, prm: Params,
-  bindings: Bindings, m: { vars: Record<string, string>; key: string }): Pipe {
+function pipe(dev: Device, op: string, stage: Stage, D: number, tl: Tiling, prm: Params, bindings: Bindings): Pipe {
   const name = tl.variant === 'sg' && (stage === 'fwd' || stage === 'dq' || stage === 'dkv') ? `${stage}_sg` : stage;
-  const key = `attention|${name}|D${D}|WG${tl.WG}|R${tl.R}|${m.key}|${prm.vec4s}`;
+  const key = `attention|${name}|D${D}|WG${tl.WG}|R${tl.R}|${prm.vec4s}`;
   return dev.pipeline(key, `${op} (${name})`, () =>
     fill(stageSource(name, D, tl), {
       ENABLE: name.endsWith('_sg') ? 'enable subgroups;' : '',
-      PARAMS: paramsDecl(prm.vec4s), BINDINGS: bindingDecls(bindings), D, WG: tl.WG, R: tl.R, ...m.vars,
+      PARAMS: paramsDecl(prm.vec4s), BINDINGS: bindingDecls(bindings), D, WG: tl.WG, R: tl.R,
     }));
 }
 
@@ -225,7 +209,7 @@ function vec4Ready(v: View, D: number): boolean {
 
 /**
  * `v` as the sg kernels read it: itself if vec4-ready, else a zero-padded contiguous (B, H, T, D4*4)
- * copy in a pool buffer (released with `done`, after the dispatches that use it are recorded).
+ * copy in a pool buffer, pushed on `temps` (released after the dispatches that read it are recorded).
  */
 function vec4View(dev: Device, op: string, v: View, D: number, temps: GPUBuffer[]): View {
   if (vec4Ready(v, D)) return v;
@@ -237,7 +221,7 @@ function vec4View(dev: Device, op: string, v: View, D: number, temps: GPUBuffer[
   if (n > 0) {
     const prm = new Params().u(n, H, T, D, 0, 0, 0, 0).u(...strided(v, 1)).align4();
     const tl = tiling(dev, 'pack', D);
-    const p = pipe(dev, op, 'pack', D, tl, prm, [{ name: 'dst', type: 'f32', write: true }, { name: 'src', type: 'f32' }], NO_MASK);
+    const p = pipe(dev, op, 'pack', D, tl, prm, [{ name: 'dst', type: 'f32', write: true }, { name: 'src', type: 'f32' }]);
     dev.dispatch(op, p, prm.bytes(), [buffer, v.buffer], grid1d(n, tl.WG, dev.limits.maxComputeWorkgroupsPerDimension));
   }
   return { buffer, dtype: 'f32', shape: [B, H, T, Dp], strides: [H * T * Dp, T * Dp, Dp, 1], offset: 0 };
@@ -255,14 +239,13 @@ export function runAttentionForward(dev: Device, op: string, p: AttentionProblem
   const sg = tl.variant === 'sg';
   const temps: GPUBuffer[] = [];
   if (sg) [q, k, v] = [q, k, v].map((x) => vec4View(dev, op, x, p.D, temps));
-  const prm = params(p, sg ? 4 : 1, q, k, v, null);
-  const m = maskParts(p.mask);
+  const prm = params(p, sg ? 4 : 1, tl.WG, q, k, v, null);
   const bindings: Bindings = [
     { name: 'out', type: 'f32', write: true }, { name: 'stats', type: 'f32', write: true },
-    vecBinding('q', sg), vecBinding('k', sg), vecBinding('v', sg), ...m.bindings,
+    vecBinding('q', sg), vecBinding('k', sg), vecBinding('v', sg), ...MASK_BINDINGS,
   ];
-  dev.dispatch(op, pipe(dev, op, 'fwd', p.D, tl, prm, bindings, m), prm.bytes(),
-    [out.buffer, stats.buffer, q.buffer, k.buffer, v.buffer, ...m.buffers], tileGrid(dev, op, p, p.Tq, tl));
+  dev.dispatch(op, pipe(dev, op, 'fwd', p.D, tl, prm, bindings), prm.bytes(),
+    [out.buffer, stats.buffer, q.buffer, k.buffer, v.buffer, ...maskBuffers(p.mask, q.buffer)], tileGrid(dev, op, p, p.Tq, tl));
   for (const b of temps) dev.pool.release(b);
 }
 
@@ -275,29 +258,30 @@ export function runAttentionBackward(dev: Device, op: string, p: AttentionProble
   q: View, k: View, v: View, dq: View | null, dkv: View | null): void {
   if (p.B * p.H * p.Tq === 0 || (!dq && !dkv)) return;
   const maxWg = dev.limits.maxComputeWorkgroupsPerDimension;
-  const m = maskParts(p.mask);
 
   const tlD = tiling(dev, 'delta', p.D);
-  const prmD = params(p, 1, q, k, v, g);
+  const prmD = params(p, 1, 0, q, k, v, g);
   const deltaPipe = pipe(dev, op, 'delta', p.D, tlD, prmD,
-    [{ name: 'stats', type: 'f32', write: true }, { name: 'o', type: 'f32' }, { name: 'dout', type: 'f32' }], NO_MASK);
+    [{ name: 'stats', type: 'f32', write: true }, { name: 'o', type: 'f32' }, { name: 'dout', type: 'f32' }]);
   dev.dispatch(op, deltaPipe, prmD.bytes(), [stats.buffer, o.buffer, g.buffer], grid1d(p.B * p.H * p.Tq, tlD.WG, maxWg));
 
-  const tl = tiling(dev, 'dq', p.D);
-  const sg = tl.variant === 'sg';
+  const tq = tiling(dev, 'dq', p.D);
+  const tk = tiling(dev, 'dkv', p.D);
+  const sg = tq.variant === 'sg';
   const temps: GPUBuffer[] = [];
   if (sg) [q, k, v, g] = [q, k, v, g].map((x) => vec4View(dev, op, x, p.D, temps));
-  const prm = params(p, sg ? 4 : 1, q, k, v, g);
-  const common: Bindings = [{ name: 'stats', type: 'f32' }, vecBinding('q', sg), vecBinding('k', sg), vecBinding('v', sg), vecBinding('dout', sg)];
-  const commonBuffers = [stats.buffer, q.buffer, k.buffer, v.buffer, g.buffer];
+  const prm = params(p, sg ? 4 : 1, tq.WG, q, k, v, g);
+  const common: Bindings = [
+    { name: 'stats', type: 'f32' }, vecBinding('q', sg), vecBinding('k', sg), vecBinding('v', sg), vecBinding('dout', sg), ...MASK_BINDINGS,
+  ];
+  const commonBuffers = [stats.buffer, q.buffer, k.buffer, v.buffer, g.buffer, ...maskBuffers(p.mask, q.buffer)];
   if (dq) {
-    dev.dispatch(op, pipe(dev, op, 'dq', p.D, tl, prm, [{ name: 'dq_out', type: 'f32', write: true }, ...common, ...m.bindings], m),
-      prm.bytes(), [dq.buffer, ...commonBuffers, ...m.buffers], tileGrid(dev, op, p, p.Tq, tl));
+    dev.dispatch(op, pipe(dev, op, 'dq', p.D, tq, prm, [{ name: 'dq_out', type: 'f32', write: true }, ...common]),
+      prm.bytes(), [dq.buffer, ...commonBuffers], tileGrid(dev, op, p, p.Tq, tq));
   }
   if (dkv && p.Tk > 0) {
-    const tk = tiling(dev, 'dkv', p.D);
-    dev.dispatch(op, pipe(dev, op, 'dkv', p.D, tk, prm, [{ name: 'dkv', type: 'f32', write: true }, ...common, ...m.bindings], m),
-      prm.bytes(), [dkv.buffer, ...commonBuffers, ...m.buffers], tileGrid(dev, op, p, p.Tk, tk));
+    dev.dispatch(op, pipe(dev, op, 'dkv', p.D, tk, prm, [{ name: 'dkv', type: 'f32', write: true }, ...common]),
+      prm.bytes(), [dkv.buffer, ...commonBuffers], tileGrid(dev, op, p, p.Tk, tk));
   }
   for (const b of temps) dev.pool.release(b);
 }

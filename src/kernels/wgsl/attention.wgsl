@@ -9,7 +9,7 @@
 //   A row that sees no key gets O = 0, L = -inf and zero gradients.
 //
 // Stages (the launcher compiles the prelude, everything before the first `//@stage` line, plus one
-// section). Forward: O (contiguous) and L_i = logsumexp_j S_ij (natural log) into stats[0 .. BH*Tq).
+// section; the attention stages also the `masks` section). Forward: O (contiguous) and L_i = logsumexp_j S_ij (natural log) into stats[0 .. BH*Tq).
 // Backward (FlashAttention-2, P_ij = exp(S_ij - L_i) recomputed, no atomics):
 //   delta  Delta_i = sum_d dO_id O_id into stats[BH*Tq .. 2*BH*Tq)      (one invocation per row)
 //   dq     parallel over query rows, loops over keys:  dP_ij = dO_i . v_j,  dS_ij = P_ij (dP_ij - Delta_i),
@@ -74,20 +74,6 @@ fn neg_inf() -> f32 { var u = 0xff800000u; return bitcast<f32>(u); }
 // offset of row 0 of (b, h) of the strided tensor whose words start at w
 fn tbase(w: u32, b: u32, h: u32) -> u32 { return word(w) + b * word(w + 1u) + h * word(w + 2u); }
 
-// key j of batch b is real (key padding mask)
-fn pad_ok(b: u32, j: u32) -> bool {
-  let mode = word(31u); // 0: no mask, 1: f32 mask (-0.0 counts as 0), 2: i32 mask
-  if (mode == 0u) { return true; }
-  let bits = mask[word(28u) + b * word(29u) + j * word(30u)];
-  return select(bits, bits & 0x7fffffffu, mode == 1u) != 0u;
-}
-
-// keys j < prefix_of(b) are visible to every query of batch b
-fn prefix_of(b: u32) -> i32 {
-  if (word(34u) == 0u) { return bitcast<i32>(word(5u)); }
-  return prefix[word(32u) + b * word(33u)];
-}
-
 // query i sees keys j < row_limit(i, pre) (padding aside); nondecreasing in i
 fn row_limit(i: i32, pre: i32) -> i32 {
   return clamp(max(pre, i + bitcast<i32>(word(6u)) + 1), 0, i32(word(3u)));
@@ -100,6 +86,23 @@ fn batch_head(wid: vec3u, nwg: vec3u) -> u32 { return wid.y + wid.z * nwg.y; }
 fn first_query(j: u32, pre: i32) -> u32 {
   if (i32(j) < pre) { return 0u; }
   return u32(max(i32(j) - bitcast<i32>(word(6u)), 0));
+}
+
+//@stage masks
+// (included by fwd, dq, dkv and their sg variants, which bind `mask` and `prefix`)
+
+// key j of batch b is real (key padding mask)
+fn pad_ok(b: u32, j: u32) -> bool {
+  let mode = word(31u); // 0: no mask, 1: f32 mask (-0.0 counts as 0), 2: i32 mask
+  if (mode == 0u) { return true; }
+  let bits = mask[word(28u) + b * word(29u) + j * word(30u)];
+  return select(bits, bits & 0x7fffffffu, mode == 1u) != 0u;
+}
+
+// keys j < prefix_of(b) are visible to every query of batch b
+fn prefix_of(b: u32) -> i32 {
+  if (word(34u) == 0u) { return bitcast<i32>(word(5u)); }
+  return prefix[word(32u) + b * word(33u)];
 }
 
 //@stage fwd_sg
