@@ -101,6 +101,7 @@ export function runMap(dev: Device, op: string, spec: MapSpec, out: View, operan
       ]),
       INDEX: index.join('\n'),
       LOADS: loads.join('\n'),
+      MATH: wgslSource('math'),
       OUT_T: out.dtype,
       EXPR: spec.expr,
     }),

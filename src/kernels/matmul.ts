@@ -237,7 +237,7 @@ export function runMatmul(dev: Device, op: string, out: View, a: View, b: View, 
   if (variant === 'gemv' && M > 4) throw new TrimpiError(op, `the gemv variant handles M <= 4, got M = ${M}`);
   const rb = batchShape.length;
   const splits = Math.max(1, Math.min(cfg.splits, Math.floor(K / 4)));
-  const epilogueCode = [epi.bias ? '  v = v + bias[word(10u) + n];' : '', epi.activation === 'gelu' ? '  v = 0.5 * v * (1.0 + erf_f(v * INV_SQRT_2));' : '']
+  const epilogueCode = [epi.bias ? '  v = v + bias[word(10u) + n];' : '', epi.activation === 'gelu' ? '  v = gelu_erf(v);' : '']
     .filter(Boolean).join('\n');
   // with split-K the epilogue runs after the reduction
   const kernelEpi = splits > 1 ? '' : epilogueCode;
@@ -257,6 +257,7 @@ export function runMatmul(dev: Device, op: string, out: View, a: View, b: View, 
       ENABLE: variant === 'simd' ? 'enable subgroups;' : '',
       PARAMS: paramsDecl(Math.ceil((16 + 3 * rb) / 4)),
       BINDINGS: bindingDecls(bindings) + '\n' + accessors(am, bm),
+      MATH: wgslSource('math'),
       EPILOGUE: kernelEpi,
       BODY: body,
     }),

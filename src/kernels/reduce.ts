@@ -36,8 +36,8 @@ export function runReduce(dev: Device, op: string, kind: ReduceKind, out: View, 
     : `  let best = ${kind === 'min' ? 'subgroupMin' : 'subgroupMax'}(acc);
   let first = subgroupMin(select(0xffffffffu, ai, acc == best));
   if (lid.x == 0u) { acc = best; ai = first; out[o] = ${result}; }`;
-  const body = rowMode && sg
-    ? `  let o = wid.x + wid.y * nwg.x;
+  // row mode: one workgroup per output, each lane over its strided share of the reduced elements
+  const laneLoop = `  let o = wid.x + wid.y * nwg.x;
   if (o >= outN) { return; }
   let base = outer_offset(o);
   var acc = ${init};
@@ -45,18 +45,12 @@ export function runReduce(dev: Device, op: string, kind: ReduceKind, out: View, 
   for (var j = lid.x; j < R; j += WG) {
     let v = x[base + red_offset(j)];
     ${step}
-  }
+  }`;
+  const body = rowMode && sg
+    ? `${laneLoop}
 ${subgroupMerge}`
     : rowMode
-    ? `  let o = wid.x + wid.y * nwg.x;
-  if (o >= outN) { return; }
-  let base = outer_offset(o);
-  var acc = ${init};
-  var ai = 0xffffffffu;
-  for (var j = lid.x; j < R; j += WG) {
-    let v = x[base + red_offset(j)];
-    ${step}
-  }
+    ? `${laneLoop}
   sv[lid.x] = acc;
   si[lid.x] = ai;
   workgroupBarrier();

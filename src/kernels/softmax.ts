@@ -4,8 +4,8 @@ import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, paramsDecl
 
 const WG = 64;
 
-// x = word(3) offset of the input view; oo = output offset; running (m, s) merged across the workgroup
-const REDUCE_MS = `
+// each lane's running (max m, sum s of exp(x - m)) over its strided share of the row
+const LANE_MS = `
   let xo = word(3u) + base;
   var m = NEG_INF;
   var s = 0.0;
@@ -13,7 +13,10 @@ const REDUCE_MS = `
     let v = x[xo + j];
     if (v > m) { s = s * exp(m - v) + 1.0; m = v; }
     else if (v != NEG_INF) { s += exp(v - m); }
-  }
+  }`;
+
+// merged across the workgroup through workgroup memory
+const REDUCE_MS = `${LANE_MS}
   sm[t] = m;
   ss[t] = s;
   workgroupBarrier();
@@ -26,15 +29,7 @@ const REDUCE_MS = `
   let shift = select(mx, 0.0, mx == NEG_INF);`;
 
 // the same reduction with subgroup operations (the workgroup is one subgroup): no barriers
-const REDUCE_MS_SUBGROUP = `
-  let xo = word(3u) + base;
-  var m = NEG_INF;
-  var s = 0.0;
-  for (var j = t; j < n; j += WG) {
-    let v = x[xo + j];
-    if (v > m) { s = s * exp(m - v) + 1.0; m = v; }
-    else if (v != NEG_INF) { s += exp(v - m); }
-  }
+const REDUCE_MS_SUBGROUP = `${LANE_MS}
   let mx = subgroupMax(m);
   let sum = subgroupAdd(select(s * exp(m - mx), 0.0, m == NEG_INF));
   let shift = select(mx, 0.0, mx == NEG_INF);`;

@@ -15,61 +15,7 @@
 {{PARAMS}}
 {{BINDINGS}}
 
-const PI: f32 = 3.14159265358979;
-const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
-const INV_SQRT_2: f32 = 0.7071067811865476;
-const INV_SQRT_2PI: f32 = 0.3989422804014327;
-
-// NaN built at run time (a constant-expression NaN is a WGSL compile error)
-fn nan_f() -> f32 { var u = 0x7fc00000u; return bitcast<f32>(u); }
-
-fn sigmoid_f(x: f32) -> f32 {
-  // split by sign so exp never overflows
-  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
-  let e = exp(x);
-  return e / (1.0 + e);
-}
-
-// tanh that stays finite for large |x| (some drivers' tanh returns NaN past ~|x| > 44)
-fn tanh_f(x: f32) -> f32 {
-  let e = exp(-2.0 * abs(x));
-  return sign(x) * (1.0 - e) / (1.0 + e);
-}
-
-// erf with max abs error ~1.2e-7 (Numerical Recipes' erfc Chebyshev fit), good to f32 precision
-fn erf_f(x: f32) -> f32 {
-  let z = abs(x);
-  let t = 1.0 / (1.0 + 0.5 * z);
-  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-          t * (-0.82215223 + t * 0.17087277)))))))));
-  return select(r - 1.0, 1.0 - r, x >= 0.0);
-}
-
-fn gelu_erf(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * INV_SQRT_2)); }
-fn gelu_erf_grad(x: f32) -> f32 {
-  return 0.5 * (1.0 + erf_f(x * INV_SQRT_2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x);
-}
-fn gelu_tanh(x: f32) -> f32 { return 0.5 * x * (1.0 + tanh_f(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))); }
-fn gelu_tanh_grad(x: f32) -> f32 {
-  let u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
-  let t = tanh_f(u);
-  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x);
-}
-fn silu_f(x: f32) -> f32 { return x * sigmoid_f(x); }
-fn silu_grad(x: f32) -> f32 { let s = sigmoid_f(x); return s * (1.0 + x * (1.0 - s)); }
-
-// a^b with PyTorch semantics for negative bases: defined for integral b, NaN otherwise.
-fn pow_f(a: f32, b: f32) -> f32 {
-  if (b == 0.0) { return 1.0; }
-  if (b == 1.0) { return a; }
-  if (b == 2.0) { return a * a; }
-  let m = pow(abs(a), b);
-  if (a >= 0.0) { return m; }
-  if (floor(b) != b) { return nan_f(); }
-  return select(m, -m, (i32(b) & 1) == 1);
-}
-
+{{MATH}}
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * 256u;

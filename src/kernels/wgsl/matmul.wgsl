@@ -27,18 +27,7 @@
 {{PARAMS}}
 {{BINDINGS}}
 
-const INV_SQRT_2: f32 = 0.7071067811865476;
-
-// erf with max abs error ~1.2e-7, as in elementwise.wgsl
-fn erf_f(x: f32) -> f32 {
-  let z = abs(x);
-  let t = 1.0 / (1.0 + 0.5 * z);
-  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-          t * (-0.82215223 + t * 0.17087277)))))))));
-  return select(r - 1.0, 1.0 - r, x >= 0.0);
-}
-
+{{MATH}}
 fn epilogue(z: f32, n: u32) -> f32 {
   var v = z;
 {{EPILOGUE}}
