@@ -1,7 +1,7 @@
 // Model and training presets, selectable by name (docs/trimpi.md section 4):
 //   tiny  the tests' model: trains in seconds on lavapipe
 //   cpu   the CPU demo: width 128, 4 + 4 layers; lavapipe trains it in minutes
-//   gpu   for a lent GPU: width 384, ViT 6 layers + decoder 8 layers, context 2,048 (ClevrPolicy N = 6)
+//   gpu   for a lent GPU: width 384, ViT 6 layers + decoder 8 layers, context 3,072 (ClevrPolicy N = 6 with the policy in context)
 import { TrimpiError } from '../tensor/errors.js';
 import type { VlmConfig } from './vlm.js';
 
@@ -32,7 +32,9 @@ const COMMON = { imageTokenId: 4, padId: 0, channels: 3, mlpRatio: 4, layerNormE
 const MODELS: Record<PresetName, Omit<VlmConfig, 'vocabSize'>> = {
   tiny: { ...COMMON, imageSize: 16, patchSize: 8, visionDim: 16, visionLayers: 1, visionHeads: 2, dim: 32, layers: 2, heads: 2, maxPositions: 64, dropout: 0 },
   cpu: { ...COMMON, imageSize: 64, patchSize: 8, visionDim: 128, visionLayers: 4, visionHeads: 4, dim: 128, layers: 4, heads: 4, maxPositions: 1024, dropout: 0 },
-  gpu: { ...COMMON, imageSize: 64, patchSize: 8, visionDim: 384, visionLayers: 6, visionHeads: 6, dim: 384, layers: 8, heads: 6, maxPositions: 2048, dropout: 0.1 },
+  // 3,072 positions: a depth-6 ClevrPolicy prompt with the policy in context is ~2.2-2.4K tokens,
+  // plus 64 patch positions per image (policy crops included) and a ~270-token response
+  gpu: { ...COMMON, imageSize: 64, patchSize: 8, visionDim: 384, visionLayers: 6, visionHeads: 6, dim: 384, layers: 8, heads: 6, maxPositions: 3072, dropout: 0.1 },
 };
 
 const TRAIN: Record<PresetName, TrainPreset> = {
