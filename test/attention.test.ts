@@ -1,12 +1,13 @@
 // The fused attention op, forward and gradients of q, k and v, against the naive composition of the
 // float64 reference ops (matmul, mul, maskedFill, softmax): odd sizes, causal with Tq != Tk, key
-// padding (fully padded rows give zeros), prefix-LM masks, strided inputs, a non-default scale; and
-// the argument errors.
+// padding (fully padded rows give zeros), prefix-LM masks, strided inputs, a non-default scale, the
+// other kernel variants (the portable one, and the shapes real GPUs get); and the argument errors.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as t from '../src/index.js';
 import { Tensor, TrimpiError } from '../src/index.js';
 import { Ref } from './reference/ref.js';
 import { helperTestOp, InputSpec, reportChecks } from './helpers.js';
+import { setAttentionTiling } from '../src/kernels/attention.js';
 
 beforeAll(async () => {
   await t.init();
@@ -107,6 +108,17 @@ describe('attention', () => {
     await helperTestOp('attention self', [[1, 2, 33, 7]], (x) => t.attention(x, x, x, { causal: true }), (x) => refAttention(x, x, x, { causal: true }));
   });
 
+  it('empty sequences: no keys gives zeros, no queries an empty output', async () => {
+    const q = t.randn([1, 2, 3, 8], { requiresGrad: true });
+    const k = t.zeros([1, 2, 0, 8], { requiresGrad: true });
+    const y = t.attention(q, k, k);
+    expect([...(await y.toArray())].every((x) => x === 0)).toBe(true);
+    y.sum().backward();
+    expect([...(await q.grad!.toArray())].every((x) => x === 0)).toBe(true);
+    expect([...t.attention(t.zeros([1, 2, 0, 8]), q, q).shape]).toEqual([1, 2, 0, 8]);
+    for (const x of [q, k, y]) x.dispose();
+  });
+
   it('gradients only where asked; no gradient under noGrad', async () => {
     const q = t.randn([1, 2, 7, 7], { requiresGrad: true });
     const k = t.randn([1, 2, 7, 7]);
@@ -121,6 +133,32 @@ describe('attention', () => {
     const y = t.noGrad(() => t.attention(q, k, v));
     expect(y.requiresGrad).toBe(false);
     for (const x of [q, k, v, y]) x.dispose();
+  });
+
+  describe('kernel variants', () => {
+    // 'plain' is the portable variant (no subgroups); WG 64, one row per invocation and constant loop
+    // bounds is what real GPUs get; 'sg' with R = 1 and constant bounds is the GPU shape of the
+    // subgroup variant (its subgroup is lavapipe's 8 lanes here)
+    const variants: [string, Parameters<typeof setAttentionTiling>[0]][] = [
+      ['plain', { variant: 'plain' }],
+      ['plain, GPU tiling', { variant: 'plain', WG: 64, R: 1, runtimeBounds: false }],
+      ['sg, GPU tiling', { variant: 'sg', R: 1, runtimeBounds: false }],
+      ['sg, R = 3', { variant: 'sg', R: 3 }],
+    ];
+    afterAll(() => setAttentionTiling(null));
+    for (const [name, tiling] of variants) {
+      it(name, async () => {
+        setAttentionTiling(tiling);
+        try {
+          const pad = [Array.from({ length: 33 }, (_, j) => (j % 5 === 0 ? 0 : 1)), Array(33).fill(0)];
+          await check(`${name} causal`, [1, 2, 33, 33, 7], { causal: true });
+          await check(`${name} decode`, [2, 1, 3, 33, 8], { causal: true, pad });
+          await check(`${name} prefix`, [2, 1, 70, 70, 1], { prefix: [9, 0], scale: 0.7 });
+        } finally {
+          setAttentionTiling(null);
+        }
+      });
+    }
   });
 
   it('errors name attention and the shapes', () => {

@@ -54,7 +54,8 @@ function draw(spec: InputSpec, rng: Rng): { data: Float32Array | Int32Array; sha
   return { data, shape: [...s.shape], dtype, grad: !s.noGrad };
 }
 
-export function expectClose(name: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: { rtol: number; atol: number }): void {
+/** |got - want| <= atol + rtol * |want| (+ extra[i], a per-element rounding allowance) everywhere. */
+export function expectClose(name: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: { rtol: number; atol: number; extra?: ArrayLike<number> }): void {
   expect(got.length, `${name}: length`).toBe(want.length);
   let worst = -1;
   let worstExcess = 0;
@@ -63,14 +64,15 @@ export function expectClose(name: string, got: ArrayLike<number>, want: ArrayLik
     const g = got[i];
     if (Number.isNaN(w) && Number.isNaN(g)) continue;
     if (w === g) continue; // also equal infinities
-    const excess = Math.abs(g - w) - (tol.atol + tol.rtol * Math.abs(w));
+    const excess = Math.abs(g - w) - (tol.atol + tol.rtol * Math.abs(w) + (tol.extra ? tol.extra[i] : 0));
     if (!(excess <= 0) && (worst < 0 || excess > worstExcess || Number.isNaN(excess))) {
       worst = i;
       worstExcess = excess;
     }
   }
   if (worst >= 0) {
-    expect.fail(`${name}: element ${worst}: got ${got[worst]}, want ${want[worst]} (rtol ${tol.rtol}, atol ${tol.atol})`);
+    const extra = tol.extra ? `, rounding allowance ${tol.extra[worst]}` : '';
+    expect.fail(`${name}: element ${worst}: got ${got[worst]}, want ${want[worst]} (rtol ${tol.rtol}, atol ${tol.atol}${extra})`);
   }
 }
 
@@ -80,6 +82,22 @@ export interface OpTestOptions {
   /** Override TOL.f32 for this op, e.g. for long accumulations. */
   forwardTol?: { rtol: number; atol: number };
   gradTol?: { rtol: number; atol: number };
+  /**
+   * For sums of products (matmul, linear): the length n of the longest sum. The op's reference is run
+   * a second time on |inputs| and |cotangent|, which gives each output and gradient element its
+   * magnitude m = sum of |terms|; the tolerance grows by ROUNDING.lambda * sqrt(n) * u * m, the bound
+   * an f32 sum of n terms stays under with probability >= 1 - 2 exp(-lambda^2 / 2) (Higham & Mary,
+   * 2019). Without it a sum that cancels to near zero fails atol on rounding alone.
+   */
+  sumLength?: number;
+}
+
+/** Rounding model for sumLength: f32 unit roundoff, and lambda = 6 (failure odds 3e-8 per element). */
+export const ROUNDING = { u: 2 ** -24, lambda: 6 } as const;
+
+/** Tolerance plus a per-element allowance (the rounding bound of a long sum). */
+function withAllowance(tol: { rtol: number; atol: number }, allowance: ArrayLike<number> | null): { rtol: number; atol: number; extra?: ArrayLike<number> } {
+  return allowance ? { ...tol, extra: allowance } : tol;
 }
 
 /**
@@ -104,6 +122,16 @@ export async function helperTestOp(
   const anyGrad = wantGrad && rout.requiresGrad;
   const cot = anyGrad ? Float32Array.from({ length: rout.numel }, () => rng.normal()) : null;
 
+  // the same reference on |inputs| and |cotangent|: each element's sum of |terms| (see sumLength)
+  let magnitude: { out: ArrayLike<number>; grads: (ArrayLike<number> | null)[] } | null = null;
+  if (opts.sumLength !== undefined) {
+    const k = ROUNDING.lambda * Math.sqrt(opts.sumLength) * ROUNDING.u;
+    const absRefs = drawn.map((d) => new Ref(d.data.map(Math.abs), d.shape, { dtype: d.dtype, requiresGrad: wantGrad && d.grad }));
+    const mout = refFn(...absRefs);
+    if (cot) mout.backward(Float64Array.from(cot, Math.abs));
+    magnitude = { out: mout.data.map((m) => k * m), grads: absRefs.map((r) => (r.grad ? r.grad.map((m) => k * m) : null)) };
+  }
+
   checkCount.calls++;
   const gins = drawn.map((d) => t.tensor(d.data, { shape: d.shape, dtype: d.dtype, requiresGrad: wantGrad && d.grad }));
   let checks = 0;
@@ -115,7 +143,7 @@ export async function helperTestOp(
     });
     expect([...gout.shape], `${label}: shape`).toEqual(rout.shape);
     expect(gout.dtype, `${label}: dtype`).toBe(rout.dtype);
-    expectClose(`${label}: forward`, await gout.toArray(), rout.data, opts.forwardTol ?? TOL.f32.forward);
+    expectClose(`${label}: forward`, await gout.toArray(), rout.data, withAllowance(opts.forwardTol ?? TOL.f32.forward, magnitude?.out ?? null));
     checks++;
     gout.dispose();
     if (cot) {
@@ -126,7 +154,7 @@ export async function helperTestOp(
         const g = gins[i].grad;
         const got = g ? await g.toArray() : new Float32Array(refs[i].numel);
         if (g) expect([...g.shape], `${label}: grad ${i} shape`).toEqual(refs[i].shape);
-        expectClose(`${label}: grad of input ${i}`, got, want, opts.gradTol ?? TOL.f32.grad);
+        expectClose(`${label}: grad of input ${i}`, got, want, withAllowance(opts.gradTol ?? TOL.f32.grad, magnitude?.grads[i] ?? null));
         checks++;
       }
     }

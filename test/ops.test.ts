@@ -155,18 +155,28 @@ describe('reductions', () => {
   });
 });
 
+/**
+ * The sumLength option of a matmul check (see helperTestOp): its longest sum, forward (K) or gradients
+ * (M, N, times the broadcast batch dims), bounded by the largest matrix dim times every batch dim.
+ */
+function sums(...shapes: number[][]): { sumLength: number } {
+  const matrixDims = shapes.flatMap((s) => s.slice(-2));
+  const batch = shapes.flatMap((s) => s.slice(0, -2)).reduce((a, b) => a * b, 1);
+  return { sumLength: Math.max(...matrixDims) * batch };
+}
+
 describe('matmul', () => {
   const CASES: [number[], number[]][] = [
     [[1, 1], [1, 1]], [[7, 33], [33, 1]], [[33, 7], [7, 33]], [[257, 33], [33, 7]], [[5, 257], [257, 3]], [[64, 64], [64, 64]],
     [[2, 7, 33], [2, 33, 5]], [[3, 1, 7, 9], [4, 9, 6]], [[7, 9], [3, 9, 2]], [[33], [33, 7]], [[7, 33], [33]], [[33], [33]],
   ];
   it('shapes, batches, broadcasting and 1-D operands', async () => {
-    for (const [a, b] of CASES) await helperTestOp('matmul', [a, b], (x, y) => x.matmul(y), (x, y) => x.matmul(y));
+    for (const [a, b] of CASES) await helperTestOp('matmul', [a, b], (x, y) => x.matmul(y), (x, y) => x.matmul(y), sums(a, b));
   });
   it('transposed operands (strided views, no copies)', async () => {
-    await helperTestOp('matmul a^T b', [[33, 7], [33, 5]], (x, y) => x.T.matmul(y), (x, y) => x.T.matmul(y));
-    await helperTestOp('matmul a b^T', [[7, 33], [5, 33]], (x, y) => x.matmul(y.T), (x, y) => x.matmul(y.T));
-    await helperTestOp('matmul slices', [[9, 40], [40, 12]], (x, y) => x.slice(1, 3, 36).matmul(y.slice(0, 3, 36)), (x, y) => x.slice(1, 3, 36).matmul(y.slice(0, 3, 36)));
+    await helperTestOp('matmul a^T b', [[33, 7], [33, 5]], (x, y) => x.T.matmul(y), (x, y) => x.T.matmul(y), sums([33, 7, 5]));
+    await helperTestOp('matmul a b^T', [[7, 33], [5, 33]], (x, y) => x.matmul(y.T), (x, y) => x.matmul(y.T), sums([7, 33, 5]));
+    await helperTestOp('matmul slices', [[9, 40], [40, 12]], (x, y) => x.slice(1, 3, 36).matmul(y.slice(0, 3, 36)), (x, y) => x.slice(1, 3, 36).matmul(y.slice(0, 3, 36)), sums([9, 40, 12]));
   });
 });
 
@@ -183,20 +193,20 @@ describe('matmul kernel variants (forced), odd sizes, transposes, split-K, fused
       t.setMatmulConfig({ variant });
       for (const [a, b] of SHAPES) {
         if (variant === 'gemv' && a[a.length - 2] > 4) continue;
-        await helperTestOp(`matmul ${variant}`, [a, b], (x, y) => x.matmul(y), (x, y) => x.matmul(y));
+        await helperTestOp(`matmul ${variant}`, [a, b], (x, y) => x.matmul(y), (x, y) => x.matmul(y), sums(a, b));
       }
       if (variant !== 'gemv') {
-        await helperTestOp(`matmul ${variant} a^T b`, [[33, 7], [33, 12]], (x, y) => x.T.matmul(y), (x, y) => x.T.matmul(y));
-        await helperTestOp(`matmul ${variant} a b^T`, [[7, 32], [12, 32]], (x, y) => x.matmul(y.T), (x, y) => x.matmul(y.T));
-        await helperTestOp(`matmul ${variant} slices`, [[9, 40], [40, 12]], (x, y) => x.slice(1, 3, 36).matmul(y.slice(0, 3, 36)), (x, y) => x.slice(1, 3, 36).matmul(y.slice(0, 3, 36)));
+        await helperTestOp(`matmul ${variant} a^T b`, [[33, 7], [33, 12]], (x, y) => x.T.matmul(y), (x, y) => x.T.matmul(y), sums([33, 7, 12]));
+        await helperTestOp(`matmul ${variant} a b^T`, [[7, 32], [12, 32]], (x, y) => x.matmul(y.T), (x, y) => x.matmul(y.T), sums([7, 32, 12]));
+        await helperTestOp(`matmul ${variant} slices`, [[9, 40], [40, 12]], (x, y) => x.slice(1, 3, 36).matmul(y.slice(0, 3, 36)), (x, y) => x.slice(1, 3, 36).matmul(y.slice(0, 3, 36)), sums([9, 40, 12]));
         t.setMatmulConfig({ variant, splits: 3 });
-        await helperTestOp(`matmul ${variant} split-K`, [[6, 301], [301, 10]], (x, y) => x.matmul(y), (x, y) => x.matmul(y));
+        await helperTestOp(`matmul ${variant} split-K`, [[6, 301], [301, 10]], (x, y) => x.matmul(y), (x, y) => x.matmul(y), sums([6, 301, 10]));
         await helperTestOp(`linear ${variant} split-K gelu`, [[6, 301], [301, 10], [10]], (x, w, b) => t.noGrad(() => t.linear(x, w, b, 'gelu')),
-          (x, w, b) => x.matmul(w).add(b).gelu(), { grad: false });
+          (x, w, b) => x.matmul(w).add(b).gelu(), { grad: false, ...sums([6, 301, 10]) });
       }
       for (const rb of variant === 'simd' ? [1, 4] : [1]) {
         t.setMatmulConfig({ variant, rb, tnc: 1 });
-        await helperTestOp(`matmul ${variant} rb ${rb}`, [[37, 20], [20, 44]], (x, y) => x.matmul(y), (x, y) => x.matmul(y));
+        await helperTestOp(`matmul ${variant} rb ${rb}`, [[37, 20], [20, 44]], (x, y) => x.matmul(y), (x, y) => x.matmul(y), sums([37, 20, 44]));
       }
       } finally {
         t.setMatmulConfig(null);

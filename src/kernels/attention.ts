@@ -12,15 +12,19 @@ type Bindings = Parameters<typeof bindingDecls>[0];
 export const ATTENTION_MAX_D = 128;
 
 /**
- * How a kernel is split. 'sg': R rows per invocation, blocks of the streamed side passed around with
- * subgroup shuffles (needs the `subgroups` feature and a fixed subgroup size, WG = that size); the fast
- * one on lavapipe. 'regs': one row per invocation with workgroup-uniform loads, portable. A
- * shared-memory variant for real GPUs would be a third, picked here per adapter.
+ * How fwd/dq/dkv are split (see attention.wgsl): WG invocations per workgroup owning R rows each; the
+ * streamed side in blocks of BLK rows. 'sg': BLK = WG = the subgroup size, blocks passed around with
+ * subgroup shuffles (needs the `subgroups` feature and a fixed subgroup size); 'plain': BLK = 1,
+ * portable. `runtimeBounds`: the load/store loops' bounds are read at run time (CPU adapters, where
+ * each access site compiles to a per-lane loop: fewer sites, much shorter compiles). A shared-memory
+ * variant for real GPUs would be a third, picked here per adapter.
  */
 interface Tiling {
-  variant: 'sg' | 'regs';
+  variant: 'sg' | 'plain';
   WG: number;
+  BLK: number;
   R: number;
+  runtimeBounds: boolean;
 }
 
 /** The adapter's subgroup size if it is fixed (min == max) and the device has the `subgroups` feature. */
@@ -39,29 +43,30 @@ function isCpuAdapter(dev: Device): boolean {
   return a.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|cpu/i.test(`${a.vendor} ${a.architecture} ${a.device} ${a.description}`);
 }
 
-const tilings = new WeakMap<Device, (stage: Stage, D: number) => Tiling>();
+let override: Partial<Pick<Tiling, 'variant' | 'WG' | 'R' | 'runtimeBounds'>> | null = null;
 
-/** The tiling of `stage` for head size D on this device (env TRIMPI_ATTN_VARIANT=regs|sg and TRIMPI_ATTN_R override, for benchmarks). */
+/**
+ * @internal Forces parts of the tiling of fwd/dq/dkv (tests and benchmarks): variant 'sg' is taken
+ * only where the device supports it (its WG is the subgroup size), WG applies to 'plain'. null restores
+ * the automatic choice.
+ */
+export function setAttentionTiling(o: Partial<Pick<Tiling, 'variant' | 'WG' | 'R' | 'runtimeBounds'>> | null): void {
+  override = o;
+}
+
+/** The tiling of `stage` for head size D on this device. */
 function tiling(dev: Device, stage: Stage, D: number): Tiling {
-  let pick = tilings.get(dev);
-  if (!pick) {
-    const sg = fixedSubgroupSize(dev);
-    const cpu = isCpuAdapter(dev);
-    const forced = process.env.TRIMPI_ATTN_VARIANT;
-    const useSg = sg !== null && forced !== 'regs';
-    const envR = Number(process.env.TRIMPI_ATTN_R) || 0;
-    pick = (st, d) => {
-      if (st === 'delta' || st === 'pack') return { variant: 'regs', WG: 64, R: 1 };
-      if (!useSg) return { variant: 'regs', WG: cpu ? 8 : 64, R: 1 };
-      // rows per invocation: more rows reuse each loaded block more; fewer keep the code (unrolled
-      // over R*D) and the registers small. On GPUs (wide subgroups) one row keeps the grid large.
-      const D4 = Math.ceil(d / 4) * 4;
-      const R = envR || (!cpu ? 1 : st === 'dkv' ? (D4 <= 32 ? 8 : D4 <= 64 ? 4 : 2) : D4 <= 64 ? 8 : 4);
-      return { variant: 'sg', WG: sg!, R };
-    };
-    tilings.set(dev, pick);
-  }
-  return pick(stage, D);
+  const cpu = isCpuAdapter(dev);
+  if (stage === 'delta' || stage === 'pack') return { variant: 'plain', WG: 64, BLK: 1, R: 1, runtimeBounds: cpu };
+  const sg = override?.variant === 'plain' ? null : fixedSubgroupSize(dev);
+  const D4 = Math.ceil(D / 4) * 4;
+  // rows per invocation: more rows reuse each loaded block more, fewer keep the registers (and, on
+  // CPUs, the compile) small; measured best on lavapipe: 4 (D <= 64), 2 (D = 128). On GPUs one row
+  // keeps the grid large.
+  const R = override?.R ?? (!cpu ? 1 : D4 <= 64 ? 4 : 2);
+  const runtimeBounds = override?.runtimeBounds ?? cpu;
+  if (sg !== null) return { variant: 'sg', WG: sg, BLK: sg, R, runtimeBounds };
+  return { variant: 'plain', WG: override?.WG ?? (cpu ? 8 : 64), BLK: 1, R, runtimeBounds };
 }
 
 /** The masks of one attention call, as the kernels read them. */
@@ -94,7 +99,7 @@ function parse(lines: string[], at: { i: number }, nested: boolean): Node[] {
   const out: Node[] = [];
   while (at.i < lines.length) {
     const line = lines[at.i++];
-    const m = /^(\s*)@(for|end|[dcetr]+)(?:[ \t]+(.*))?$/.exec(line);
+    const m = /^(\s*)@(for|end|[dcer]+)(?:[ \t]+(.*))?$/.exec(line);
     if (!m) {
       out.push({ kind: 'line', text: line });
     } else if (m[2] === 'end') {
@@ -147,7 +152,7 @@ function stageSource(name: string, D: number, tl: Tiling): string {
   };
   const src = parts[0] + (name === 'pack' || name === 'delta' ? '' : section('masks')) + section(name);
   const out: string[] = [];
-  emit(parse(src.split('\n'), { i: 0 }, false), {}, { d: D, c: Math.ceil(D / 4), e: 4, t: tl.WG, r: tl.R }, out);
+  emit(parse(src.split('\n'), { i: 0 }, false), {}, { d: D, c: Math.ceil(D / 4), e: 4, r: tl.R }, out);
   return out.join('\n');
 }
 
@@ -158,8 +163,8 @@ function strided(v: View | null, unit: number): number[] {
   return v ? [v.offset / unit, ...v.strides.slice(0, 3).map((s) => s / unit), v.strides[3]] : [0, 0, 0, 0, 0];
 }
 
-/** The shared uniform block (see attention.wgsl); sg = the block size of the sg kernels. */
-function params(p: AttentionProblem, unit: number, sg: number, q: View, k: View, v: View, g: View | null): Params {
+/** The uniform block (see attention.wgsl). */
+function params(p: AttentionProblem, unit: number, tl: Tiling, q: View, k: View, v: View, g: View | null): Params {
   const { mask } = p;
   const pad = mask.keyPadding;
   const pre = typeof mask.prefix === 'number' ? Math.min(Math.max(Math.trunc(mask.prefix), 0), p.Tk) : 0;
@@ -168,7 +173,7 @@ function params(p: AttentionProblem, unit: number, sg: number, q: View, k: View,
     .u(p.B, p.H, p.Tq, p.Tk).f(p.scale).i(pre, p.Tk - p.Tq).u(Math.ceil(p.D / 4))
     .u(...strided(q, unit), ...strided(k, unit), ...strided(v, unit), ...strided(g, unit))
     .u(...(pad ? [pad.offset, pad.strides[0], pad.strides[1], pad.dtype === 'f32' ? 1 : 2] : [0, 0, 0, 0]))
-    .u(...(prefixView ? [prefixView.offset, prefixView.strides[0], 1] : [0, 0, 0]), sg)
+    .u(...(prefixView ? [prefixView.offset, prefixView.strides[0], 1] : [0, 0, 0]), tl.BLK, tl.R)
     .align4();
 }
 
@@ -181,13 +186,15 @@ function maskBuffers(mask: AttentionMask, dummy: GPUBuffer): GPUBuffer[] {
 }
 
 function pipe(dev: Device, op: string, stage: Stage, D: number, tl: Tiling, prm: Params, bindings: Bindings): Pipe {
-  const name = tl.variant === 'sg' && (stage === 'fwd' || stage === 'dq' || stage === 'dkv') ? `${stage}_sg` : stage;
-  const key = `attention|${name}|D${D}|WG${tl.WG}|R${tl.R}|${prm.vec4s}`;
-  return dev.pipeline(key, `${op} (${name})`, () =>
-    fill(stageSource(name, D, tl), {
-      ENABLE: name.endsWith('_sg') ? 'enable subgroups;' : '',
-      PARAMS: paramsDecl(prm.vec4s), BINDINGS: bindingDecls(bindings), D, WG: tl.WG, R: tl.R,
-    }));
+  const key = `attention|${stage}|${tl.variant}|D${D}|WG${tl.WG}|BLK${tl.BLK}|R${tl.R}|${tl.runtimeBounds ? 'rt' : 'ct'}|${prm.vec4s}`;
+  return dev.pipeline(key, `${op} (${stage})`, () => {
+    const src = stageSource(stage, D, tl).replace(/SHUFFLE\(([^,]+), t\)/g, tl.variant === 'sg' ? 'subgroupShuffle($1, t)' : '($1)');
+    return fill(src, {
+      ENABLE: tl.variant === 'sg' ? 'enable subgroups;' : '',
+      PARAMS: paramsDecl(prm.vec4s), BINDINGS: bindingDecls(bindings), D, WG: tl.WG, BLK: tl.BLK, R: tl.R,
+      N_D4: tl.runtimeBounds ? 'word(7u)' : 'D4', N_BLK: tl.runtimeBounds ? 'word(35u)' : 'BLK', N_R: tl.runtimeBounds ? 'word(36u)' : 'R',
+    });
+  });
 }
 
 /** Grid for `rows` rows per (b, h) in tiles of WG*R, with B*H folded into y/z. */
@@ -227,7 +234,7 @@ function vec4View(dev: Device, op: string, v: View, D: number, temps: GPUBuffer[
   return { buffer, dtype: 'f32', shape: [B, H, T, Dp], strides: [H * T * Dp, T * Dp, Dp, 1], offset: 0 };
 }
 
-const vecBinding = (name: string, sg: boolean): Bindings[number] => ({ name, type: sg ? 'vec4<f32>' : 'f32' });
+const VEC4 = (name: string): Bindings[number] => ({ name, type: 'vec4<f32>' });
 
 /**
  * Forward: out (contiguous (B, H, Tq, D)) = attention; stats[0 .. B*H*Tq) = logsumexp of each row's
@@ -236,13 +243,12 @@ const vecBinding = (name: string, sg: boolean): Bindings[number] => ({ name, typ
 export function runAttentionForward(dev: Device, op: string, p: AttentionProblem, out: View, stats: View, q: View, k: View, v: View): void {
   if (p.B * p.H * p.Tq === 0) return;
   const tl = tiling(dev, 'fwd', p.D);
-  const sg = tl.variant === 'sg';
   const temps: GPUBuffer[] = [];
-  if (sg) [q, k, v] = [q, k, v].map((x) => vec4View(dev, op, x, p.D, temps));
-  const prm = params(p, sg ? 4 : 1, tl.WG, q, k, v, null);
+  [q, k, v] = [q, k, v].map((x) => vec4View(dev, op, x, p.D, temps));
+  const prm = params(p, 4, tl, q, k, v, null);
   const bindings: Bindings = [
     { name: 'out', type: 'f32', write: true }, { name: 'stats', type: 'f32', write: true },
-    vecBinding('q', sg), vecBinding('k', sg), vecBinding('v', sg), ...MASK_BINDINGS,
+    VEC4('q'), VEC4('k'), VEC4('v'), ...MASK_BINDINGS,
   ];
   dev.dispatch(op, pipe(dev, op, 'fwd', p.D, tl, prm, bindings), prm.bytes(),
     [out.buffer, stats.buffer, q.buffer, k.buffer, v.buffer, ...maskBuffers(p.mask, q.buffer)], tileGrid(dev, op, p, p.Tq, tl));
@@ -260,28 +266,26 @@ export function runAttentionBackward(dev: Device, op: string, p: AttentionProble
   const maxWg = dev.limits.maxComputeWorkgroupsPerDimension;
 
   const tlD = tiling(dev, 'delta', p.D);
-  const prmD = params(p, 1, 0, q, k, v, g);
+  const prmD = params(p, 1, tlD, q, k, v, g);
   const deltaPipe = pipe(dev, op, 'delta', p.D, tlD, prmD,
     [{ name: 'stats', type: 'f32', write: true }, { name: 'o', type: 'f32' }, { name: 'dout', type: 'f32' }]);
   dev.dispatch(op, deltaPipe, prmD.bytes(), [stats.buffer, o.buffer, g.buffer], grid1d(p.B * p.H * p.Tq, tlD.WG, maxWg));
 
   const tq = tiling(dev, 'dq', p.D);
   const tk = tiling(dev, 'dkv', p.D);
-  const sg = tq.variant === 'sg';
   const temps: GPUBuffer[] = [];
-  if (sg) [q, k, v, g] = [q, k, v, g].map((x) => vec4View(dev, op, x, p.D, temps));
-  const prm = params(p, sg ? 4 : 1, tq.WG, q, k, v, g);
-  const common: Bindings = [
-    { name: 'stats', type: 'f32' }, vecBinding('q', sg), vecBinding('k', sg), vecBinding('v', sg), vecBinding('dout', sg), ...MASK_BINDINGS,
-  ];
+  [q, k, v, g] = [q, k, v, g].map((x) => vec4View(dev, op, x, p.D, temps));
+  const prm = params(p, 4, tq, q, k, v, g);
+  const prmK = params(p, 4, tk, q, k, v, g);
+  const common: Bindings = [{ name: 'stats', type: 'f32' }, VEC4('q'), VEC4('k'), VEC4('v'), VEC4('dout'), ...MASK_BINDINGS];
   const commonBuffers = [stats.buffer, q.buffer, k.buffer, v.buffer, g.buffer, ...maskBuffers(p.mask, q.buffer)];
   if (dq) {
     dev.dispatch(op, pipe(dev, op, 'dq', p.D, tq, prm, [{ name: 'dq_out', type: 'f32', write: true }, ...common]),
       prm.bytes(), [dq.buffer, ...commonBuffers], tileGrid(dev, op, p, p.Tq, tq));
   }
   if (dkv && p.Tk > 0) {
-    dev.dispatch(op, pipe(dev, op, 'dkv', p.D, tk, prm, [{ name: 'dkv', type: 'f32', write: true }, ...common]),
-      prm.bytes(), [dkv.buffer, ...commonBuffers], tileGrid(dev, op, p, p.Tk, tk));
+    dev.dispatch(op, pipe(dev, op, 'dkv', p.D, tk, prmK, [{ name: 'dkv', type: 'f32', write: true }, ...common]),
+      prmK.bytes(), [dkv.buffer, ...commonBuffers], tileGrid(dev, op, p, p.Tk, tk));
   }
   for (const b of temps) dev.pool.release(b);
 }

@@ -26,7 +26,7 @@ const OP = 'attention';
 
 const view = (t: Tensor): View => ({ buffer: t.buffer, dtype: t.dtype, shape: t.shape, strides: t.strides, offset: t.offset });
 
-/** The problem as the kernels see it (masks resolved); `inputs` are the op's recorded inputs. */
+/** The problem as the kernels see it: `causal` implied by a prefix, the masks as views. */
 function problem(q: Tensor, k: Tensor, opts: { scale: number; causal: boolean; prefix: number | Tensor | null; pad: Tensor | null }): AttentionProblem {
   const [B, H, Tq, D] = q.shape;
   const Tk = k.shape[2];
@@ -40,7 +40,8 @@ function problem(q: Tensor, k: Tensor, opts: { scale: number; causal: boolean; p
 
 /**
  * Fused scaled-dot-product attention (FlashAttention-2 style).
- * q: (B, H, Tq, D), k and v: (B, H, Tk, D), f32, any strides (read in place).
+ * q: (B, H, Tq, D), k and v: (B, H, Tk, D), f32, any strides (read in place when each row is contiguous
+ * and 16-byte aligned with D % 4 == 0, else through a zero-padded copy made inside).
  * out: (B, H, Tq, D) = softmax(scale * q k^T + mask) v. D up to 128. Memory O(T): the (Tq, Tk)
  * scores are never materialised; the forward saves only the logsumexp of each row for the backward.
  * A query row whose keys are all masked outputs zeros (and gets zero gradient).
