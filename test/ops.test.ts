@@ -7,6 +7,7 @@ import * as R from './reference/ref.js';
 import { Ref } from './reference/ref.js';
 import { helperTestOp, InputSpec } from './helpers.js';
 import { reportChecks } from './helpers.js';
+import { setSoftmaxOnline } from '../src/kernels/softmax.js';
 
 beforeAll(async () => {
   await t.init();
@@ -240,6 +241,27 @@ describe('softmax family', () => {
     await helperTestOp('logsumexp [0,2]', [[3, 5, 7]], (x) => x.logsumexp([0, 2], true), (x) => x.logsumexp([0, 2], true));
     await helperTestOp('logsumexp all', [[4, 33]], (x) => x.logsumexp([0, 1]), (x) => x.logsumexp([0, 1]));
   });
+  it('both kernel forms: rows in registers (vec4 or scalar) and the online form for long rows', async () => {
+    // on lavapipe rows up to 2,048 take the register form, on GPUs up to 1,024; 2,500 is online on both
+    const forms: [string, boolean][] = [['registers', false], ['online (forced)', true]];
+    for (const [form, online] of forms) {
+      setSoftmaxOnline(online);
+      try {
+        for (const n of [8, 33, 1188, 2500]) {
+          await helperTestOp(`softmax ${form} n=${n}`, [[3, n]], (x) => x.softmax(-1), (x) => x.softmax(-1));
+          await helperTestOp(`logSoftmax ${form} n=${n}`, [[2, n]], (x) => x.logSoftmax(-1), (x) => x.logSoftmax(-1));
+          await helperTestOp(`logsumexp ${form} n=${n}`, [[2, n]], (x) => x.logsumexp(-1), (x) => x.logsumexp(-1));
+          await helperTestOp(`tokenLogProbs ${form} n=${n}`, [[3, n], { shape: [3], dtype: 'i32', low: 0, high: n }],
+            (l, y) => t.tokenLogProbs(l, y), (l, y) => l.logSoftmax(-1).gather(1, y.unsqueeze(1)).squeeze(1));
+        }
+        // a row view at an offset that is not a multiple of 4 (scalar loads even though n % 4 == 0)
+        await helperTestOp(`softmax ${form} offset 1`, [[25]], (x) => x.slice(0, 1, 25).reshape([3, 8]).softmax(-1),
+          (x) => x.slice(0, 1, 25).reshape([3, 8]).softmax(-1));
+      } finally {
+        setSoftmaxOnline(false);
+      }
+    }
+  });
   it('fully masked rows give no NaN in softmax', async () => {
     await helperTestOp('softmax masked', [[3, 7]], (x) => x.maskedFill(t.tensor([0, 1, 0], { shape: [3, 1] }), -Infinity).softmax(-1).mul(1),
       (x) => R.where(new Ref([0, 1, 0], [3, 1]), 0, x.softmax(-1)).mul(R.where(new Ref([0, 1, 0], [3, 1]), 0, 1)), { grad: false });
@@ -253,6 +275,11 @@ describe('layerNorm', () => {
       await helperTestOp(`layerNorm no affine D=${D}`, [[3, 2, D]], (x) => t.layerNorm(x, [D]), (x) => R.layerNorm(x, [D]));
     }
     await helperTestOp('layerNorm 2-D shape', [[4, 3, 11], [3, 11], [3, 11]], (x, w, b) => t.layerNorm(x, [3, 11], w, b), (x, w, b) => R.layerNorm(x, [3, 11], w, b));
+    // D = 128, 260: the register form with vec4 rows (no tail / a partial last slot); 2500: the
+    // streaming form (too long for the registers)
+    for (const D of [128, 260, 2500]) {
+      await helperTestOp(`layerNorm D=${D}`, [[3, D], [D], [D]], (x, w, b) => t.layerNorm(x, [D], w, b), (x, w, b) => R.layerNorm(x, [D], w, b));
+    }
     await helperTestOp('layerNorm weight only', [[6, 33], [33]], (x, w) => t.layerNorm(x, [33], w), (x, w) => R.layerNorm(x, [33], w));
     await helperTestOp('layerNorm of transpose', [[33, 6], [33], [33]], (x, w, b) => t.layerNorm(x.T, [33], w, b), (x, w, b) => R.layerNorm(x.T, [33], w, b));
   });

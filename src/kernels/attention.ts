@@ -2,7 +2,7 @@
 // and the FlashAttention-2 backward (Delta, dQ, dK/dV), all recomputing scores from q and k.
 import type { Device } from '../tensor/device.js';
 import { TrimpiError } from '../tensor/errors.js';
-import { Params, View, bindingDecls, fill, grid1d, paramsDecl, wgslSource } from './kernel.js';
+import { Params, View, bindingDecls, fill, grid1d, isCpuAdapter, paramsDecl, wgslSource } from './kernel.js';
 
 type Stage = 'fwd' | 'dq' | 'dkv' | 'delta' | 'pack';
 type Pipe = ReturnType<Device['pipeline']>;
@@ -36,11 +36,6 @@ function fixedSubgroupSize(dev: Device): number | null {
   const lo = info?.subgroupMinSize;
   const hi = info?.subgroupMaxSize;
   return lo && lo === hi && lo >= 4 && lo <= 128 ? lo : null;
-}
-
-function isCpuAdapter(dev: Device): boolean {
-  const a = dev.adapter;
-  return a.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|cpu/i.test(`${a.vendor} ${a.architecture} ${a.device} ${a.description}`);
 }
 
 let override: Partial<Pick<Tiling, 'variant' | 'WG' | 'R' | 'runtimeBounds'>> | null = null;

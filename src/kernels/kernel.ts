@@ -111,3 +111,9 @@ export function fixedSubgroupSize(dev: Device): number {
   const { subgroupMinSize: lo, subgroupMaxSize: hi } = dev.adapter;
   return dev.features.has('subgroups') && lo > 0 && lo === hi ? hi : 0;
 }
+
+/** A CPU implementation of WebGPU (lavapipe, SwiftShader): kernels then prefer shapes that compile short. */
+export function isCpuAdapter(dev: Device): boolean {
+  const a = dev.adapter;
+  return a.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|cpu/i.test(`${a.vendor} ${a.architecture} ${a.device} ${a.description}`);
+}

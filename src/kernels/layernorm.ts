@@ -1,6 +1,7 @@
 // Launcher for layernorm.wgsl. All views contiguous with offset 0 (the op makes them so).
 import type { Device } from '../tensor/device.js';
 import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, paramsDecl, wgslSource } from './kernel.js';
+import { RowBinding, launchRows } from './rows.js';
 
 // sums v over the workgroup (both lanes), result broadcast to every invocation
 const WG_SUM = `var<workgroup> red: array<vec2<f32>, WG>;
@@ -34,9 +35,66 @@ function launch(dev: Device, op: string, key: string, main: string, bindings: { 
   dev.dispatch(op, pipe, prm.bytes(), views.map((v) => v.buffer), grid1d(rows, 1, dev.limits.maxComputeWorkgroupsPerDimension));
 }
 
+// ---- the row-in-registers bodies (rows.wgsl): x (and g) read once --------------------------------
+
+// forward: xs = x's row; extra word [0] eps (f32)
+const REGISTERS_FORWARD = (weight: boolean, bias: boolean): string => `
+  let invD = 1.0 / f32(n);
+  var xs: array<V, C>;
+  var sv = V(0.0);
+  for (var j = 0u; j < NC; j++) {
+    let i = j * WG + t;
+    if (in_row(i, nv)) { xs[j] = x[off_x + row * nv + i]; sv += xs[j]; } else { xs[j] = V(0.0); }
+  }
+  let mu = row_sum(hsum(sv), t) * invD;
+  var qv = V(0.0);
+  for (var j = 0u; j < NC; j++) {
+    let i = j * WG + t;
+    if (in_row(i, nv)) { let d = xs[j] - mu; qv += d * d; }
+  }
+  let rs = inverseSqrt(row_sum(hsum(qv), t) * invD + bitcast<f32>(extra(0u)));
+  for (var j = 0u; j < NC; j++) {
+    let i = j * WG + t;
+    if (in_row(i, nv)) { out[off_out + row * nv + i] = (xs[j] - mu) * rs${weight ? ' * w[off_w + i]' : ''}${bias ? ' + b[off_b + i]' : ''}; }
+  }
+  if (t == 0u) { mean[off_mean + row] = mu; rstd[off_rstd + row] = rs; }`;
+
+// backward for x: xh = xhat, gw = g * w kept in registers
+const REGISTERS_BACKWARD = (weight: boolean): string => `
+  let invD = 1.0 / f32(n);
+  let mu = mean[off_mean + row];
+  let rs = rstd[off_rstd + row];
+  var xh: array<V, C>;
+  var gw: array<V, C>;
+  var s1 = V(0.0);
+  var s2 = V(0.0);
+  for (var j = 0u; j < NC; j++) {
+    let i = j * WG + t;
+    if (in_row(i, nv)) {
+      xh[j] = (x[off_x + row * nv + i] - mu) * rs;
+      gw[j] = g[off_g + row * nv + i]${weight ? ' * w[off_w + i]' : ''};
+    } else { xh[j] = V(0.0); gw[j] = V(0.0); }
+    s1 += gw[j];
+    s2 += gw[j] * xh[j];
+  }
+  let c1 = row_sum(hsum(s1), t) * invD;
+  let c2 = row_sum(hsum(s2), t) * invD;
+  for (var j = 0u; j < NC; j++) {
+    let i = j * WG + t;
+    if (in_row(i, nv)) { dx[off_dx + row * nv + i] = rs * (gw[j] - c1 - xh[j] * c2); }
+  }`;
+
+// ---- the streaming form, for rows too long for the registers ------------------------------------
+
 /** out, x: [rows, D]; mean, rstd: [rows] (written); weight, bias: [D] or null. */
 export function runLayerNorm(dev: Device, op: string, out: View, mean: View, rstd: View, x: View,
   weight: View | null, bias: View | null, rows: number, D: number, eps: number): void {
+  const eps32 = new Uint32Array(new Float32Array([eps]).buffer)[0];
+  const inRegisters: RowBinding[] = [{ name: 'out', view: out, type: 'V', write: true }, { name: 'mean', view: mean, type: 'f32', write: true },
+    { name: 'rstd', view: rstd, type: 'f32', write: true }, { name: 'x', view: x, type: 'V' }];
+  if (weight) inRegisters.push({ name: 'w', view: weight, type: 'V' });
+  if (bias) inRegisters.push({ name: 'b', view: bias, type: 'V' });
+  if (launchRows(dev, op, `layerNorm|${!!weight}|${!!bias}`, REGISTERS_FORWARD(!!weight, !!bias), inRegisters, rows, D, [eps32])) return;
   const main = `
   var s = vec2<f32>(0.0);
   for (var j = t; j < D; j += WG) { s.x += x[base + j]; }
@@ -58,6 +116,10 @@ export function runLayerNorm(dev: Device, op: string, out: View, mean: View, rst
 /** dx, g, x: [rows, D]; weight: [D] or null; mean, rstd: [rows] from the forward. */
 export function runLayerNormBackward(dev: Device, op: string, dx: View, g: View, x: View, weight: View | null,
   mean: View, rstd: View, rows: number, D: number): void {
+  const inRegisters: RowBinding[] = [{ name: 'dx', view: dx, type: 'V', write: true }, { name: 'g', view: g, type: 'V' }, { name: 'x', view: x, type: 'V' },
+    { name: 'mean', view: mean, type: 'f32' }, { name: 'rstd', view: rstd, type: 'f32' }];
+  if (weight) inRegisters.push({ name: 'w', view: weight, type: 'V' });
+  if (launchRows(dev, op, `layerNorm.bwd|${!!weight}`, REGISTERS_BACKWARD(!!weight), inRegisters, rows, D)) return;
   const gw = weight ? 'g[base + j] * w[j]' : 'g[base + j]';
   const main = `
   let mu = mean[row];

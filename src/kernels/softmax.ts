@@ -1,6 +1,7 @@
 // Launcher for softmax.wgsl (row-wise softmax family over contiguous [rows, n] views).
 import type { Device } from '../tensor/device.js';
 import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, paramsDecl, wgslSource } from './kernel.js';
+import { RowBinding, launchRows } from './rows.js';
 
 const WG = 64;
 
@@ -76,6 +77,71 @@ const backward = (log: boolean, subgroup: boolean): string => subgroup ? `
     ${log ? 'out[oo + j] = g[go + j] - exp(y[yo + j]) * dot;' : 'out[oo + j] = y[yo + j] * (g[go + j] - dot);'}
   }`;
 
+// ---- the row-in-registers bodies (rows.wgsl): one read of the row, one exp per element ----------
+
+// xs: the lane's slots (slot j = element j * WG + t of the row). LOAD_ROW_MAX loads x's row into xs
+// (slots past the row: -inf) and takes the row max; shift = max, or 0 for an all -inf row so that
+// exp(x - shift) is 0, not NaN
+const LOAD_ROW_MAX = `
+  var xs: array<V, C>;
+  var mv = V(NEG_INF);
+  for (var j = 0u; j < NC; j++) {
+    let i = j * WG + t;
+    if (in_row(i, nv)) { xs[j] = x[off_x + row * nv + i]; mv = max(mv, xs[j]); } else { xs[j] = V(NEG_INF); }
+  }
+  let mx = row_max(hmax(mv), t);
+  let shift = select(mx, 0.0, mx == NEG_INF);`;
+// the row's sum of exp(x - shift); with store, xs becomes exp(xs - shift)
+const EXP_SUM = (store: boolean): string => `
+  var sv = V(0.0);
+  for (var j = 0u; j < NC; j++) { ${store ? 'xs[j] = exp(xs[j] - shift); sv += xs[j];' : 'sv += exp(xs[j] - shift);'} }
+  let sum = row_sum(hsum(sv), t);`;
+const STORE_ROW = (expr: string): string => `
+  for (var j = 0u; j < NC; j++) {
+    let i = j * WG + t;
+    if (in_row(i, nv)) { out[off_out + row * nv + i] = ${expr}; }
+  }`;
+
+const CACHED_FORWARD: Record<'softmax' | 'logSoftmax' | 'logsumexp', string> = {
+  softmax: `${LOAD_ROW_MAX}${EXP_SUM(true)}
+  let inv = select(1.0 / sum, 0.0, sum == 0.0);${STORE_ROW('xs[j] * inv')}`,
+  logSoftmax: `${LOAD_ROW_MAX}${EXP_SUM(false)}
+  let lse = shift + log(sum);${STORE_ROW('xs[j] - lse')}`,
+  logsumexp: `${LOAD_ROW_MAX}${EXP_SUM(false)}
+  if (t == 0u) { out[off_out + row] = shift + log(sum); }`,
+};
+
+// backward: y and g loaded once; dot = sum(g * y) (softmax) or sum(g) (log-softmax)
+const CACHED_BACKWARD = (log: boolean): string => `
+  var ys: array<V, C>;
+  var gs: array<V, C>;
+  var dv = V(0.0);
+  for (var j = 0u; j < NC; j++) {
+    let i = j * WG + t;
+    if (in_row(i, nv)) { ys[j] = y[off_y + row * nv + i]; gs[j] = g[off_g + row * nv + i]; } else { ys[j] = V(0.0); gs[j] = V(0.0); }
+    dv += ${log ? 'gs[j]' : 'gs[j] * ys[j]'};
+  }
+  let dot = row_sum(hsum(dv), t);${STORE_ROW(log ? 'gs[j] - exp(ys[j]) * dot' : 'ys[j] * (gs[j] - dot)')}`;
+
+// token log-probs forward: extra words [0] targets' stride
+const CACHED_TOKEN_LOGPROBS = `${LOAD_ROW_MAX}${EXP_SUM(false)}
+  if (t == 0u) {
+    let tg = tgt[off_tgt + row * extra(0u)];
+    let l = shift + log(sum);
+    lse[off_lse + row] = l;
+    if (tg >= 0 && u32(tg) < n) { out[off_out + row] = component(x[off_x + row * nv + u32(tg) / WIDTH], u32(tg) % WIDTH) - l; }
+    else { out[off_out + row] = 0.0; atomicStore(&err[0], 1u); }
+  }`;
+
+// token log-probs backward (streaming, no reduction): extra words [0] g's stride, [1] targets' stride
+const STREAM_TOKEN_LOGPROBS_BACKWARD = `
+  let gi = g[off_g + row * extra(0u)];
+  let l = lse[off_lse + row];
+  let tg = tgt[off_tgt + row * extra(1u)];
+  for (var i = t; i < nv; i += WG) {
+    out[off_out + row * nv + i] = gi * (one_hot(i, tg) - exp(x[off_x + row * nv + i] - l));
+  }`;
+
 function launch(dev: Device, op: string, key: string, main: (subgroup: boolean) => string, views: View[], names: string[], rows: number, n: number): void {
   if (rows === 0 || n === 0) return;
   const sg = fixedSubgroupSize(dev);
@@ -96,16 +162,32 @@ function rowsOf(v: View): [number, number] {
   return [n === 0 ? 0 : v.shape.reduce((a, b) => a * b, 1) / n, n];
 }
 
-/** x: contiguous [rows, n]. out: contiguous [rows, n] (softmax, logSoftmax) or [rows] (logsumexp). */
+let forceOnline = false;
+/** @internal Tests and benchmarks: force the online (streaming) form even where the row fits in registers. */
+export function setSoftmaxOnline(on: boolean): void {
+  forceOnline = on;
+}
+
+/**
+ * x: contiguous [rows, n]. out: contiguous [rows, n] (softmax, logSoftmax) or [rows] (logsumexp).
+ * Rows that fit in registers take the cached form (one read), longer ones the online form.
+ */
 export function runSoftmax(dev: Device, op: string, kind: 'softmax' | 'logSoftmax' | 'logsumexp', out: View, x: View): void {
   const [rows, n] = rowsOf(x);
+  if (rows === 0 || n === 0) return;
+  const outBinding: RowBinding = { name: 'out', view: out, type: kind === 'logsumexp' ? 'f32' : 'V', write: true };
+  if (!forceOnline && launchRows(dev, op, kind, CACHED_FORWARD[kind], [outBinding, { name: 'x', view: x, type: 'V' }], rows, n)) return;
   launch(dev, op, kind, (sub) => (sub ? FORWARD_SUBGROUP : FORWARD)[kind], [out, x], ['out', 'x'], rows, n);
 }
 
 /** dx, y, g: contiguous [rows, n]. */
 export function runSoftmaxBackward(dev: Device, op: string, log: boolean, dx: View, y: View, g: View): void {
   const [rows, n] = rowsOf(y);
-  launch(dev, op, log ? 'logSoftmax.bwd' : 'softmax.bwd', (sub) => backward(log, sub), [dx, y, g], ['out', 'y', 'g'], rows, n);
+  if (rows === 0 || n === 0) return;
+  const key = log ? 'logSoftmax.bwd' : 'softmax.bwd';
+  const bindings: RowBinding[] = [{ name: 'out', view: dx, type: 'V', write: true }, { name: 'y', view: y, type: 'V' }, { name: 'g', view: g, type: 'V' }];
+  if (!forceOnline && launchRows(dev, op, key, CACHED_BACKWARD(log), bindings, rows, n)) return;
+  launch(dev, op, key, (sub) => backward(log, sub), [dx, y, g], ['out', 'y', 'g'], rows, n);
 }
 
 // ---- token log-probs (the fused cross-entropy core) ---------------------------------------------
@@ -118,6 +200,9 @@ export function runSoftmaxBackward(dev: Device, op: string, log: boolean, dx: Vi
 export function runTokenLogProbs(dev: Device, op: string, out: View, lse: View, x: View, targets: View, errorFlag: GPUBuffer): void {
   const [rows, n] = rowsOf(x);
   if (rows === 0 || n === 0) return;
+  const bindings: RowBinding[] = [{ name: 'out', view: out, type: 'f32', write: true }, { name: 'lse', view: lse, type: 'f32', write: true },
+    { name: 'x', view: x, type: 'V' }, { name: 'tgt', view: targets, type: 'i32' }, { name: 'err', view: errorFlag, type: 'u32', write: true, atomic: true }];
+  if (!forceOnline && launchRows(dev, op, 'tokenLogProbs', CACHED_TOKEN_LOGPROBS, bindings, rows, n, [targets.strides[0] ?? 1])) return;
   const sg = fixedSubgroupSize(dev);
   const main = (sub: boolean): string => `${sub ? REDUCE_MS_SUBGROUP : REDUCE_MS}
   if (t == 0u) {
@@ -147,25 +232,7 @@ export function runTokenLogProbs(dev: Device, op: string, out: View, lse: View, 
 export function runTokenLogProbsBackward(dev: Device, op: string, dx: View, g: View, x: View, lse: View, targets: View): void {
   const [rows, n] = rowsOf(x);
   if (rows === 0 || n === 0) return;
-  const sg = fixedSubgroupSize(dev);
-  const wg = sg || WG;
-  const main = `
-  let gi = g[word(4u) + row * word(5u)];
-  let l = lse[row];
-  let tg = tgt[word(6u) + row * word(7u)];
-  let xo = word(3u) + base;
-  let oo = word(2u) + base;
-  for (var j = t; j < n; j += WG) {
-    out[oo + j] = gi * (select(0.0, 1.0, i32(j) == tg) - exp(x[xo + j] - l));
-  }`;
-  const prm = new Params().u(rows, n, dx.offset, x.offset, g.offset, g.strides[0] ?? 1, targets.offset, targets.strides[0] ?? 1);
-  const pipe = dev.pipeline(`softmax|tokenLogProbs.bwd|${wg}`, op, () =>
-    fill(wgslSource('softmax'), {
-      ENABLE: '',
-      PARAMS: paramsDecl(prm.vec4s),
-      BINDINGS: bindingDecls([{ name: 'out', type: 'f32', write: true }, { name: 'g', type: 'f32' }, { name: 'x', type: 'f32' },
-        { name: 'lse', type: 'f32' }, { name: 'tgt', type: 'i32' }]),
-      WG: wg, MAIN: main,
-    }));
-  dev.dispatch(op, pipe, prm.bytes(), [dx.buffer, g.buffer, x.buffer, lse.buffer, targets.buffer], grid1d(rows, 1, dev.limits.maxComputeWorkgroupsPerDimension));
+  launchRows(dev, op, 'tokenLogProbs.bwd', STREAM_TOKEN_LOGPROBS_BACKWARD, [{ name: 'out', view: dx, type: 'V', write: true },
+    { name: 'g', view: g, type: 'f32' }, { name: 'x', view: x, type: 'V' }, { name: 'lse', view: lse, type: 'f32' }, { name: 'tgt', view: targets, type: 'i32' }],
+  rows, n, [g.strides[0] ?? 1, targets.strides[0] ?? 1], false);
 }

@@ -1,6 +1,9 @@
-// layernorm.wgsl: fused LayerNorm forward and the backward for x, over rows of a contiguous [rows, D].
+// layernorm.wgsl: fused LayerNorm forward and the backward for x, over rows of a contiguous [rows, D],
+// in the streaming form, for rows too long to keep in registers. Rows that fit (D up to 2,048 on
+// lavapipe, 1,024 on a GPU with 32-wide subgroups) take the row-in-registers bodies in layernorm.ts
+// on rows.wgsl: the same formulas with x (and g) read once instead of three (two) times.
 //
-// Forward, per row (two passes over the row for an exact variance, the second from cache):
+// Forward, per row (two passes over the row for an exact variance):
 //   mean = sum(x)/D;  rstd = 1/sqrt(sum((x-mean)^2)/D + eps);  y = (x - mean) * rstd * w + b
 //   mean and rstd are saved for the backward.
 // Backward for x (xhat = (x - mean) * rstd, gw = g * w):

@@ -1,5 +1,8 @@
 // softmax.wgsl: softmax, log-softmax and logsumexp over the rows of a contiguous [rows, n] tensor,
-// and the softmax / log-softmax backward.
+// the softmax / log-softmax backward, and the token log-probs forward, in the online (streaming)
+// form, for rows too long to keep in registers. Rows that fit (up to 2,048 on lavapipe, 1,024 on a
+// GPU with 32-wide subgroups) take the row-in-registers bodies in softmax.ts on rows.wgsl: one read
+// of the row and one exp per element instead of the two reads and two to three exps here.
 //
 // Forward (online form): each invocation keeps a running (max m, sum s of exp(x - m)) over its
 // strided share of the row, the workgroup merges pairs (m, s) ⊕ (m', s') = (M, s e^{m-M} + s' e^{m'-M}),
@@ -8,13 +11,12 @@
 //   logsumexp:  out[row] = m + log(s)
 // Backward, with y the forward output and g the upstream gradient:
 //   softmax:    dx = y * (g - sum(g * y))     logSoftmax: dx = g - exp(y) * sum(g)
-// One workgroup per row (2-D grid past 65535 rows). Floor: forward reads x twice (the second read
-// usually from cache) and writes y once; backward reads y and g and writes dx.
+// One workgroup per row (2-D grid past 65535 rows). Floor: forward reads x twice and writes y once;
+// backward reads y and g (twice) and writes dx.
 //
 // Token log-probs (the fused cross-entropy core): out[row] = x[row, t] - logsumexp(x[row]) and the
-// logsumexp saved; backward dx = g * (onehot(t) - exp(x - lse)) recomputes the softmax: the
-// (rows x vocab) probabilities are never stored. Floor: forward reads x once (+ cache re-read),
-// backward reads x and writes dx.
+// logsumexp saved; the backward dx = g * (onehot(t) - exp(x - lse)) (a streaming body on rows.wgsl)
+// recomputes the softmax: the (rows x vocab) probabilities are never stored.
 //
 // With a fixed subgroup size the workgroup is one subgroup and the merges are subgroupMax/Add
 // (no barriers); otherwise a tree in workgroup memory.
