@@ -62,6 +62,7 @@ async function main(): Promise<void> {
   console.log(`measured ceilings: compute ${gflops.toFixed(1)} GFLOP/s (f32 FMA), streaming ${gbs.toFixed(1)} GB/s (vec4 copy)\n`);
   const tf: TfjsSide = await loadTfjs(dev);
   const rows: Row[] = [];
+  let blockProfile: { op: string; kernel: string; calls: number; ms: number; share: number }[] = [];
   const floor = (flops: number, bytes: number): number => Math.max(flops / gflops / 1e6, bytes / gbs / 1e6);
   // both sides wait by reading their result back, as a user would
   const read = async (x: t.Tensor | t.Tensor[]): Promise<void> => {
@@ -181,6 +182,15 @@ async function main(): Promise<void> {
     const flops = 6 * tokens * (4 * d * d + 2 * d * F) + 3 * 2 * B * H * T * T * (d / H);
     await compare('transformer block step', `B=${B} T=${T} d=${d} H=${H} F=${F}`, flops, 0,
       step, () => tf.blockStep(B, T, d, H, F), '>= 5x tfjs (fwd+bwd+AdamW)', 'flops', 2);
+    // where the step's GPU time goes (timestamp queries), for the analysis
+    if (dev.features.has('timestamp-query') && (!only || 'transformer block step'.includes(only))) {
+      const steps = 5;
+      const rep = await t.profile(async () => {
+        for (let i = 0; i < steps; i++) await read(t.tidy(step));
+      });
+      blockProfile = rep.kernels.slice(0, 12).map((k) => ({ op: k.op, kernel: k.kernel.split('|').slice(0, 3).join('|'), calls: k.calls / steps, ms: k.ms / steps, share: k.ms / rep.gpuMs }));
+      console.log(`\ntransformer block step, GPU time by kernel over ${steps} steps:\n${t.formatProfile(rep, 12)}\n`);
+    }
     opt.dispose();
   }
 
@@ -205,7 +215,7 @@ async function main(): Promise<void> {
 
   const out = argValue('--out') ?? 'bench/results.json';
   const date = new Date().toISOString();
-  writeFileSync(out, JSON.stringify({ date, device: adapter, ceilings: { computeGflops: gflops, streamingGBs: gbs }, rows, presets }, null, 2));
+  writeFileSync(out, JSON.stringify({ date, device: adapter, ceilings: { computeGflops: gflops, streamingGBs: gbs }, rows, blockProfile, presets }, null, 2));
   console.log(`\nwrote ${out}`);
   const md = argValue('--md');
   if (md) {
@@ -220,6 +230,11 @@ async function main(): Promise<void> {
       '|---|---:|---:|---:|---:|---:|',
       ...presets.map((p) => `| ${p.preset} | ${p.trainStepMs.toFixed(0)} | ${p.trainPositionsPerSec.toFixed(0)} | ${p.trainTextTokensPerSec.toFixed(0)} | ${(p.ceilingFraction * 100).toFixed(0)}% | ${p.sampleTokensPerSec.toFixed(1)} |`),
     ];
+    if (blockProfile.length) {
+      lines.push('', 'Transformer block step, GPU time per step by kernel (`t.profile` over 5 steps, timestamp queries; each dispatch in its own pass):', '',
+        '| op | kernel | calls | GPU ms | share |', '|---|---|---:|---:|---:|',
+        ...blockProfile.map((k) => `| ${k.op} | \`${k.kernel}\` | ${k.calls} | ${k.ms.toFixed(2)} | ${(k.share * 100).toFixed(0)}% |`));
+    }
     // keep the hand-written analysis below the marker
     const marker = '<!-- analysis: kept by bench/run.ts -->';
     const previous = existsSync(md) ? readFileSync(md, 'utf8') : '';

@@ -17,7 +17,9 @@ export {
   gather, indexSelect, embedding, crossEntropy, tokenLogProbs, assign, clone,
 } from './tensor/ops.js';
 export type { CreateOptions, CrossEntropyOptions, TensorOrScalar } from './tensor/ops.js';
-export { memoryStats, execStats, resetPeak } from './tensor/stats.js';
+export { memoryStats, execStats, resetPeak, profile, formatProfile } from './tensor/stats.js';
+export type { KernelTime, ProfileReport } from './tensor/stats.js';
+export type { DispatchTiming } from './tensor/device.js';
 export { attention, type AttentionOptions } from './tensor/attention.js';
 export * as losses from './trimpi/losses/index.js';
 export { setMatmulConfig } from './kernels/matmul.js';

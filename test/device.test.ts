@@ -31,6 +31,43 @@ describe('device', () => {
     expect(s1.pipelinesCompiled - s0.pipelinesCompiled).toBeLessThanOrEqual(3);
     expect(s1.pipelineCacheHits - s0.pipelineCacheHits).toBeGreaterThanOrEqual(198);
   });
+  it('profile: the GPU time of every dispatch, per kernel, and the device unprofiled after it', async () => {
+    if (!dev.features.has('timestamp-query')) {
+      await expect(t.profile(() => 0)).rejects.toThrow(/profile: the device has no timestamp-query feature/);
+      return;
+    }
+    const a = t.randn([64, 96]);
+    const b = t.randn([96, 80]);
+    const rep = await t.profile(async () => {
+      const y = a.matmul(b).relu().add(1);
+      const s = y.sum();
+      const v = await s.item();
+      for (const z of [y, s]) z.dispose();
+      return v;
+    });
+    expect(Number.isFinite(rep.result)).toBe(true);
+    // matmul, relu, add, sum (one or two passes)
+    expect(rep.dispatches.map((d) => d.op).slice(0, 3)).toEqual(['matmul', 'relu', 'add']);
+    expect(rep.dispatches.every((d) => d.ms >= 0 && d.kernel.length > 0)).toBe(true);
+    expect(rep.kernels.reduce((n, k) => n + k.calls, 0)).toBe(rep.dispatches.length);
+    expect(rep.gpuMs).toBeCloseTo(rep.dispatches.reduce((x, d) => x + d.ms, 0), 9);
+    expect(rep.kernels.find((k) => k.op === 'matmul')!.kernel).toMatch(/^matmul\|/);
+    expect(t.formatProfile(rep)).toMatch(/^GPU time [\d.]+ ms in \d+ dispatches\n/);
+    expect(t.formatProfile(rep)).toContain('matmul|');
+    // more dispatches than one query set holds (2,048 timestamps): resolved in segments
+    const many = await t.profile(() => {
+      let y = a;
+      for (let i = 0; i < 1100; i++) y = y.mul(1.0001);
+      return y.sum().item();
+    });
+    expect(many.dispatches.length).toBeGreaterThanOrEqual(1101);
+    // a throwing fn stops profiling, and profiling again works
+    await expect(t.profile(() => { throw new Error('boom'); })).rejects.toThrow('boom');
+    const again = await t.profile(async () => a.add(1).sum().item());
+    expect(again.dispatches.length).toBeGreaterThan(0);
+    a.dispose();
+    b.dispose();
+  });
   it('readback: toArray, item, toNested, format', async () => {
     const x = t.tensor([[1, 2, 3], [4, 5, 6]]);
     expect(await x.toNested()).toEqual([[1, 2, 3], [4, 5, 6]]);

@@ -90,12 +90,37 @@ class UniformArena {
   }
 }
 
+/** A compiled pipeline; `key` is its structural cache key (the profiler's kernel name). */
+export interface Pipeline {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  key?: string;
+}
+
+/** One dispatch's GPU time (timestamps around its own compute pass). */
+export interface DispatchTiming {
+  /** the op that launched it */
+  op: string;
+  /** the kernel: its pipeline cache key */
+  kernel: string;
+  ms: number;
+}
+
+interface Profiler {
+  querySet: GPUQuerySet;
+  capacity: number;
+  used: number;
+  labels: { op: string; kernel: string }[];
+  segments: Promise<DispatchTiming[]>[];
+}
+
 export class Device {
   readonly pool: BufferPool;
   readonly limits: Limits;
   readonly features: ReadonlySet<string>;
   readonly stats: ExecStats = { dispatches: 0, submits: 0, pipelinesCompiled: 0, pipelineCacheHits: 0, readbacks: 0, uniformBytes: 0 };
-  private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
+  private readonly pipelines = new Map<string, Pipeline>();
+  private profiler: Profiler | null = null;
   private readonly uniforms: UniformArena;
   private readonly staging = new Map<number, GPUBuffer[]>();
   private encoder: GPUCommandEncoder | null = null;
@@ -164,7 +189,7 @@ export class Device {
   }
 
   /** Compute pipeline for `key`, compiling `code()` on first use. */
-  pipeline(key: string, label: string, code: () => string): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
+  pipeline(key: string, label: string, code: () => string): Pipeline {
     const hit = this.pipelines.get(key);
     if (hit) {
       this.stats.pipelineCacheHits++;
@@ -182,7 +207,7 @@ export class Device {
     });
     this.pendingChecks.add(check);
     void check.finally(() => this.pendingChecks.delete(check));
-    const entry = { pipeline, layout: pipeline.getBindGroupLayout(0) };
+    const entry = { pipeline, layout: pipeline.getBindGroupLayout(0), key };
     this.pipelines.set(key, entry);
     this.stats.pipelinesCompiled++;
     return entry;
@@ -192,7 +217,7 @@ export class Device {
    * Records one dispatch. Binding 0 is the uniform block (`params`), bindings 1.. are `buffers`
    * in order. Work is submitted in chunks of maxDispatchesPerSubmit and at every readback.
    */
-  dispatch(op: string, p: { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }, params: Uint8Array,
+  dispatch(op: string, p: Pipeline, params: Uint8Array,
     buffers: readonly GPUBuffer[], workgroups: readonly [number, number, number]): void {
     if (this.error || this.lostReason || this.destroyed) this.throwIfError(op);
     const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
@@ -205,10 +230,12 @@ export class Device {
     for (let i = 0; i < buffers.length; i++) entries.push({ binding: i + 1, resource: { buffer: buffers[i] } });
     const bindGroup = this.gpu.createBindGroup({ layout: p.layout, entries, label: op });
     if (this.debug) this.gpu.pushErrorScope('validation');
-    const pass = this.computePass();
+    const timed = this.profiler ? this.profiledPass(op, p.key ?? op) : null;
+    const pass = timed ?? this.computePass();
     pass.setPipeline(p.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    timed?.end();
     if (this.debug) {
       void this.gpu.popErrorScope().then((err) => {
         if (err) this.error ??= new TrimpiError(op, err.message);
@@ -216,6 +243,63 @@ export class Device {
     }
     this.stats.dispatches++;
     if (++this.inBatch >= this.maxDispatchesPerSubmit) this.flush();
+  }
+
+  /**
+   * Starts recording the GPU time of every dispatch (timestamp queries; needs the adapter's
+   * `timestamp-query` feature). Each dispatch then gets its own compute pass, so profiled runs are a
+   * little slower than unprofiled ones. See profile() in stats.ts.
+   */
+  startProfiling(): void {
+    if (!this.features.has('timestamp-query')) throw new TrimpiError('profile', 'the device has no timestamp-query feature');
+    if (this.profiler) throw new TrimpiError('profile', 'already profiling');
+    this.flush();
+    const capacity = 2048;
+    this.profiler = { querySet: this.gpu.createQuerySet({ type: 'timestamp', count: capacity, label: 'profile' }), capacity, used: 0, labels: [], segments: [] };
+  }
+
+  /** Stops profiling; each dispatch recorded since startProfiling with its GPU time, in order. */
+  async stopProfiling(): Promise<DispatchTiming[]> {
+    const pr = this.profiler;
+    if (!pr) throw new TrimpiError('profile', 'not profiling');
+    this.resolveProfile();
+    this.profiler = null;
+    const segments = await Promise.all(pr.segments);
+    pr.querySet.destroy();
+    return segments.flat();
+  }
+
+  /** A compute pass of its own for one dispatch, with timestamps at its start and end. */
+  private profiledPass(op: string, kernel: string): GPUComputePassEncoder {
+    const pr = this.profiler!;
+    if (pr.used + 2 > pr.capacity) this.resolveProfile();
+    const index = pr.used;
+    pr.used += 2;
+    pr.labels.push({ op, kernel });
+    return this.commandEncoder().beginComputePass({ timestampWrites: { querySet: pr.querySet, beginningOfPassWriteIndex: index, endOfPassWriteIndex: index + 1 } });
+  }
+
+  /** Resolves the timestamps recorded so far into a readback (submitted now, read when stopped). */
+  private resolveProfile(): void {
+    const pr = this.profiler!;
+    const count = pr.used;
+    const labels = pr.labels;
+    pr.used = 0;
+    pr.labels = [];
+    if (count === 0) return;
+    const bytes = count * 8;
+    const resolved = this.gpu.createBuffer({ size: bytes, usage: 0x0200 /* QUERY_RESOLVE */ | 0x0004 /* COPY_SRC */ });
+    const readback = this.gpu.createBuffer({ size: bytes, usage: 0x0001 /* MAP_READ */ | 0x0008 /* COPY_DST */ });
+    const enc = this.commandEncoder();
+    enc.resolveQuerySet(pr.querySet, 0, count, resolved, 0);
+    enc.copyBufferToBuffer(resolved, 0, readback, 0, bytes);
+    this.flush();
+    pr.segments.push(readback.mapAsync(0x0001 /* GPUMapMode.READ */).then(() => {
+      const ns = new BigUint64Array(readback.getMappedRange().slice(0));
+      readback.destroy();
+      resolved.destroy();
+      return labels.map((l, i) => ({ ...l, ms: Number(ns[2 * i + 1] - ns[2 * i]) / 1e6 }));
+    }));
   }
 
   private computePass(): GPUComputePassEncoder {
