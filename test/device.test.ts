@@ -94,9 +94,12 @@ describe('device', () => {
     expect(await i.sum().toNested()).toBe(6);
   });
   it('large 1-D grids fold into 2-D dispatches', async () => {
-    const n = 65535 * 256 + 1000; // more workgroups than one dimension allows
-    const x = t.ones([n]);
-    expect(await x.mul(2).sum().item()).toBe(2 * n);
-    x.dispose();
+    // strided maps do one element per invocation (256 per workgroup); contiguous ones do 4, which
+    // folds only past 67M elements (larger than lavapipe's 128 MiB binding limit)
+    const m = 65535 * 256 + 1000; // more workgroups than one dimension allows
+    const s = t.ones([2, m / 2]).T; // a transposed view: the strided map
+    const ys = s.mul(2);
+    expect(await ys.sum().item()).toBe(2 * m);
+    for (const z of [s, ys]) z.dispose();
   });
 });

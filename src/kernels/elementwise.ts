@@ -15,6 +15,7 @@ export interface MapSpec {
 }
 
 const WG = 256;
+const ELEMENTS_PER_INVOCATION = 4;
 const NAMES = ['a', 'b', 'c', 'd'] as const;
 
 // contiguous like out, scalar (all strides 0), general strided, or the output itself (in-place)
@@ -91,7 +92,8 @@ export function runMap(dev: Device, op: string, spec: MapSpec, out: View, operan
       index.push('    ' + general.map((g) => `${g.name} += c * word(${g.base + d}u);`).join(' ') + ' }');
     }
   }
-  const key = `map|${spec.expr}|${spec.compute}|${out.dtype}|r${rank}|${all.map((a) => a.mode + a.v.dtype).join(',')}|${loads.join('')}|${prm.vec4s}`;
+  const E = general.length === 0 ? ELEMENTS_PER_INVOCATION : 1;
+  const key = `map|E${E}|${spec.expr}|${spec.compute}|${out.dtype}|r${rank}|${all.map((a) => a.mode + a.v.dtype).join(',')}|${loads.join('')}|${prm.vec4s}`;
   const pipe = dev.pipeline(key, op, () =>
     fill(wgslSource('elementwise'), {
       PARAMS: paramsDecl(prm.vec4s),
@@ -104,7 +106,8 @@ export function runMap(dev: Device, op: string, spec: MapSpec, out: View, operan
       MATH: wgslSource('math'),
       OUT_T: out.dtype,
       EXPR: spec.expr,
+      E,
     }),
   );
-  dev.dispatch(op, pipe, prm.bytes(), [out.buffer, ...views.map((x) => x.v.buffer)], grid1d(n, WG, dev.limits.maxComputeWorkgroupsPerDimension));
+  dev.dispatch(op, pipe, prm.bytes(), [out.buffer, ...views.map((x) => x.v.buffer)], grid1d(n, WG * E, dev.limits.maxComputeWorkgroupsPerDimension));
 }
