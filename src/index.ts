@@ -12,7 +12,7 @@ export {
   tensor, zeros, ones, full, zerosLike, onesLike, arange, rand, randn, manualSeed,
   neg, exp, log, sqrt, rsqrt, tanh, sigmoid, relu, gelu, silu, abs,
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, clamp, maskedFill, cast, dropout,
-  sum, mean, max, min, variance, argmax, matmul, linear, softmax, logSoftmax, logsumexp, layerNorm,
+  sum, mean, max, min, variance, argmax, sumOfSquares, matmul, linear, softmax, logSoftmax, logsumexp, layerNorm,
   reshape, permute, transpose, slice, expand, unsqueeze, squeeze, contiguous, concat, stack,
   gather, indexSelect, embedding, crossEntropy, tokenLogProbs, assign, clone,
 } from './tensor/ops.js';

@@ -166,6 +166,14 @@ function sums(...shapes: number[][]): { sumLength: number } {
   return { sumLength: Math.max(...matrixDims) * batch };
 }
 
+describe('sumOfSquares (gradient norms)', () => {
+  it('sum over tensors of sum(x²): contiguous, strided and one-element tensors, large and small', async () => {
+    await helperTestOp('sumOfSquares', [[7, 33], [257], [1], [5, 9]], (a, b, c, d) => t.sumOfSquares([a, b, c, d.T]),
+      (a, b, c, d) => R.concat([a.reshape([-1]), b, c, d.T.reshape([-1])], 0).mul(R.concat([a.reshape([-1]), b, c, d.T.reshape([-1])], 0)).sum(), { grad: false });
+    await helperTestOp('sumOfSquares one large', [[300, 301]], (a) => t.sumOfSquares([a]), (a) => a.mul(a).sum(), { grad: false });
+  });
+});
+
 describe('matmul', () => {
   const CASES: [number[], number[]][] = [
     [[1, 1], [1, 1]], [[7, 33], [33, 1]], [[33, 7], [7, 33]], [[257, 33], [33, 7]], [[5, 257], [257, 3]], [[64, 64], [64, 64]],

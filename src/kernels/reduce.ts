@@ -8,9 +8,10 @@ const WG = 64;
 
 /**
  * out (contiguous, the outer shape) = reduce of x over its last `redRank` dims, times `scale` (sum only).
- * x: strided view [outer..., reduced...].
+ * x: strided view [outer..., reduced...]. `square`: sum x² instead of x (sum only: gradient norms).
  */
-export function runReduce(dev: Device, op: string, kind: ReduceKind, out: View, x: View, redRank: number, scale = 1): void {
+export function runReduce(dev: Device, op: string, kind: ReduceKind, out: View, x: View, redRank: number, scale = 1, square = false): void {
+  if (square && kind !== 'sum') throw new Error(`${op}: square applies to sum only`);
   const ro = x.shape.length - redRank;
   const outN = x.shape.slice(0, ro).reduce((a, b) => a * b, 1);
   const R = x.shape.slice(ro).reduce((a, b) => a * b, 1);
@@ -27,15 +28,16 @@ export function runReduce(dev: Device, op: string, kind: ReduceKind, out: View, 
   }[kind];
   const step = kind === 'sum' ? 'acc = acc + v;' : 'if (better(v, j, acc, ai)) { acc = v; ai = j; }';
   const result = kind === 'argmax' ? 'i32(ai)' : kind === 'sum' && T === 'f32' ? 'acc * scale' : 'acc';
+  const load = square ? 'x[base + red_offset(j)] * x[base + red_offset(j)]' : 'x[base + red_offset(j)]';
   const rowMode = !(R <= 32 || (outN >= 4096 && R <= 512));
   const sg = fixedSubgroupSize(dev);
   const wg = rowMode && sg ? sg : WG;
   // one subgroup per output: subgroup reductions replace the barrier tree
   const subgroupMerge = kind === 'sum'
-    ? '  let total = subgroupAdd(acc);\n  if (lid.x == 0u) { acc = total; out[o] = ' + result + '; }'
+    ? '  let total = subgroupAdd(acc);\n  if (lid.x == 0u) { acc = total; out[word(2u) + o] = ' + result + '; }'
     : `  let best = ${kind === 'min' ? 'subgroupMin' : 'subgroupMax'}(acc);
   let first = subgroupMin(select(0xffffffffu, ai, acc == best));
-  if (lid.x == 0u) { acc = best; ai = first; out[o] = ${result}; }`;
+  if (lid.x == 0u) { acc = best; ai = first; out[word(2u) + o] = ${result}; }`;
   // row mode: one workgroup per output, each lane over its strided share of the reduced elements
   const laneLoop = `  let o = wid.x + wid.y * nwg.x;
   if (o >= outN) { return; }
@@ -43,7 +45,7 @@ export function runReduce(dev: Device, op: string, kind: ReduceKind, out: View, 
   var acc = ${init};
   var ai = 0xffffffffu;
   for (var j = lid.x; j < R; j += WG) {
-    let v = x[base + red_offset(j)];
+    let v = ${load};
     ${step}
   }`;
   const body = rowMode && sg
@@ -62,19 +64,19 @@ ${subgroupMerge}`
     }
     workgroupBarrier();
   }
-  if (lid.x == 0u) { acc = sv[0]; ai = si[0]; out[o] = ${result}; }`
+  if (lid.x == 0u) { acc = sv[0]; ai = si[0]; out[word(2u) + o] = ${result}; }`
     : `  let o = (wid.x + wid.y * nwg.x) * WG + lid.x;
   if (o >= outN) { return; }
   let base = outer_offset(o);
   var acc = ${init};
   var ai = 0xffffffffu;
   for (var j = 0u; j < R; j++) {
-    let v = x[base + red_offset(j)];
+    let v = ${load};
     ${step}
   }
-  out[o] = ${result};`;
-  const prm = new Params().u(outN, R, 0).f(scale).u(x.offset, ...x.shape.slice(0, ro), ...x.strides.slice(0, ro), ...x.shape.slice(ro), ...x.strides.slice(ro));
-  const key = `reduce|${kind}|${T}|${out.dtype}|${ro}|${redRank}|${rowMode}|${wg}|${rowMode && sg ? 'subgroup' : ''}|${prm.vec4s}`;
+  out[word(2u) + o] = ${result};`;
+  const prm = new Params().u(outN, R, out.offset).f(scale).u(x.offset, ...x.shape.slice(0, ro), ...x.strides.slice(0, ro), ...x.shape.slice(ro), ...x.strides.slice(ro));
+  const key = `reduce|${kind}${square ? '²' : ''}|${T}|${out.dtype}|${ro}|${redRank}|${rowMode}|${wg}|${rowMode && sg ? 'subgroup' : ''}|${prm.vec4s}`;
   const pipe = dev.pipeline(key, op, () =>
     fill(wgslSource('reduce'), {
       ENABLE: rowMode && sg ? 'enable subgroups;' : '',

@@ -4,7 +4,7 @@ import { runAdamW } from '../kernels/adamw.js';
 import { noGrad } from '../tensor/autograd.js';
 import { check } from '../tensor/errors.js';
 import { keep, tidy } from '../tensor/memory.js';
-import { add, fmap, mul, sum, zerosLike } from '../tensor/ops.js';
+import { fmap, sum, sumOfSquares, zerosLike } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export interface AdamWOptions {
@@ -26,13 +26,8 @@ export interface ParamGroup {
 /** ||g||_2 over all gradients as a 1-element GPU tensor (no readback). Missing gradients count as 0. */
 export function globalGradNorm(params: readonly Tensor[]): Tensor {
   return noGrad(() => tidy(() => {
-    let total: Tensor | null = null;
-    for (const p of params) {
-      if (!p.grad) continue;
-      const s = sum(mul(p.grad, p.grad));
-      total = total ? add(total, s) : s;
-    }
-    return total ? fmap('sqrt(a)', total) : fmap('0.0 * a', sum(params[0]));
+    const grads = params.flatMap((p) => (p.grad ? [p.grad] : []));
+    return grads.length ? fmap('sqrt(a)', sumOfSquares(grads)) : fmap('0.0 * a', sum(params[0]));
   }));
 }
 

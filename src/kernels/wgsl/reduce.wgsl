@@ -1,7 +1,8 @@
 // reduce.wgsl: sum / max / min / argmax over the trailing RR dims of a strided view.
 //
 //   x is viewed as [outer (RO dims)..., reduced (RR dims)...] (the launcher permutes the reduced
-//   axes last, as strides only: no copy). out[o] = REDUCE_j x[o, j] * scale, out contiguous.
+//   axes last, as strides only: no copy). out[o] = REDUCE_j x[o, j] * scale (or of x² for a
+//   sum of squares), out contiguous from its offset.
 //
 // Two shapes of the same kernel (ROW_MODE baked in):
 //   row mode:    one workgroup of WG per output; threads stride over j, then a tree in workgroup memory.
@@ -12,7 +13,7 @@
 // With a fixed subgroup size, row mode uses one subgroup per output and subgroup reductions
 // (argmax: the subgroup max, then the smallest index holding it) instead of the barrier tree.
 //
-// params (u32 words): [0] outNumel, [1] redNumel, [2] unused, [3] scale (f32), [4] offset,
+// params (u32 words): [0] outNumel, [1] redNumel, [2] out offset, [3] scale (f32), [4] x offset,
 //   then outer shape (RO), outer strides (RO), reduced shape (RR), reduced strides (RR).
 {{ENABLE}}
 {{PARAMS}}
