@@ -170,7 +170,9 @@ describe('sumOfSquares (gradient norms)', () => {
   it('sum over tensors of sum(x²): contiguous, strided and one-element tensors, large and small', async () => {
     await helperTestOp('sumOfSquares', [[7, 33], [257], [1], [5, 9]], (a, b, c, d) => t.sumOfSquares([a, b, c, d.T]),
       (a, b, c, d) => R.concat([a.reshape([-1]), b, c, d.T.reshape([-1])], 0).mul(R.concat([a.reshape([-1]), b, c, d.T.reshape([-1])], 0)).sum(), { grad: false });
-    await helperTestOp('sumOfSquares one large', [[300, 301]], (a) => t.sumOfSquares([a]), (a) => a.mul(a).sum(), { grad: false });
+    // large contiguous tensors are split into rows (4 x 22,575; 64 x 1,408), strided ones are not
+    await helperTestOp('sumOfSquares large', [[300, 301], [128, 704]], (a, b) => t.sumOfSquares([a, b, a.T]),
+      (a, b) => a.mul(a).sum().mul(2).add(b.mul(b).sum()), { grad: false });
   });
 });
 

@@ -1,6 +1,6 @@
 // Launcher for reduce.wgsl (sum, max, min, argmax over trailing dims of a strided view).
 import type { Device } from '../tensor/device.js';
-import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, paramsDecl, wgslSource } from './kernel.js';
+import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, isCpuAdapter, paramsDecl, wgslSource } from './kernel.js';
 
 export type ReduceKind = 'sum' | 'max' | 'min' | 'argmax';
 
@@ -29,7 +29,12 @@ export function runReduce(dev: Device, op: string, kind: ReduceKind, out: View, 
   const step = kind === 'sum' ? 'acc = acc + v;' : 'if (better(v, j, acc, ai)) { acc = v; ai = j; }';
   const result = kind === 'argmax' ? 'i32(ai)' : kind === 'sum' && T === 'f32' ? 'acc * scale' : 'acc';
   const load = square ? 'x[base + red_offset(j)] * x[base + red_offset(j)]' : 'x[base + red_offset(j)]';
-  const rowMode = !(R <= 32 || (outN >= 4096 && R <= 512));
+  // thread mode (an invocation per output) for short reductions, for many outputs, and on CPU
+  // adapters when the reduced elements are strided (column sums such as bias gradients): there
+  // neighbouring lanes read neighbouring outputs' elements and one workgroup serves 64 outputs,
+  // where row mode pays a workgroup (a fixed cost on CPUs) per output for strided gathers
+  const stridedColumns = x.strides[x.strides.length - 1] !== 1 && outN >= 64 && isCpuAdapter(dev);
+  const rowMode = !(R <= 32 || (outN >= 4096 && R <= 512) || stridedColumns);
   const sg = fixedSubgroupSize(dev);
   const wg = rowMode && sg ? sg : WG;
   // one subgroup per output: subgroup reductions replace the barrier tree

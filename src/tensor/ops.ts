@@ -525,19 +525,31 @@ function reduceInto(op: string, kind: ReduceKind, x: Tensor, axes: number[], sca
 }
 
 /**
- * sum over every tensor of sum(x²), as a scalar (no gradient): one reduce per tensor into its slot
- * of a [n] buffer, then one sum. Global gradient norms use it (3 dispatches per tensor fewer than
- * sum(mul(g, g)) chained with add).
+ * sum over every tensor of sum(x²), as a scalar (no gradient): one reduce per tensor into slots of a
+ * partials buffer, then one sum. A large contiguous tensor is split into up to 64 rows of >= 1,024
+ * elements, one slot each, so its reduce runs on many workgroups. Global gradient norms use it
+ * (P + 2 dispatches where sum(mul(g, g)) chained with add took ~3P + 2).
  */
 export function sumOfSquares(xs: readonly Tensor[]): Tensor {
   check(xs.length > 0, 'sumOfSquares', () => 'needs at least one tensor');
   const dev = deviceOf('sumOfSquares', ...xs);
   checkF32('sumOfSquares', ...xs);
-  const partials = empty([xs.length], 'f32', dev);
+  const rowsOf = (x: Tensor): number => {
+    if (!x.isContiguous) return 1;
+    for (const c of [64, 32, 16, 8, 4, 2]) if (x.numel % c === 0 && x.numel / c >= 1024) return c;
+    return 1;
+  };
+  const rows = xs.map(rowsOf);
+  const partials = empty([rows.reduce((a, b) => a + b, 0)], 'f32', dev);
+  let slot = 0;
   xs.forEach((x, i) => {
-    const axes = x.shape.map((_, d) => d);
-    const view: View = { buffer: x.buffer, dtype: 'f32', shape: [...x.shape], strides: [...x.strides], offset: x.offset };
-    runReduce(dev, 'sumOfSquares', 'sum', { buffer: partials.buffer, dtype: 'f32', shape: [], strides: [], offset: i }, view, axes.length, 1, true);
+    const c = rows[i];
+    const view: View = c > 1
+      ? { buffer: x.buffer, dtype: 'f32', shape: [c, x.numel / c], strides: [x.numel / c, 1], offset: x.offset }
+      : { buffer: x.buffer, dtype: 'f32', shape: [...x.shape], strides: [...x.strides], offset: x.offset };
+    const out: View = { buffer: partials.buffer, dtype: 'f32', shape: c > 1 ? [c] : [], strides: c > 1 ? [1] : [], offset: slot };
+    runReduce(dev, 'sumOfSquares', 'sum', out, view, c > 1 ? 1 : x.ndim, 1, true);
+    slot += c;
   });
   const total = sum(partials);
   partials.dispose();
