@@ -233,7 +233,7 @@ async function main(): Promise<void> {
     if (blockProfile.length) {
       lines.push('', 'Transformer block step, GPU time per step by kernel (`t.profile` over 5 steps, timestamp queries; each dispatch in its own pass):', '',
         '| op | kernel | calls | GPU ms | share |', '|---|---|---:|---:|---:|',
-        ...blockProfile.map((k) => `| ${k.op} | \`${k.kernel}\` | ${k.calls} | ${k.ms.toFixed(2)} | ${(k.share * 100).toFixed(0)}% |`));
+        ...blockProfile.map((k) => `| ${k.op} | \`${k.kernel.replaceAll('|', '\\|')}\` | ${k.calls} | ${k.ms.toFixed(2)} | ${(k.share * 100).toFixed(0)}% |`));
     }
     // keep the hand-written analysis below the marker
     const marker = '<!-- analysis: kept by bench/run.ts -->';
