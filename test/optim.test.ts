@@ -34,7 +34,7 @@ describe('AdamW', () => {
   for (const maxNorm of [0, 0.5]) {
     it(`matches float64 over 5 steps (weight-decay groups, clipping ${maxNorm})`, async () => {
       const rng = new Rng(freshSeed());
-      const sizes = [7, 257, 33];
+      const sizes = [7, 257, 2600]; // 2,600: several workgroups of 1,024 elements and a tail
       const init = sizes.map((n) => Array.from({ length: n }, () => rng.normal()));
       const grads = Array.from({ length: 5 }, () => sizes.map((n) => Array.from({ length: n }, () => rng.normal())));
       const params = init.map((x) => t.tensor(x, { requiresGrad: true }));

@@ -18,5 +18,5 @@ export function runAdamW(dev: Device, op: string, p: View, m: View, v: View, gra
   if (n === 0) return;
   const prm = new Params().u(n, 0).f(s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, 1 - s.beta1 ** s.step, 1 - s.beta2 ** s.step);
   const pipe = dev.pipeline('adamw', op, () => fill(wgslSource('adamw'), { PARAMS: paramsDecl(prm.vec4s) }));
-  dev.dispatch(op, pipe, prm.bytes(), [p.buffer, m.buffer, v.buffer, grad.buffer, clip.buffer], grid1d(n, 256, dev.limits.maxComputeWorkgroupsPerDimension));
+  dev.dispatch(op, pipe, prm.bytes(), [p.buffer, m.buffer, v.buffer, grad.buffer, clip.buffer], grid1d(n, 256 * 4, dev.limits.maxComputeWorkgroupsPerDimension));
 }

@@ -6,7 +6,8 @@
 //   v  = b2 * v + (1 - b2) * g^2
 //   p  = p - lr * (wd * p + (m / bc1) / (sqrt(v / bc2) + eps))    bc1 = 1 - b1^t, bc2 = 1 - b2^t
 //
-// p, m, v, grad are contiguous (n,). One invocation per element; floor: reads p, m, v, grad and
+// p, m, v, grad are contiguous (n,). Each invocation does 4 elements, 256 apart (the scalars and the
+// clip coefficient read once for them, a quarter of the workgroups); floor: reads p, m, v, grad and
 // writes p, m, v: 28 bytes per element.
 //
 // params (u32 words): [0] n, [1] unused, [2] lr, [3] b1, [4] b2, [5] eps, [6] weight decay,
@@ -19,16 +20,24 @@
 @group(0) @binding(4) var<storage, read> grad: array<f32>;
 @group(0) @binding(5) var<storage, read> clip: array<f32>;
 
+const E: u32 = 4u;
+
 @compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= word(0u)) { return; }
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let first = (wid.x + wid.y * nwg.x) * 256u * E + lid.x;
+  let n = word(0u);
   let lr = wordf(2u); let b1 = wordf(3u); let b2 = wordf(4u); let eps = wordf(5u); let wd = wordf(6u);
-  let g = grad[i] * clip[0];
-  let mi = b1 * m[i] + (1.0 - b1) * g;
-  let vi = b2 * v[i] + (1.0 - b2) * g * g;
-  m[i] = mi;
-  v[i] = vi;
-  let pi = p[i];
-  p[i] = pi - lr * (wd * pi + (mi / wordf(7u)) / (sqrt(vi / wordf(8u)) + eps));
+  let bc1 = wordf(7u); let bc2 = wordf(8u);
+  let c = clip[0];
+  for (var e = 0u; e < E; e++) {
+    let i = first + e * 256u;
+    if (i >= n) { return; }
+    let g = grad[i] * c;
+    let mi = b1 * m[i] + (1.0 - b1) * g;
+    let vi = b2 * v[i] + (1.0 - b2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    let pi = p[i];
+    p[i] = pi - lr * (wd * pi + (mi / bc1) / (sqrt(vi / bc2) + eps));
+  }
 }
