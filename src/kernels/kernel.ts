@@ -108,12 +108,24 @@ export function bindingDecls(bindings: { name: string; type: string; write?: boo
  * barriers, which on lavapipe (CPU SIMD, subgroup = 8 lanes) cost a coroutine switch each.
  */
 export function fixedSubgroupSize(dev: Device): number {
+  if (adapterOverride?.subgroups === false) return 0;
   const { subgroupMinSize: lo, subgroupMaxSize: hi } = dev.adapter;
   return dev.features.has('subgroups') && lo > 0 && lo === hi ? hi : 0;
 }
 
 /** A CPU implementation of WebGPU (lavapipe, SwiftShader): kernels then prefer shapes that compile short. */
 export function isCpuAdapter(dev: Device): boolean {
+  if (adapterOverride?.cpu !== undefined) return adapterOverride.cpu;
   const a = dev.adapter;
   return a.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|cpu/i.test(`${a.vendor} ${a.architecture} ${a.device} ${a.description}`);
+}
+
+let adapterOverride: { subgroups?: false; cpu?: boolean } | null = null;
+/**
+ * @internal Tests: make the launchers choose as if the adapter had no fixed subgroup size
+ * (`subgroups: false`: the workgroup-memory reductions) and/or were (not) a CPU adapter (`cpu`), so
+ * the code paths other adapters take run here too. null restores the real adapter.
+ */
+export function setAdapterOverride(o: { subgroups?: false; cpu?: boolean } | null): void {
+  adapterOverride = o;
 }
