@@ -306,6 +306,15 @@ describe('views and joins', () => {
     await helperTestOp('squeeze/unsqueeze', [[3, 1, 7]], (x) => x.squeeze(1).unsqueeze(0).mul(1), (x) => x.squeeze(1).unsqueeze(0).mul(1));
     await helperTestOp('flatten', [[3, 5, 7]], (x) => x.T.flatten().mul(1), (x) => x.T.flatten().mul(1));
   });
+  it('strided maps in runs of 4 along the innermost dim (transposes, broadcasts, slices, strided outputs)', async () => {
+    await helperTestOp('runs: transpose', [[8, 12]], (x) => x.T.mul(2), (x) => x.T.mul(2));
+    await helperTestOp('runs: broadcast add', [[5, 1], [1, 8]], (a, b) => a.add(b), (a, b) => a.add(b));
+    await helperTestOp('runs: last-dim slice (offset 2, row stride 12)', [[6, 12]], (x) => x.slice(1, 2, 10).exp(), (x) => x.slice(1, 2, 10).exp());
+    await helperTestOp('runs: permute + contiguous operand', [[4, 6, 8], [6, 4, 8]], (a, b) => a.permute([1, 0, 2]).mul(b), (a, b) => a.permute([1, 0, 2]).mul(b));
+    // the slice's gradient is written into a strided region of zeros (a strided output)
+    await helperTestOp('runs: slice backward', [[5, 16]], (x) => x.slice(1, 4, 12).square(), (x) => x.slice(1, 4, 12).mul(x.slice(1, 4, 12)));
+    await helperTestOp('runs: rank 4 with a 4-wide innermost dim', [[3, 2, 5, 4]], (x) => x.permute([2, 0, 1, 3]).contiguous(), (x) => x.permute([2, 0, 1, 3]));
+  });
   it('concat and stack', async () => {
     await helperTestOp('concat axis 0', [[1, 7], [7, 7], [33, 7]], (a, b, c) => t.concat([a, b, c], 0), (a, b, c) => R.concat([a, b, c], 0));
     await helperTestOp('concat middle', [[2, 3, 5], [2, 7, 5]], (a, b) => t.concat([a, b], 1), (a, b) => R.concat([a, b], 1));

@@ -16,6 +16,7 @@ export interface MapSpec {
 
 const WG = 256;
 const ELEMENTS_PER_INVOCATION = 4;
+const RUN = 4;
 const NAMES = ['a', 'b', 'c', 'd'] as const;
 
 // contiguous like out, scalar (all strides 0), general strided, or the output itself (in-place)
@@ -71,18 +72,30 @@ export function runMap(dev: Device, op: string, spec: MapSpec, out: View, operan
   prm.f(...pvals, ...new Array(4 - pvals.length).fill(0));
   prm.u(...out.shape);
   const all = [{ v: out, mode: (outContig ? 'c' : 'g') as Mode, name: '0' }, ...views];
+  const anyGeneral = all.some((a) => a.mode === 'g');
+  // Strided operands whose innermost dim holds whole runs of RUN elements: an invocation walks the
+  // index once per run and steps each offset by its innermost stride (a quarter of the div/mod walks
+  // and workgroups). Contiguous/scalar-only maps: E elements per invocation, 256 apart.
+  const runs = anyGeneral && rank > 0 && out.shape[rank - 1] % RUN === 0;
   const index: string[] = [];
+  const step: string[] = [];
   const general: { name: string; base: number }[] = [];
   for (const { v, mode, name } of all) {
     const base = prm.length;
     prm.u(...v.strides, v.offset);
     const offWord = base + rank;
     const oname = name === '0' ? 'o0' : `o_${name}`;
-    if (mode === 'c') index.push(`  let ${oname} = i + word(${offWord}u);`);
-    else if (mode === 's') index.push(`  let ${oname} = word(${offWord}u);`);
+    // with runs, the walk computes the run's first offsets (r*) and the loop steps them
+    const iname = runs ? oname.replace(/^o/, 'r') : oname;
+    if (mode === 'c') index.push(`  let ${iname} = i + word(${offWord}u);`);
+    else if (mode === 's') index.push(`  let ${iname} = word(${offWord}u);`);
     else {
-      index.push(`  var ${oname} = word(${offWord}u);`);
-      general.push({ name: oname, base });
+      index.push(`  var ${iname} = word(${offWord}u);`);
+      general.push({ name: iname, base });
+    }
+    if (runs) {
+      const stride = mode === 'c' ? 'e' : mode === 's' ? '0u' : `e * word(${base + rank - 1}u)`;
+      step.push(`    let ${oname} = ${iname} + ${stride};`);
     }
   }
   if (general.length > 0) {
@@ -92,8 +105,26 @@ export function runMap(dev: Device, op: string, spec: MapSpec, out: View, operan
       index.push('    ' + general.map((g) => `${g.name} += c * word(${g.base + d}u);`).join(' ') + ' }');
     }
   }
-  const E = general.length === 0 ? ELEMENTS_PER_INVOCATION : 1;
-  const key = `map|E${E}|${spec.expr}|${spec.compute}|${out.dtype}|r${rank}|${all.map((a) => a.mode + a.v.dtype).join(',')}|${loads.join('')}|${prm.vec4s}`;
+  const store = `    out[o0] = ${out.dtype}(${spec.expr});`;
+  const E = runs ? RUN : anyGeneral ? 1 : ELEMENTS_PER_INVOCATION;
+  const body = runs
+    ? `  let i = ((wid.x + wid.y * nwg.x) * 256u + lid.x) * ${RUN}u;
+  if (i >= word(0u)) { return; }
+${index.join('\n')}
+  for (var e = 0u; e < ${RUN}u; e++) {
+${step.join('\n')}
+${loads.join('\n')}
+${store}
+  }`
+    : `  let first = (wid.x + wid.y * nwg.x) * 256u * ${E}u + lid.x;
+  for (var e = 0u; e < ${E}u; e++) {
+    let i = first + e * 256u;
+    if (i >= word(0u)) { return; }
+${index.join('\n')}
+${loads.join('\n')}
+${store}
+  }`;
+  const key = `map|${runs ? 'run' : 'E'}${E}|${spec.expr}|${spec.compute}|${out.dtype}|r${rank}|${all.map((a) => a.mode + a.v.dtype).join(',')}|${loads.join('')}|${prm.vec4s}`;
   const pipe = dev.pipeline(key, op, () =>
     fill(wgslSource('elementwise'), {
       PARAMS: paramsDecl(prm.vec4s),
@@ -101,12 +132,8 @@ export function runMap(dev: Device, op: string, spec: MapSpec, out: View, operan
         { name: 'out', type: out.dtype, write: true },
         ...views.map((x) => ({ name: `in_${x.name}`, type: x.v.dtype })),
       ]),
-      INDEX: index.join('\n'),
-      LOADS: loads.join('\n'),
       MATH: wgslSource('math'),
-      OUT_T: out.dtype,
-      EXPR: spec.expr,
-      E,
+      BODY: body,
     }),
   );
   dev.dispatch(op, pipe, prm.bytes(), [out.buffer, ...views.map((x) => x.v.buffer)], grid1d(n, WG * E, dev.limits.maxComputeWorkgroupsPerDimension));

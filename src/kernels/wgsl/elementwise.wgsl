@@ -6,10 +6,12 @@
 // Every operand is a strided view over the output's shape: offset + sum_d idx_d * stride_d, with
 // stride 0 on broadcast dimensions, so permutes, slices and broadcasts run without copies. The rank,
 // the operand dtypes, which operands are contiguous or scalar, and EXPR are baked into the pipeline
-// (its cache key). Each invocation does E elements, 256 apart (E = 4 when no operand needs the
-// index walk: a quarter of the workgroups, whose fixed cost dominates small maps on CPU adapters;
-// else 1). 4 bytes read per input and 4 written; the kernel is bandwidth-bound, with the div/mod
-// index walk as its only arithmetic on strided operands.
+// (its cache key). The launcher writes BODY in one of three shapes: no strided operand: 4 elements
+// per invocation, 256 apart (a quarter of the workgroups, whose fixed cost dominates small maps on
+// CPU adapters); strided operands and an innermost dim that is a multiple of 4: one div/mod index
+// walk per run of 4 consecutive elements, the offsets then stepped by each operand's innermost
+// stride; otherwise one element and one walk per invocation. 4 bytes read per input and 4 written;
+// the kernel is bandwidth-bound, with the index walk as its only arithmetic on strided operands.
 //
 // params (u32 words): [0] numel, [1..3] unused, [4..7] f32 scalars p.x..p.w,
 //                     [8..8+RANK) shape, then per operand (out first): RANK strides, then its offset.
@@ -18,17 +20,8 @@
 {{BINDINGS}}
 
 {{MATH}}
-const E: u32 = {{E}}u;
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let first = (wid.x + wid.y * nwg.x) * 256u * E + lid.x;
   let p = vec4<f32>(wordf(4u), wordf(5u), wordf(6u), wordf(7u));
-  for (var e = 0u; e < E; e++) {
-    let i = first + e * 256u;
-    if (i >= word(0u)) { return; }
-{{INDEX}}
-{{LOADS}}
-    out[o0] = {{OUT_T}}({{EXPR}});
-  }
+{{BODY}}
 }
