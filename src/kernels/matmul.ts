@@ -241,7 +241,6 @@ export function runMatmul(dev: Device, op: string, out: View, a: View, b: View, 
     .filter(Boolean).join('\n');
   // with split-K the epilogue runs after the reduction
   const kernelEpi = splits > 1 ? '' : epilogueCode;
-  const body = variant === 'simd' ? simdBody(sg, cfg.rb, cfg.tnc, aMode, bMode) : variant === 'tiled' ? TILED : gemvBody(gemvRows);
   const bindings = [
     { name: 'out', type: 'f32', write: true },
     aMode === 'vec4' && variant === 'simd' ? { name: 'A4', type: 'vec4<f32>' } : { name: 'A', type: 'f32' },
@@ -259,7 +258,8 @@ export function runMatmul(dev: Device, op: string, out: View, a: View, b: View, 
       BINDINGS: bindingDecls(bindings) + '\n' + accessors(am, bm),
       MATH: wgslSource('math'),
       EPILOGUE: kernelEpi,
-      BODY: body,
+      // generated on a cache miss only (the simd body is a few hundred unrolled lines)
+      BODY: variant === 'simd' ? simdBody(sg, cfg.rb, cfg.tnc, aMode, bMode) : variant === 'tiled' ? TILED : gemvBody(gemvRows),
     }),
   );
   const grid: [number, number, number] =
