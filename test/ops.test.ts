@@ -1,6 +1,6 @@
 // Every op of the engine, forward and gradient, against the float64 reference (test/reference),
 // at sizes 1, 7, 33, 257, broadcasting cases and strided views, with fresh random inputs.
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as t from '../src/index.js';
 import { Tensor } from '../src/index.js';
 import * as R from './reference/ref.js';
@@ -305,6 +305,15 @@ describe('views and joins', () => {
     await helperTestOp('expand', [[3, 1, 7]], (x) => x.expand([2, 3, 5, 7]).mul(1), (x) => x.expand([2, 3, 5, 7]).mul(1));
     await helperTestOp('squeeze/unsqueeze', [[3, 1, 7]], (x) => x.squeeze(1).unsqueeze(0).mul(1), (x) => x.squeeze(1).unsqueeze(0).mul(1));
     await helperTestOp('flatten', [[3, 5, 7]], (x) => x.T.flatten().mul(1), (x) => x.T.flatten().mul(1));
+  });
+  it('contiguous maps in the vec4 form: binary, scalar and number operands, i32 casts, aligned and unaligned offsets', async () => {
+    await helperTestOp('vec4: binary', [[4, 8], [4, 8]], (a, b) => a.mul(b).add(a), (a, b) => a.mul(b).add(a));
+    await helperTestOp('vec4: broadcast scalar and number', [[12], [1]], (a, b) => a.sub(b).div(3).gelu(), (a, b) => a.sub(b).div(3).gelu());
+    await helperTestOp('vec4: i32 operand cast to f32', [[16], { shape: [16], dtype: 'i32', low: -5, high: 5 }], (a, k) => a.mul(k), (a, k) => a.mul(k));
+    await helperTestOp('vec4: where on an i32 mask', [{ shape: [8], dtype: 'i32', low: 0, high: 2 }, [8], [8]], (c, a, b) => t.where(c, a, b), (c, a, b) => R.where(c, a, b));
+    await helperTestOp('vec4: aligned slice (offset 4)', [[20]], (x) => x.slice(0, 4, 20).exp(), (x) => x.slice(0, 4, 20).exp());
+    await helperTestOp('vec4: unaligned slice (offset 1, scalar form)', [[17]], (x) => x.slice(0, 1, 17).exp(), (x) => x.slice(0, 1, 17).exp());
+    expect([...(await t.arange(0, 8).toArray())]).toEqual([0, 1, 2, 3, 4, 5, 6, 7]); // reads its offset o0: scalar form
   });
   it('strided maps in runs of 4 along the innermost dim (transposes, broadcasts, slices, strided outputs)', async () => {
     await helperTestOp('runs: transpose', [[8, 12]], (x) => x.T.mul(2), (x) => x.T.mul(2));

@@ -48,27 +48,40 @@ export function runMap(dev: Device, op: string, spec: MapSpec, out: View, operan
   if (n === 0) return;
   const outContig = isContiguous(out.shape, out.strides);
   const pvals = [...scalars];
+  const ops = operands.map((o, k) => ({ o, name: NAMES[k], mode: typeof o === 'number' ? null : modeOf(o, out, outContig) }));
+  // vec4 form: every operand contiguous like the output (or a scalar, or the output itself), all
+  // 16-byte aligned: each invocation moves vec4s (per-lane loads cost the same for a vec4 as for a
+  // scalar on CPU adapters) and EXPR runs once per component
+  // (not for EXPRs that read the element's offset o0, e.g. arange)
+  const vec4 = outContig && n % 4 === 0 && out.offset % 4 === 0 && !/\bo0\b/.test(spec.expr) &&
+    ops.every(({ o, mode }) => typeof o === 'number' || mode === 's' || mode === 'o' || (mode === 'c' && (o as View).offset % 4 === 0));
   const views: { v: View; mode: Mode; name: string }[] = [];
   const loads: string[] = [];
-  operands.forEach((o, k) => {
-    const name = NAMES[k];
+  const lanes: string[] = []; // operands read as vec4 (vec4 form)
+  for (const { o, name, mode } of ops) {
     if (typeof o === 'number') {
       loads.push(`  let ${name} = ${spec.compute}(p[${pvals.length}]);`);
       pvals.push(o);
-    } else {
-      const mode = modeOf(o, out, outContig);
-      if (mode === 'o') {
-        loads.push(`  let ${name} = ${spec.compute}(out[o0]);`);
-        return;
-      }
-      views.push({ v: o, mode, name });
-      loads.push(`  let ${name} = ${spec.compute}(in_${name}[o_${name}]);`);
+      continue;
     }
-  });
+    const src = mode === 'o' ? 'out[o0]' : `in_${name}[o_${name}]`;
+    if (mode !== 'o') views.push({ v: o, mode: mode!, name });
+    if (vec4 && mode !== 's') {
+      loads.push(`  let ${name}4 = vec4<${spec.compute}>(${src});`);
+      lanes.push(name);
+    } else {
+      loads.push(`  let ${name} = ${spec.compute}(${src});`);
+    }
+  }
   if (pvals.length > 4) throw new Error(`${op}: at most 4 scalar parameters`);
+  if (vec4) {
+    loads.push(`  var r: vec4<${out.dtype}>;`);
+    for (const k of ['x', 'y', 'z', 'w']) loads.push(`  { ${lanes.map((nm) => `let ${nm} = ${nm}4.${k}; `).join('')}r.${k} = ${out.dtype}(${spec.expr}); }`);
+  }
 
   // params: numel, pad, scalars, shape, then (strides, offset) for out and each view operand
-  const prm = new Params().u(n, 0, 0, 0);
+  const width = vec4 ? 4 : 1;
+  const prm = new Params().u(n / width, 0, 0, 0);
   prm.f(...pvals, ...new Array(4 - pvals.length).fill(0));
   prm.u(...out.shape);
   const all = [{ v: out, mode: (outContig ? 'c' : 'g') as Mode, name: '0' }, ...views];
@@ -82,7 +95,7 @@ export function runMap(dev: Device, op: string, spec: MapSpec, out: View, operan
   const general: { name: string; base: number }[] = [];
   for (const { v, mode, name } of all) {
     const base = prm.length;
-    prm.u(...v.strides, v.offset);
+    prm.u(...v.strides, mode === 'c' ? v.offset / width : v.offset);
     const offWord = base + rank;
     const oname = name === '0' ? 'o0' : `o_${name}`;
     // with runs, the walk computes the run's first offsets (r*) and the loop steps them
@@ -105,7 +118,7 @@ export function runMap(dev: Device, op: string, spec: MapSpec, out: View, operan
       index.push('    ' + general.map((g) => `${g.name} += c * word(${g.base + d}u);`).join(' ') + ' }');
     }
   }
-  const store = `    out[o0] = ${out.dtype}(${spec.expr});`;
+  const store = vec4 ? '    out[o0] = r;' : `    out[o0] = ${out.dtype}(${spec.expr});`;
   const E = runs ? RUN : anyGeneral ? 1 : ELEMENTS_PER_INVOCATION;
   const body = runs
     ? `  let i = ((wid.x + wid.y * nwg.x) * 256u + lid.x) * ${RUN}u;
@@ -124,17 +137,17 @@ ${index.join('\n')}
 ${loads.join('\n')}
 ${store}
   }`;
-  const key = `map|${runs ? 'run' : 'E'}${E}|${spec.expr}|${spec.compute}|${out.dtype}|r${rank}|${all.map((a) => a.mode + a.v.dtype).join(',')}|${loads.join('')}|${prm.vec4s}`;
+  const key = `map|${vec4 ? 'vec4' : runs ? 'run' : 'E'}${E}|${spec.expr}|${spec.compute}|${out.dtype}|r${rank}|${all.map((a) => a.mode + a.v.dtype).join(',')}|${loads.join('')}|${prm.vec4s}`;
   const pipe = dev.pipeline(key, op, () =>
     fill(wgslSource('elementwise'), {
       PARAMS: paramsDecl(prm.vec4s),
       BINDINGS: bindingDecls([
-        { name: 'out', type: out.dtype, write: true },
-        ...views.map((x) => ({ name: `in_${x.name}`, type: x.v.dtype })),
+        { name: 'out', type: vec4 ? `vec4<${out.dtype}>` : out.dtype, write: true },
+        ...views.map((x) => ({ name: `in_${x.name}`, type: vec4 && x.mode === 'c' ? `vec4<${x.v.dtype}>` : x.v.dtype })),
       ]),
       MATH: wgslSource('math'),
       BODY: body,
     }),
   );
-  dev.dispatch(op, pipe, prm.bytes(), [out.buffer, ...views.map((x) => x.v.buffer)], grid1d(n, WG * E, dev.limits.maxComputeWorkgroupsPerDimension));
+  dev.dispatch(op, pipe, prm.bytes(), [out.buffer, ...views.map((x) => x.v.buffer)], grid1d(n / width, WG * E, dev.limits.maxComputeWorkgroupsPerDimension));
 }
