@@ -87,8 +87,8 @@ export function launchRows(dev: Device, op: string, key: string, body: string, b
   // every slot inside the row: the bounds checks fold away
   const full = nv % wg === 0;
   // rows per workgroup: on CPU adapters a workgroup is a task with a fixed cost, so each one takes
-  // up to 8 rows (keeping at least ~16 workgroups for the cores); on GPUs one row keeps the grid wide
-  const perGroup = cpu ? Math.min(8, Math.max(1, Math.floor(rows / 16))) : 1;
+  // up to 16 rows (keeping at least ~16 workgroups for the cores); on GPUs one row keeps the grid wide
+  const perGroup = cpu ? Math.min(16, Math.max(1, Math.floor(rows / 16))) : 1;
   const groups = Math.ceil(rows / perGroup);
   const offsets = bindings.map((b) => (isView(b.view) ? b.view.offset / (b.type === 'V' ? width : 1) : 0));
   const prm = new Params().u(rows, n, nv, C, perGroup, ...offsets, ...extra);

@@ -1,6 +1,6 @@
 // rows.wgsl: the frame of the row-in-registers kernels (softmax family, layer norm, token log-probs).
 //
-// Each workgroup takes R consecutive rows of [rows, n] views (R = 1 on GPUs, up to 8 on CPU
+// Each workgroup takes R consecutive rows of [rows, n] views (R = 1 on GPUs, up to 16 on CPU
 // adapters where a workgroup has a fixed cost; 2-D grid past 65535 workgroups). The row is read as nv
 // elements of type V: vec4<f32> when n and every row view's offset are multiples of 4, else f32.
 // Lane t owns slots j = 0 .. NC-1, slot j being element j * WG + t (neighbouring lanes read
