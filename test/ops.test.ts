@@ -187,6 +187,9 @@ describe('matmul', () => {
   it('transposed operands (strided views, no copies)', async () => {
     await helperTestOp('matmul a^T b', [[33, 7], [33, 5]], (x, y) => x.T.matmul(y), (x, y) => x.T.matmul(y), sums([33, 7, 5]));
     await helperTestOp('matmul a b^T', [[7, 33], [5, 33]], (x, y) => x.matmul(y.T), (x, y) => x.matmul(y.T), sums([7, 33, 5]));
+    // the shapes of a linear layer's dX = dY W^T (N % 4 == 0, M >= 16)
+    await helperTestOp('matmul a b^T, N % 4 == 0', [[20, 33], [12, 33]], (x, y) => x.matmul(y.T), (x, y) => x.matmul(y.T), sums([20, 33, 12]));
+    await helperTestOp('linear backward dX = dY W^T', [[3, 24, 16], [16, 8], [8]], (x, w, b) => t.linear(x, w, b), (x, w, b) => x.matmul(w).add(b), sums([72, 16, 8]));
     await helperTestOp('matmul slices', [[9, 40], [40, 12]], (x, y) => x.slice(1, 3, 36).matmul(y.slice(0, 3, 36)), (x, y) => x.slice(1, 3, 36).matmul(y.slice(0, 3, 36)), sums([9, 40, 12]));
   });
 });
