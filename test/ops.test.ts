@@ -166,6 +166,16 @@ function sums(...shapes: number[][]): { sumLength: number } {
   return { sumLength: Math.max(...matrixDims) * batch };
 }
 
+describe('column sums in the vec4 form', () => {
+  // thread mode (short reductions, or >= 64 strided columns on CPU adapters) with aligned columns
+  it('sum and mean over rows of 16-byte aligned columns, incl. a strided slice', async () => {
+    await helperTestOp('column sum [5, 16]', [[5, 16]], (x) => x.sum(0), (x) => x.sum(0));
+    await helperTestOp('column sum [33, 64]', [[33, 64]], (x) => x.sum(0), (x) => x.sum(0));
+    await helperTestOp('column mean [257, 96] keepdim', [[257, 96]], (x) => x.mean(0, true), (x) => x.mean(0, true));
+    await helperTestOp('column sum of a slice (offset 4, row stride 80)', [[5, 80]], (x) => x.slice(1, 4, 68).sum(0), (x) => x.slice(1, 4, 68).sum(0));
+  });
+});
+
 describe('sumOfSquares (gradient norms)', () => {
   it('sum over tensors of sum(x²): contiguous, strided and one-element tensors, large and small', async () => {
     await helperTestOp('sumOfSquares', [[7, 33], [257], [1], [5, 9]], (a, b, c, d) => t.sumOfSquares([a, b, c, d.T]),

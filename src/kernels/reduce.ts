@@ -80,16 +80,32 @@ ${subgroupMerge}`
     ${step}
   }
   out[word(2u) + o] = ${result};`;
+  // column sums of 16-byte aligned rows ([C, R] views with unit outer stride: sum(0) of a contiguous
+  // [R, C], bias gradients) in thread mode: each invocation sums a vec4 of columns down the rows
+  const vec4Columns = !rowMode && kind === 'sum' && T === 'f32' && ro === 1 && redRank === 1 && x.strides[0] === 1 &&
+    x.strides[1] % 4 === 0 && outN % 4 === 0 && x.offset % 4 === 0 && out.offset % 4 === 0;
+  const columnBody = `  let c4 = (wid.x + wid.y * nwg.x) * WG + lid.x;
+  if (c4 * 4u >= outN) { return; }
+  let s4 = word(8u) / 4u;
+  var at = word(4u) / 4u + c4;
+  var acc = vec4<f32>(0.0);
+  for (var j = 0u; j < R; j++) {
+    let v = x[at];
+    acc = acc + ${square ? 'v * v' : 'v'};
+    at += s4;
+  }
+  out[word(2u) / 4u + c4] = acc * scale;`;
   const prm = new Params().u(outN, R, out.offset).f(scale).u(x.offset, ...x.shape.slice(0, ro), ...x.strides.slice(0, ro), ...x.shape.slice(ro), ...x.strides.slice(ro));
-  const key = `reduce|${kind}${square ? '²' : ''}|${T}|${out.dtype}|${ro}|${redRank}|${rowMode}|${wg}|${rowMode && sg ? 'subgroup' : ''}|${prm.vec4s}`;
+  const key = `reduce|${kind}${square ? '²' : ''}|${T}|${out.dtype}|${ro}|${redRank}|${vec4Columns ? 'columns4' : rowMode}|${wg}|${rowMode && sg ? 'subgroup' : ''}|${prm.vec4s}`;
   const pipe = dev.pipeline(key, op, () =>
     fill(wgslSource('reduce'), {
       ENABLE: rowMode && sg ? 'enable subgroups;' : '',
       PARAMS: paramsDecl(prm.vec4s),
-      BINDINGS: bindingDecls([{ name: 'out', type: out.dtype, write: true }, { name: 'x', type: T }]),
-      WG: wg, RO: ro, RR: redRank, T, BETTER: better, MAIN: body,
+      BINDINGS: bindingDecls([{ name: 'out', type: vec4Columns ? 'vec4<f32>' : out.dtype, write: true }, { name: 'x', type: vec4Columns ? 'vec4<f32>' : T }]),
+      WG: wg, RO: ro, RR: redRank, T, BETTER: better, MAIN: vec4Columns ? columnBody : body,
     }),
   );
-  const groups = rowMode ? grid1d(outN, 1, dev.limits.maxComputeWorkgroupsPerDimension) : grid1d(outN, WG, dev.limits.maxComputeWorkgroupsPerDimension);
+  const groups = rowMode ? grid1d(outN, 1, dev.limits.maxComputeWorkgroupsPerDimension)
+    : grid1d(vec4Columns ? outN / 4 : outN, WG, dev.limits.maxComputeWorkgroupsPerDimension);
   dev.dispatch(op, pipe, prm.bytes(), [out.buffer, x.buffer], groups);
 }

@@ -6,7 +6,9 @@
 //
 // Two shapes of the same kernel (ROW_MODE baked in):
 //   row mode:    one workgroup of WG per output; threads stride over j, then a tree in workgroup memory.
-//   thread mode: one invocation per output, a serial loop over j (small reductions, many outputs).
+//   thread mode: one invocation per output, a serial loop over j (small reductions, many outputs,
+//                and on CPU adapters strided columns); column sums of 16-byte aligned columns take
+//                a vec4 of outputs per invocation.
 // Both visit j in a fixed order, so results are bit-identical run to run. argmax keeps the first
 // index of the maximum. Floor: the kernel reads each input element once (4 B) and writes 4 B per output.
 //
