@@ -16,7 +16,10 @@ export interface AdamWStep {
 export function runAdamW(dev: Device, op: string, p: View, m: View, v: View, grad: View, clip: View, s: AdamWStep): void {
   const n = p.shape.reduce((a, b) => a * b, 1);
   if (n === 0) return;
-  const prm = new Params().u(n, 0).f(s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, 1 - s.beta1 ** s.step, 1 - s.beta2 ** s.step);
-  const pipe = dev.pipeline('adamw', op, () => fill(wgslSource('adamw'), { PARAMS: paramsDecl(prm.vec4s) }));
-  dev.dispatch(op, pipe, prm.bytes(), [p.buffer, m.buffer, v.buffer, grad.buffer, clip.buffer], grid1d(n, 256 * 4, dev.limits.maxComputeWorkgroupsPerDimension));
+  // vec4 elements when n allows (the update is component-wise; a per-lane vec4 load costs what a
+  // scalar one does on CPU adapters)
+  const width = n % 4 === 0 ? 4 : 1;
+  const prm = new Params().u(n / width, 0).f(s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, 1 - s.beta1 ** s.step, 1 - s.beta2 ** s.step);
+  const pipe = dev.pipeline(`adamw|${width}`, op, () => fill(wgslSource('adamw'), { PARAMS: paramsDecl(prm.vec4s), V: width === 4 ? 'vec4<f32>' : 'f32' }));
+  dev.dispatch(op, pipe, prm.bytes(), [p.buffer, m.buffer, v.buffer, grad.buffer, clip.buffer], grid1d(n / width, 256 * 4, dev.limits.maxComputeWorkgroupsPerDimension));
 }

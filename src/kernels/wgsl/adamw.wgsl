@@ -6,7 +6,8 @@
 //   v  = b2 * v + (1 - b2) * g^2
 //   p  = p - lr * (wd * p + (m / bc1) / (sqrt(v / bc2) + eps))    bc1 = 1 - b1^t, bc2 = 1 - b2^t
 //
-// p, m, v, grad are contiguous (n,). Each invocation does 4 elements, 256 apart (the scalars and the
+// p, m, v, grad are contiguous (n,), read as V = vec4<f32> when n % 4 == 0 (else f32; word 0 counts
+// V elements). Each invocation does 4 of them, 256 apart (the scalars and the
 // clip coefficient read once for them, a quarter of the workgroups); floor: reads p, m, v, grad and
 // writes p, m, v: 28 bytes per element.
 //
@@ -14,10 +15,11 @@
 //   [7] bc1, [8] bc2 (f32).
 
 {{PARAMS}}
-@group(0) @binding(1) var<storage, read_write> p: array<f32>;
-@group(0) @binding(2) var<storage, read_write> m: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v: array<f32>;
-@group(0) @binding(4) var<storage, read> grad: array<f32>;
+alias V = {{V}};
+@group(0) @binding(1) var<storage, read_write> p: array<V>;
+@group(0) @binding(2) var<storage, read_write> m: array<V>;
+@group(0) @binding(3) var<storage, read_write> v: array<V>;
+@group(0) @binding(4) var<storage, read> grad: array<V>;
 @group(0) @binding(5) var<storage, read> clip: array<f32>;
 
 const E: u32 = 4u;
