@@ -166,6 +166,17 @@ function sums(...shapes: number[][]): { sumLength: number } {
   return { sumLength: Math.max(...matrixDims) * batch };
 }
 
+describe('row sums in the vec4 form', () => {
+  // row mode (reductions longer than 32) over a contiguous, aligned block of reduced elements
+  it('sum and mean over contiguous rows, several trailing axes, whole tensors and an aligned slice', async () => {
+    await helperTestOp('row sum [3, 64]', [[3, 64]], (x) => x.sum(1), (x) => x.sum(1));
+    await helperTestOp('row mean [2, 5, 1000]', [[2, 5, 1000]], (x) => x.mean(-1), (x) => x.mean(-1));
+    await helperTestOp('sum of everything [16, 36]', [[16, 36]], (x) => x.sum(), (x) => x.sum());
+    await helperTestOp('sum over axes [1, 2] of [3, 4, 12]', [[3, 4, 12]], (x) => x.sum([1, 2]), (x) => x.sum([1, 2]));
+    await helperTestOp('row sum of a slice (offset 4, row stride 80)', [[3, 80]], (x) => x.slice(1, 4, 68).sum(1), (x) => x.slice(1, 4, 68).sum(1));
+  });
+});
+
 describe('column sums in the vec4 form', () => {
   // thread mode (short reductions, or >= 64 strided columns on CPU adapters) with aligned columns
   it('sum and mean over rows of 16-byte aligned columns, incl. a strided slice', async () => {

@@ -5,7 +5,8 @@
 //   sum of squares), out contiguous from its offset.
 //
 // Two shapes of the same kernel (ROW_MODE baked in):
-//   row mode:    one workgroup of WG per output; threads stride over j, then a tree in workgroup memory.
+//   row mode:    one workgroup of WG per output; threads stride over j, then a tree in workgroup memory
+//                (sums over a contiguous, aligned block of reduced elements read it as vec4s).
 //   thread mode: one invocation per output, a serial loop over j (small reductions, many outputs,
 //                and on CPU adapters strided columns); column sums of 16-byte aligned columns take
 //                a vec4 of outputs per invocation.
