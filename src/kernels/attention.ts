@@ -2,7 +2,7 @@
 // and the FlashAttention-2 backward (Delta, dQ, dK/dV), all recomputing scores from q and k.
 import type { Device } from '../tensor/device.js';
 import { TrimpiError } from '../tensor/errors.js';
-import { Params, View, bindingDecls, fill, grid1d, isCpuAdapter, paramsDecl, wgslSource } from './kernel.js';
+import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, isCpuAdapter, paramsDecl, wgslSource } from './kernel.js';
 
 type Stage = 'fwd' | 'dq' | 'dkv' | 'delta' | 'pack';
 type Pipe = ReturnType<Device['pipeline']>;
@@ -27,15 +27,10 @@ interface Tiling {
   runtimeBounds: boolean;
 }
 
-/** The adapter's subgroup size if it is fixed (min == max) and the device has the `subgroups` feature. */
-function fixedSubgroupSize(dev: Device): number | null {
-  if (!dev.features.has('subgroups')) return null;
-  // the adapter is among the device's owners; its info has the subgroup sizes
-  type Info = { subgroupMinSize?: number; subgroupMaxSize?: number };
-  const info = dev.owners.map((o) => (o as { info?: Info } | null)?.info).find((i) => typeof i?.subgroupMinSize === 'number');
-  const lo = info?.subgroupMinSize;
-  const hi = info?.subgroupMaxSize;
-  return lo && lo === hi && lo >= 4 && lo <= 128 ? lo : null;
+/** The subgroup size of the 'sg' variant (its WG): the adapter's fixed size, within the kernel's range. */
+function sgWidth(dev: Device): number | null {
+  const sg = fixedSubgroupSize(dev);
+  return sg >= 4 && sg <= 128 ? sg : null;
 }
 
 let override: Partial<Pick<Tiling, 'variant' | 'WG' | 'R' | 'runtimeBounds'>> | null = null;
@@ -53,7 +48,7 @@ export function setAttentionTiling(o: Partial<Pick<Tiling, 'variant' | 'WG' | 'R
 function tiling(dev: Device, stage: Stage, D: number): Tiling {
   const cpu = isCpuAdapter(dev);
   if (stage === 'delta' || stage === 'pack') return { variant: 'plain', WG: 64, BLK: 1, R: 1, runtimeBounds: cpu };
-  const sg = override?.variant === 'plain' ? null : fixedSubgroupSize(dev);
+  const sg = override?.variant === 'plain' ? null : sgWidth(dev);
   const D4 = Math.ceil(D / 4) * 4;
   // rows per invocation: more rows reuse each loaded block more, fewer keep the registers (and, on
   // CPUs, the compile) small; measured best on lavapipe: 4 (D <= 64), 2 (D = 128). On GPUs one row

@@ -26,9 +26,10 @@ export function runReduce(dev: Device, op: string, kind: ReduceKind, out: View, 
     argmax: 'v > acc || (v == acc && vi < ai)',
     min: 'v < acc || (v == acc && vi < ai)',
   }[kind];
-  const step = kind === 'sum' ? 'acc = acc + v;' : 'if (better(v, j, acc, ai)) { acc = v; ai = j; }';
+  // the summand of an element v (its square for a sum of squares)
+  const term = (v: string): string => (square ? `${v} * ${v}` : v);
+  const step = kind === 'sum' ? `acc = acc + ${term('v')};` : 'if (better(v, j, acc, ai)) { acc = v; ai = j; }';
   const result = kind === 'argmax' ? 'i32(ai)' : kind === 'sum' && T === 'f32' ? 'acc * scale' : 'acc';
-  const load = square ? 'x[base + red_offset(j)] * x[base + red_offset(j)]' : 'x[base + red_offset(j)]';
   // thread mode (an invocation per output) for short reductions, for many outputs, and on CPU
   // adapters when the reduced elements are strided (column sums such as bias gradients): there
   // neighbouring lanes read neighbouring outputs' elements and one workgroup serves 64 outputs,
@@ -57,7 +58,7 @@ export function runReduce(dev: Device, op: string, kind: ReduceKind, out: View, 
   var acc4 = vec4<f32>(0.0);
   for (var j = lid.x; j < R / 4u; j += WG) {
     let v = x[base4 + j];
-    acc4 = acc4 + ${square ? 'v * v' : 'v'};
+    acc4 = acc4 + ${term('v')};
   }
   var acc = (acc4.x + acc4.y) + (acc4.z + acc4.w);
   var ai = 0xffffffffu;` : `  let o = wid.x + wid.y * nwg.x;
@@ -66,7 +67,7 @@ export function runReduce(dev: Device, op: string, kind: ReduceKind, out: View, 
   var acc = ${init};
   var ai = 0xffffffffu;
   for (var j = lid.x; j < R; j += WG) {
-    let v = ${load};
+    let v = x[base + red_offset(j)];
     ${step}
   }`;
   const body = rowMode && sg
@@ -92,7 +93,7 @@ ${subgroupMerge}`
   var acc = ${init};
   var ai = 0xffffffffu;
   for (var j = 0u; j < R; j++) {
-    let v = ${load};
+    let v = x[base + red_offset(j)];
     ${step}
   }
   out[word(2u) + o] = ${result};`;
@@ -107,7 +108,7 @@ ${subgroupMerge}`
   var acc = vec4<f32>(0.0);
   for (var j = 0u; j < R; j++) {
     let v = x[at];
-    acc = acc + ${square ? 'v * v' : 'v'};
+    acc = acc + ${term('v')};
     at += s4;
   }
   out[word(2u) / 4u + c4] = acc * scale;`;

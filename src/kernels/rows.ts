@@ -56,10 +56,6 @@ export interface RowBinding {
   atomic?: boolean;
 }
 
-/** Largest slot count C kept in registers: CPUs spill to L1 cheaply, GPUs to slow local memory. */
-function maxSlots(dev: Device): number {
-  return isCpuAdapter(dev) ? 64 : 8;
-}
 
 const isView = (v: View | GPUBuffer): v is View => 'buffer' in v;
 
@@ -77,8 +73,9 @@ export function launchRows(dev: Device, op: string, key: string, body: string, b
   const width = vec4 ? 4 : 1;
   const nv = n / width;
   const C = slots ? Math.ceil(nv / wg) : 1;
-  if (C > maxSlots(dev)) return false;
   const cpu = isCpuAdapter(dev);
+  // the largest slot count kept in registers: CPUs spill to L1 cheaply, GPUs to slow local memory
+  if (C > (cpu ? 64 : 8)) return false;
   // Constant slot loops unroll into registers (measured on lavapipe: softmax [4096, 1024] 1.7x faster
   // than a run-time bound) but compile for seconds on CPU adapters; the scalar rows (n % 4 != 0, the
   // uncommon case) therefore read the bound at run time there, with the array sized to a power of two.

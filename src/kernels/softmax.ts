@@ -174,7 +174,6 @@ export function setSoftmaxOnline(on: boolean): void {
  */
 export function runSoftmax(dev: Device, op: string, kind: 'softmax' | 'logSoftmax' | 'logsumexp', out: View, x: View): void {
   const [rows, n] = rowsOf(x);
-  if (rows === 0 || n === 0) return;
   const outBinding: RowBinding = { name: 'out', view: out, type: kind === 'logsumexp' ? 'f32' : 'V', write: true };
   if (!forceOnline && launchRows(dev, op, kind, CACHED_FORWARD[kind], [outBinding, { name: 'x', view: x, type: 'V' }], rows, n)) return;
   launch(dev, op, kind, (sub) => (sub ? FORWARD_SUBGROUP : FORWARD)[kind], [out, x], ['out', 'x'], rows, n);
@@ -183,7 +182,6 @@ export function runSoftmax(dev: Device, op: string, kind: 'softmax' | 'logSoftma
 /** dx, y, g: contiguous [rows, n]. */
 export function runSoftmaxBackward(dev: Device, op: string, log: boolean, dx: View, y: View, g: View): void {
   const [rows, n] = rowsOf(y);
-  if (rows === 0 || n === 0) return;
   const key = log ? 'logSoftmax.bwd' : 'softmax.bwd';
   const bindings: RowBinding[] = [{ name: 'out', view: dx, type: 'V', write: true }, { name: 'y', view: y, type: 'V' }, { name: 'g', view: g, type: 'V' }];
   if (!forceOnline && launchRows(dev, op, key, CACHED_BACKWARD(log), bindings, rows, n)) return;

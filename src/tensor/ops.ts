@@ -546,7 +546,7 @@ export function sumOfSquares(xs: readonly Tensor[]): Tensor {
     const c = rows[i];
     const view: View = c > 1
       ? { buffer: x.buffer, dtype: 'f32', shape: [c, x.numel / c], strides: [x.numel / c, 1], offset: x.offset }
-      : { buffer: x.buffer, dtype: 'f32', shape: [...x.shape], strides: [...x.strides], offset: x.offset };
+      : bview(x, x.shape);
     const out: View = { buffer: partials.buffer, dtype: 'f32', shape: c > 1 ? [c] : [], strides: c > 1 ? [1] : [], offset: slot };
     runReduce(dev, 'sumOfSquares', 'sum', out, view, c > 1 ? 1 : x.ndim, 1, true);
     slot += c;
