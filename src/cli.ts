@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `trimpi` command. `trimpi doctor` reports the WebGPU adapter, backend, limits and features,
 // or what to install when there is none.
-import { createDevice, installHint, NoAdapterError } from './tensor/device.js';
+import { createDevice, installHint, NoAdapterError } from './gpu/device.js';
 import { runDataCommand } from './trimpi/data/cli.js';
 
 const USAGE = `usage: trimpi <command>
@@ -36,7 +36,7 @@ async function doctor(): Promise<number> {
   for (const f of ['shader-f16', 'subgroups', 'timestamp-query']) console.log(`  ${f.padEnd(16)} ${dev.features.has(f) ? 'enabled' : 'not offered'}`);
   // a real round trip: proves the pipeline compiler and the queue work
   const { tensor } = await import('./tensor/ops.js');
-  const { setDevice } = await import('./tensor/device.js');
+  const { setDevice } = await import('./gpu/device.js');
   setDevice(dev);
   const t0 = performance.now();
   const x = tensor([1, 2, 3, 4]);

@@ -1,12 +1,13 @@
 // trimpi-webgpu: a WebGPU tensor and reverse-mode autograd engine (Node.js on Dawn).
 export { Tensor } from './tensor/tensor.js';
 export type { TensorData, NestedArray } from './tensor/tensor.js';
-export type { DType } from './tensor/dtype.js';
-export { TrimpiError } from './tensor/errors.js';
-export { Device, NoAdapterError, createDevice, currentDevice, init, installHint, setDevice } from './tensor/device.js';
-export type { AdapterDescription, DeviceOptions, ExecStats } from './tensor/device.js';
-export { tidy, keep, bucketSize } from './tensor/memory.js';
-export type { MemoryStats } from './tensor/memory.js';
+export type { DType } from './gpu/dtype.js';
+export { TrimpiError } from './gpu/errors.js';
+export { Device, NoAdapterError, createDevice, currentDevice, init, installHint, setDevice } from './gpu/device.js';
+export type { AdapterDescription, DeviceOptions, ExecStats } from './gpu/device.js';
+export { tidy, keep } from './tensor/memory.js';
+export { bucketSize } from './gpu/memory.js';
+export type { MemoryStats } from './gpu/memory.js';
 export { noGrad, isGradEnabled } from './tensor/autograd.js';
 export {
   tensor, zeros, ones, full, zerosLike, onesLike, arange, rand, randn, manualSeed,
@@ -17,9 +18,9 @@ export {
   gather, indexSelect, embedding, crossEntropy, tokenLogProbs, assign, clone,
 } from './tensor/ops.js';
 export type { CreateOptions, CrossEntropyOptions, TensorOrScalar } from './tensor/ops.js';
-export { memoryStats, execStats, resetPeak, profile, formatProfile } from './tensor/stats.js';
-export type { KernelTime, ProfileReport } from './tensor/stats.js';
-export type { DispatchTiming } from './tensor/device.js';
+export { memoryStats, execStats, resetPeak, profile, formatProfile } from './gpu/stats.js';
+export type { KernelTime, ProfileReport } from './gpu/stats.js';
+export type { DispatchTiming } from './gpu/device.js';
 export { attention, type AttentionOptions } from './tensor/attention.js';
 export * as losses from './trimpi/losses/index.js';
 export { setMatmulConfig } from './kernels/matmul.js';

@@ -3,7 +3,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as t from '../src/index.js';
 import { bucketSize } from '../src/index.js';
-import { BufferPool } from '../src/tensor/memory.js';
+import { BufferPool } from '../src/gpu/memory.js';
 
 let dev: t.Device;
 beforeAll(async () => {

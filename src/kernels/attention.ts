@@ -1,7 +1,7 @@
 // Launcher for attention.wgsl: fused scaled-dot-product attention, forward (O and the logsumexp L)
 // and the FlashAttention-2 backward (Delta, dQ, dK/dV), all recomputing scores from q and k.
-import type { Device } from '../tensor/device.js';
-import { TrimpiError } from '../tensor/errors.js';
+import type { Device } from '../gpu/device.js';
+import { TrimpiError } from '../gpu/errors.js';
 import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, isCpuAdapter, paramsDecl, wgslSource } from './kernel.js';
 
 type Stage = 'fwd' | 'dq' | 'dkv' | 'delta' | 'pack';

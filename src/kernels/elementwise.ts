@@ -1,7 +1,7 @@
 // Launcher for elementwise.wgsl: out = EXPR(a, b, c) over strided, broadcast operands.
-import type { Device } from '../tensor/device.js';
-import type { DType } from '../tensor/dtype.js';
-import { isContiguous } from '../tensor/shape.js';
+import type { Device } from '../gpu/device.js';
+import type { DType } from '../gpu/dtype.js';
+import { isContiguous } from '../gpu/shape.js';
 import { Params, View, bindingDecls, fill, grid1d, paramsDecl, wgslSource } from './kernel.js';
 
 /** An operand: a view already broadcast to the output's shape (stride 0 on broadcast dims), or a JS number. */

@@ -1,8 +1,8 @@
 // Launchers for gather.wgsl (torch.gather and the destination keys of a gather) and scatter.wgsl
 // (the deterministic segment sum by key behind the backward of gather, indexSelect and embedding).
-import type { Device } from '../tensor/device.js';
-import { check, fmtShape } from '../tensor/errors.js';
-import { contiguousStrides, isContiguous, normAxis, numel } from '../tensor/shape.js';
+import type { Device } from '../gpu/device.js';
+import { check, fmtShape } from '../gpu/errors.js';
+import { contiguousStrides, isContiguous, normAxis, numel } from '../gpu/shape.js';
 import { Params, View, bindingDecls, fill, grid1d, paramsDecl, wgslSource } from './kernel.js';
 
 const WG = 256;

@@ -1,8 +1,8 @@
 // Shared pieces of every launcher: loading a kernel family's .wgsl file, filling its {{PLACEHOLDERS}},
 // packing the uniform parameter block, and splitting large 1-D grids into 2-D dispatches.
 import { readFileSync } from 'node:fs';
-import type { DType } from '../tensor/dtype.js';
-import type { Device } from '../tensor/device.js';
+import type { DType } from '../gpu/dtype.js';
+import type { Device } from '../gpu/device.js';
 
 /** A strided view of a buffer, as the kernels see a tensor. Strides and offset are in elements. */
 export interface View {

@@ -1,7 +1,7 @@
 // Launcher for matmul.wgsl: batched, strided, broadcast-batch matrix product with a fused
 // bias + GELU epilogue, in three variants chosen per adapter and shape (see the .wgsl header).
-import type { Device } from '../tensor/device.js';
-import { TrimpiError } from '../tensor/errors.js';
+import type { Device } from '../gpu/device.js';
+import { TrimpiError } from '../gpu/errors.js';
 import { Params, View, bindingDecls, fill, fixedSubgroupSize, paramsDecl, wgslSource } from './kernel.js';
 import { runReduce } from './reduce.js';
 import { runMap } from './elementwise.js';

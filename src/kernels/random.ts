@@ -1,5 +1,5 @@
 // Launcher for random.wgsl, and the same Threefry-2x32-20 in JS for tests.
-import type { Device } from '../tensor/device.js';
+import type { Device } from '../gpu/device.js';
 import { Params, View, fill, grid1d, paramsDecl, wgslSource } from './kernel.js';
 
 export type RandomKind = 'uniform' | 'normal' | 'bernoulli';

@@ -1,5 +1,5 @@
 // Launcher for reduce.wgsl (sum, max, min, argmax over trailing dims of a strided view).
-import type { Device } from '../tensor/device.js';
+import type { Device } from '../gpu/device.js';
 import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, isCpuAdapter, paramsDecl, wgslSource } from './kernel.js';
 
 export type ReduceKind = 'sum' | 'max' | 'min' | 'argmax';

@@ -1,11 +1,11 @@
 // Launcher for render.wgsl: a WebGPU render pipeline that rasterizes many small 3-D scenes (unit
 // meshes for cube, sphere, cylinder and a ground plane; one camera and key light per scene) in one
 // command submission per batch, then reads the images back once per batch as RGB bytes and/or turns
-// them, on the GPU, into an f32 tensor [N, 3, H, W] with values in [0, 1].
+// them, on the GPU, into f32 [N, 3, H, W] values in [0, 1] in a storage buffer the caller provides
+// (src/trimpi/data/render.ts wraps it in a tensor).
 import { mat4 } from 'gl-matrix';
-import type { Device } from '../tensor/device.js';
-import { TrimpiError, check } from '../tensor/errors.js';
-import { Tensor } from '../tensor/tensor.js';
+import type { Device } from '../gpu/device.js';
+import { TrimpiError, check } from '../gpu/errors.js';
 import { Params, bindingDecls, fill, grid1d, paramsDecl, wgslSource } from './kernel.js';
 
 export type MeshKind = 'cube' | 'sphere' | 'cylinder';
@@ -51,9 +51,17 @@ export interface RendererOptions {
   batch?: number;
 }
 
+export interface RenderRequest {
+  /**
+   * A storage buffer to fill with f32 [N, 3, H, W], values in [0, 1], from byte 0 (at least
+   * N * 3 * H * W * 4 bytes; on the renderer's device). The caller owns it.
+   */
+  out?: GPUBuffer;
+  /** Read the images back as RGB bytes (default true when `out` is not given). */
+  pixels?: boolean;
+}
+
 export interface RenderResult {
-  /** f32 [N, 3, H, W], values in [0, 1] (only if requested). */
-  tensor?: Tensor;
   /** One H*W*3 RGB byte array per scene, rows top to bottom (only if requested). */
   pixels?: Uint8Array[];
 }
@@ -331,10 +339,10 @@ export class SceneRenderer {
   }
 
   /**
-   * Renders `scenes` (many per submission). `want.tensor`: an f32 [N, 3, H, W] tensor on the device
-   * (the caller owns and disposes it); `want.pixels`: RGB bytes per scene. Both by default.
+   * Renders `scenes` (many per submission). `want.out`: a buffer to fill with f32 [N, 3, H, W]
+   * (see RenderRequest); `want.pixels`: RGB bytes per scene, read back (the default without `out`).
    */
-  async render(scenes: readonly RenderScene[], want: { tensor?: boolean; pixels?: boolean } = { tensor: true, pixels: true }): Promise<RenderResult> {
+  async render(scenes: readonly RenderScene[], want: RenderRequest = {}): Promise<RenderResult> {
     const op = 'SceneRenderer.render';
     check(!this.destroyed, op, () => 'the renderer was destroyed');
     this.dev.throwIfError(op);
@@ -344,9 +352,12 @@ export class SceneRenderer {
     }
     const n = scenes.length;
     const { width: w, height: h } = this;
+    const out = want.out ?? null;
+    const wantPixels = want.pixels ?? !out;
+    if (out) {
+      check(out.size >= n * 3 * h * w * 4, op, () => `the output buffer holds ${out.size} bytes; ${n} scenes of 3x${h}x${w} f32 need ${n * 3 * h * w * 4}`);
+    }
     const result: RenderResult = {};
-    let tensor: Tensor | null = null;
-    if (want.tensor) tensor = Tensor.empty([n, 3, h, w], 'f32', this.dev);
     const pixels: Uint8Array[] = [];
     // reads batch `b` back: called after batch b + 1 was submitted, so the GPU keeps working meanwhile
     const readBack = async (buffer: GPUBuffer, count: number): Promise<void> => {
@@ -369,30 +380,24 @@ export class SceneRenderer {
       }
       buffer.unmap();
     };
-    try {
-      let previous: { buffer: GPUBuffer; count: number } | null = null;
-      for (let start = 0, b = 0; start < n; start += this.batch, b++) {
-        const chunk = scenes.slice(start, start + this.batch);
-        const target = want.pixels ? this.readBuffers[b % 2] : null;
-        const packed = this.encodeBatch(chunk, target, tensor ? start * 3 * w * h : -1, tensor);
-        if (packed) this.dev.pool.release(packed);
-        if (previous) await readBack(previous.buffer, previous.count);
-        previous = target ? { buffer: target, count: chunk.length } : null;
-      }
+    let previous: { buffer: GPUBuffer; count: number } | null = null;
+    for (let start = 0, b = 0; start < n; start += this.batch, b++) {
+      const chunk = scenes.slice(start, start + this.batch);
+      const target = wantPixels ? this.readBuffers[b % 2] : null;
+      const packed = this.encodeBatch(chunk, target, out ? start * 3 * w * h : -1, out);
+      if (packed) this.dev.pool.release(packed);
       if (previous) await readBack(previous.buffer, previous.count);
-      this.dev.throwIfError(op);
-      if (this.setupError) throw this.setupError;
-    } catch (e) {
-      tensor?.dispose();
-      throw e;
+      previous = target ? { buffer: target, count: chunk.length } : null;
     }
-    if (tensor) result.tensor = tensor;
-    if (want.pixels) result.pixels = pixels;
+    if (previous) await readBack(previous.buffer, previous.count);
+    this.dev.throwIfError(op);
+    if (this.setupError) throw this.setupError;
+    if (wantPixels) result.pixels = pixels;
     return result;
   }
 
   /** Records and submits one batch: a render pass per scene, then the copies out of the layers. */
-  private encodeBatch(scenes: readonly RenderScene[], readBuffer: GPUBuffer | null, outOffset: number, out: Tensor | null): GPUBuffer | null {
+  private encodeBatch(scenes: readonly RenderScene[], readBuffer: GPUBuffer | null, outOffset: number, out: GPUBuffer | null): GPUBuffer | null {
     const { gpu, width: w, height: h } = this;
     const aspect = w / h;
     // per-scene uniforms and per-object instances
@@ -465,7 +470,7 @@ export class SceneRenderer {
     if (out && packed) {
       const count = scenes.length * w * h;
       const prm = new Params().u(count, w, h, this.rowBytes / 4, outOffset);
-      this.dev.dispatch('render-unpack', this.unpackPipeline(), prm.bytes(), [out.buffer, packed], grid1d(count, 256, this.dev.limits.maxComputeWorkgroupsPerDimension));
+      this.dev.dispatch('render-unpack', this.unpackPipeline(), prm.bytes(), [out, packed], grid1d(count, 256, this.dev.limits.maxComputeWorkgroupsPerDimension));
     }
     return packed;
   }

@@ -1,6 +1,6 @@
 // Launcher for rows.wgsl: the row-in-registers kernels of the softmax and layer-norm families. The
 // families write only their bodies (see rows.wgsl for what a body sees).
-import type { Device } from '../tensor/device.js';
+import type { Device } from '../gpu/device.js';
 import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, isCpuAdapter, paramsDecl, wgslSource } from './kernel.js';
 
 /** Workgroup size without a fixed subgroup size (a power of two: the reduction tree halves it). */

@@ -1,5 +1,5 @@
 // Launcher for softmax.wgsl (row-wise softmax family over contiguous [rows, n] views).
-import type { Device } from '../tensor/device.js';
+import type { Device } from '../gpu/device.js';
 import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, paramsDecl, wgslSource } from './kernel.js';
 import { RowBinding, launchRows } from './rows.js';
 

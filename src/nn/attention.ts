@@ -2,7 +2,7 @@
 // optional KV cache for generation) and the pre-LN transformer block.
 import { attention } from '../tensor/attention.js';
 import { isGradEnabled } from '../tensor/autograd.js';
-import { check, fmtShape } from '../tensor/errors.js';
+import { check, fmtShape } from '../gpu/errors.js';
 import { keep } from '../tensor/memory.js';
 import { assign, ones, permute, reshape, slice, zeros } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';

@@ -12,7 +12,7 @@
 // float64. The returned log-probs are log p(token) under the model at temperature 1 (log-softmax of
 // the raw logits), what the RL losses need, whatever temperature/top-k drew the token.
 import { noGrad } from '../tensor/autograd.js';
-import { check } from '../tensor/errors.js';
+import { check } from '../gpu/errors.js';
 import { tidy } from '../tensor/memory.js';
 import { tensor } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';

@@ -10,9 +10,14 @@
 // - Generation samples on the CPU from one readback of the step's last logits (B × V); the returned
 //   log-probs are log-softmax of the raw logits (temperature 1).
 // - Training: Trainer.trainStep re-seeds the engine RNG from (seed, step), so a resumed run draws the
-//   same dropout masks as an uninterrupted one; no readback inside a step.
+//   same dropout masks as an uninterrupted one; no readback inside a step. A step with a NaN/Inf loss
+//   or gradient norm is skipped on the GPU; `await trainer.checkNonFinite()` raises after too many.
+// - Checkpoints: crash-safe saves (versioned data files committed by renaming config.json) and
+//   verified, all-or-nothing loads (CRC32 per tensor, finite values, config and shapes).
+// - LoRA: applyLora freezes the base model (requiresGrad false, left out of parameterGroups) and adds
+//   `<layer>.lora_A` / `lora_B` parameters to the Linears; merge() folds them into the weights.
 export { Parameter, Module, Linear, Embedding, LayerNorm, Dropout, MLP } from './module.js';
-export type { HostTensor, InitOptions } from './module.js';
+export type { HostTensor, InitOptions, LoraAdapter } from './module.js';
 export { KVCache, MultiHeadAttention, TransformerBlock } from './attention.js';
 export type { AttentionMasks, LayerCache } from './attention.js';
 export { PatchEmbed, ViTEncoder } from './vit.js';
@@ -23,11 +28,13 @@ export { PRESET_NAMES, preset } from './presets.js';
 export type { Preset, PresetName, TrainPreset } from './presets.js';
 export { SamplerRng, generate, sampleToken } from './generate.js';
 export type { GenerateOptions, GenerateResult, SampleOptions } from './generate.js';
+export { LoraHandle, applyLora, loraLayers } from './lora.js';
+export type { LoraLayerConfig, LoraOptions } from './lora.js';
 export { Trainer, parameterGroups, stepSeed, warmupCosine } from './train.js';
-export type { ScheduleOptions, StepResult, TrainerOptions } from './train.js';
-export { AdamW, globalGradNorm } from './optim.js';
-export type { AdamWOptions, ParamGroup } from './optim.js';
-export { decodeSafetensors, encodeSafetensors, readSafetensors, writeFileAtomic, writeSafetensors } from './safetensors.js';
+export type { ScheduleOptions, SkipStats, StepResult, TrainerOptions } from './train.js';
+export { AdamW, globalGradNorm, nonFiniteFlag } from './optim.js';
+export type { AdamWOptions, ParamGroup, UpdateResult } from './optim.js';
+export { CRC_PREFIX, crc32, decodeSafetensors, encodeSafetensors, fsyncDir, isAtomicTempName, readSafetensors, writeFileAtomic, writeSafetensors } from './safetensors.js';
 export type { Safetensors } from './safetensors.js';
 export { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, loadCheckpoint, loadVisionLanguageModel, readManifest, saveCheckpoint } from './checkpoint.js';
 export type { CheckpointManifest, JsonValue, LoadOptions, SaveOptions } from './checkpoint.js';

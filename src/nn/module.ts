@@ -5,18 +5,27 @@
 // Memory: parameters are created once, keep()-ed (they survive every tidy()) and freed by
 // Module.dispose(). A forward creates only intermediates: call it inside the caller's tidy().
 import { noGrad } from '../tensor/autograd.js';
-import { check, fmtShape } from '../tensor/errors.js';
+import { check, fmtShape } from '../gpu/errors.js';
 import { keep, tidy } from '../tensor/memory.js';
-import { assign, dropout, embedding, full, layerNorm, linear, randn, tensor, zeros } from '../tensor/ops.js';
+import { add, assign, dropout, embedding, full, gelu, layerNorm, linear, matmul, mul, randn, tensor, zeros } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
-import type { DType } from '../tensor/dtype.js';
+import type { DType } from '../gpu/dtype.js';
 
-/** A trainable tensor and whether AdamW decays it (no decay on norms, biases and embeddings). */
+/**
+ * A trainable tensor and whether AdamW decays it (no decay on norms, biases and embeddings). A
+ * parameter whose tensor has `requiresGrad` false is frozen: it gets no gradient and
+ * `parameterGroups` / `Trainer` leave it out (applyLora freezes the base model this way).
+ */
 export class Parameter {
   constructor(
     readonly value: Tensor,
     readonly decay: boolean,
   ) {}
+
+  /** True when the tensor does not require gradients (not trained). */
+  get frozen(): boolean {
+    return !this.value.requiresGrad;
+  }
 }
 
 /** Host-side tensor data, as read from a checkpoint (row-major). */
@@ -43,6 +52,14 @@ export abstract class Module {
     return value;
   }
 
+  /** Unregisters a parameter without freeing it: the caller owns (and must dispose) the tensor. */
+  protected removeParameter(name: string): Parameter {
+    const p = this.ownParameters.get(name);
+    check(p !== undefined, `${this.constructor.name}.removeParameter`, () => `there is no parameter '${name}'`);
+    this.ownParameters.delete(name);
+    return p;
+  }
+
   /** Registers a child module (its parameters are named `name.<param>`). */
   protected addModule<M extends Module>(name: string, module: M): M {
     check(!this.ownParameters.has(name) && !this.childModules.has(name), `${this.constructor.name}.addModule`, () => `the name '${name}' is already used`);
@@ -55,6 +72,16 @@ export abstract class Module {
     const out: [string, Parameter][] = [];
     for (const [n, p] of this.ownParameters) out.push([prefix + n, p]);
     for (const [n, m] of this.childModules) out.push(...m.namedParameters(`${prefix}${n}.`));
+    return out;
+  }
+
+  /**
+   * This module and every descendant with its dotted name (this one is `prefix` without its final
+   * dot, '' at the root; e.g. `decoder.blocks.0.attn.qkv`), depth first in registration order.
+   */
+  namedModules(prefix = ''): [string, Module][] {
+    const out: [string, Module][] = [[prefix.endsWith('.') ? prefix.slice(0, -1) : prefix, this]];
+    for (const [n, m] of this.childModules) out.push(...m.namedModules(`${prefix}${n}.`));
     return out;
   }
 
@@ -129,10 +156,31 @@ export interface InitOptions {
   std?: number;
 }
 
-/** y = x @ W + b, with an optional fused GELU. W is (in, out): the engine's `linear` layout. */
+/**
+ * The low-rank adapter of a Linear (see applyLora in lora.ts): the layer computes
+ * y = x W + b + scale · (dropout(x) A) B, scale = alpha / rank.
+ */
+export interface LoraAdapter {
+  /** (in, rank), the parameter `lora_A`. */
+  readonly A: Tensor;
+  /** (rank, out), the parameter `lora_B` (zeros when applied: the layer starts as the base layer). */
+  readonly B: Tensor;
+  readonly rank: number;
+  readonly alpha: number;
+  /** alpha / rank. */
+  readonly scale: number;
+  /** Dropout on the adapter's input in train mode (0: none). */
+  readonly dropout: number;
+}
+
+/**
+ * y = x @ W + b, with an optional fused GELU. W is (in, out): the engine's `linear` layout.
+ * With a LoRA adapter attached (applyLora), y = act(x W + b + scale · (dropout(x) A) B).
+ */
 export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
+  private adapter: LoraAdapter | null = null;
 
   constructor(
     readonly inFeatures: number,
@@ -144,9 +192,52 @@ export class Linear extends Module {
     this.bias = opts.bias === false ? null : this.addParameter('bias', zeros([outFeatures]), { decay: false });
   }
 
+  /** The attached LoRA adapter, or null. */
+  get lora(): LoraAdapter | null {
+    return this.adapter;
+  }
+
+  /**
+   * Attaches a low-rank adapter: A (in, rank) and B (rank, out) become the parameters `lora_A` and
+   * `lora_B` of this layer (kept, trainable, weight-decayed like W). Use applyLora rather than this.
+   */
+  attachLora(A: Tensor, B: Tensor, opts: { alpha: number; dropout?: number }): LoraAdapter {
+    const op = 'Linear.attachLora';
+    check(this.adapter === null, op, () => `the layer already has a LoRA adapter (rank ${this.adapter!.rank})`);
+    const rank = A.shape[1];
+    check(A.ndim === 2 && B.ndim === 2 && A.shape[0] === this.inFeatures && B.shape[0] === rank && B.shape[1] === this.outFeatures, op,
+      () => `expected A (${this.inFeatures}, r) and B (r, ${this.outFeatures}), got ${A.describe()} and ${B.describe()}`);
+    const dropout = opts.dropout ?? 0;
+    check(dropout >= 0 && dropout < 1, op, () => `dropout must be in [0, 1), got ${dropout}`);
+    this.addParameter('lora_A', A, { decay: true });
+    this.addParameter('lora_B', B, { decay: true });
+    this.adapter = { A, B, rank, alpha: opts.alpha, scale: opts.alpha / rank, dropout };
+    return this.adapter;
+  }
+
+  /**
+   * Removes the adapter and frees A and B (and their gradients). With `merge`, first folds it into
+   * the weight in place: W ← W + scale · A B (the layer then computes what the adapted layer did).
+   */
+  detachLora(opts: { merge: boolean }): void {
+    const a = this.adapter;
+    check(a !== null, 'Linear.detachLora', () => 'the layer has no LoRA adapter');
+    if (opts.merge) noGrad(() => tidy(() => assign(this.weight, add(this.weight, mul(matmul(a.A, a.B), a.scale)))));
+    this.removeParameter('lora_A');
+    this.removeParameter('lora_B');
+    this.adapter = null;
+    a.A.dispose();
+    a.B.dispose();
+  }
+
   /** x is (..., in) → (..., out). */
   forward(x: Tensor, activation: 'none' | 'gelu' = 'none'): Tensor {
-    return linear(x, this.weight, this.bias, activation);
+    const a = this.adapter;
+    if (!a) return linear(x, this.weight, this.bias, activation);
+    // the low-rank path through the rank-r bottleneck, scaled there (r values a row, not out)
+    const xa = linear(this.training && a.dropout > 0 ? dropout(x, a.dropout, true) : x, a.A);
+    const y = add(linear(x, this.weight, this.bias), linear(mul(xa, a.scale), a.B));
+    return activation === 'gelu' ? gelu(y) : y;
   }
 }
 

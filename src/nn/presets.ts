@@ -2,7 +2,7 @@
 //   tiny  the tests' model: trains in seconds on lavapipe
 //   cpu   the CPU demo: width 128, 4 + 4 layers; lavapipe trains it in minutes
 //   gpu   for a lent GPU: width 384, ViT 6 layers + decoder 8 layers, context 3,072 (ClevrPolicy N = 6 with the policy in context)
-import { TrimpiError } from '../tensor/errors.js';
+import { TrimpiError } from '../gpu/errors.js';
 import type { VlmConfig } from './vlm.js';
 
 export const PRESET_NAMES = ['tiny', 'cpu', 'gpu'] as const;

@@ -1,6 +1,6 @@
 // The vision encoder: patch embedding, learned positions, pre-LN bidirectional blocks (a ViT), and the
 // projector from the ViT width to the decoder width.
-import { check } from '../tensor/errors.js';
+import { check } from '../gpu/errors.js';
 import { permute, randn, reshape } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
 import { TransformerBlock } from './attention.js';

@@ -8,7 +8,7 @@
 // `prepareBatch` pads a batch of such sequences and says which rows are visual, so the loss masks
 // (VM-CPT masks visual positions) line up with the logits. Images of a batch are passed as one
 // (N, C, H, W) tensor in order of appearance: sequence 0's images first, each in token order.
-import { check, fmtShape } from '../tensor/errors.js';
+import { check, fmtShape } from '../gpu/errors.js';
 import { assign, manualSeed, concat, embedding, indexSelect, linear, reshape, slice, tensor, transpose } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
 import { AttentionMasks, KVCache, TransformerBlock } from './attention.js';

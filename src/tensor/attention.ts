@@ -1,7 +1,7 @@
 // The attention op: fused scaled-dot-product attention (FlashAttention-2 style) with causal,
 // prefix-LM and key-padding masks, and its gradient. Kernels in src/kernels/attention.ts.
-import type { Device } from './device.js';
-import { TrimpiError, check, fmtShape } from './errors.js';
+import type { Device } from '../gpu/device.js';
+import { TrimpiError, check, fmtShape } from '../gpu/errors.js';
 import { isGradEnabled, record } from './autograd.js';
 import type { GradContext } from './gradients.js';
 import { Tensor } from './tensor.js';

@@ -2,7 +2,7 @@
 // inputs and whatever the gradient rule needs. backward() walks the nodes in reverse topological
 // order, applies the rules from gradients.ts, sums broadcast gradients back to each input's shape,
 // and accumulates into leaves' .grad. Intermediate gradients are freed as soon as they are consumed.
-import { TrimpiError, check, fmtShape } from './errors.js';
+import { TrimpiError, check, fmtShape } from '../gpu/errors.js';
 import { keep, tidy } from './memory.js';
 import type { Tensor } from './tensor.js';
 import { GRAD_RULES, GradContext } from './gradients.js';

@@ -1,12 +1,12 @@
 // Every op: argument checks (errors name the op, shapes and dtypes), the GPU launch, and the
 // autograd record. Gradient rules live in gradients.ts; kernels in src/kernels.
-import type { Device } from './device.js';
-import { currentDevice } from './device.js';
-import { DType, promote, isDType } from './dtype.js';
-import { TrimpiError, check, fmtShape } from './errors.js';
+import type { Device } from '../gpu/device.js';
+import { currentDevice } from '../gpu/device.js';
+import { DType, promote, isDType } from '../gpu/dtype.js';
+import { TrimpiError, check, fmtShape } from '../gpu/errors.js';
 import { isGradEnabled, record } from './autograd.js';
 import type { GradContext } from './gradients.js';
-import { Shape, broadcastShapes, broadcastStrides, contiguousStrides, inferShape, normAxes, normAxis, numel, viewStrides } from './shape.js';
+import { Shape, broadcastShapes, broadcastStrides, contiguousStrides, inferShape, normAxes, normAxis, numel, viewStrides } from '../gpu/shape.js';
 import { NestedArray, Tensor } from './tensor.js';
 import { MapOperand, runMap } from '../kernels/elementwise.js';
 import type { View } from '../kernels/kernel.js';

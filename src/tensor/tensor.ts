@@ -1,15 +1,16 @@
 // The Tensor: a strided view (shape, strides, offset) of a reference-counted GPU storage, with an
 // optional autograd node. Views (reshape, permute, slice, expand, ...) share the storage; every
 // computation is recorded as GPU work and only toArray()/item() wait for the GPU.
-import { Device, currentDevice } from './device.js';
-import { DType, BYTES_PER_ELEMENT } from './dtype.js';
-import { TrimpiError, check, fmtShape } from './errors.js';
-import { Disposable, Storage, keep as keepTensor, track } from './memory.js';
-import { Shape, contiguousStrides, isContiguous, numel } from './shape.js';
+import { Device, currentDevice } from '../gpu/device.js';
+import { DType, BYTES_PER_ELEMENT } from '../gpu/dtype.js';
+import { TrimpiError, check, fmtShape } from '../gpu/errors.js';
+import { Storage } from '../gpu/memory.js';
+import { Shape, contiguousStrides, isContiguous, numel } from '../gpu/shape.js';
+import { Disposable, keep as keepTensor, track } from './memory.js';
 import type { GradNode } from './autograd.js';
 import { backward as runBackward } from './autograd.js';
 import * as ops from './ops.js';
-import { formatTensor } from './format.js';
+import { formatTensor } from '../gpu/format.js';
 
 export type TensorData = Float32Array | Int32Array;
 export type NestedArray = number | NestedArray[];

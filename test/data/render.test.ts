@@ -73,7 +73,9 @@ describe('SceneRenderer', () => {
     // several batches fill their slices of one tensor
     const small = new SceneRenderer(dev, { batch: 2 });
     try {
-      const y = (await small.render(list.map(toRenderScene), { tensor: true })).tensor!;
+      const y = t.Tensor.empty([list.length, 3, W, W], 'f32', dev);
+      const res2 = await small.render(list.map(toRenderScene), { out: y.buffer });
+      expect(res2.pixels).toBeUndefined();
       expect(Array.from(await y.toArray())).toEqual(Array.from(a));
       y.dispose();
     } finally {
@@ -190,9 +192,17 @@ describe('SceneRenderer', () => {
     expect(c[o]).toBeGreaterThan(c[o + 1] + 40); // red at the centre of the crop
   });
 
-  it('rejects bad options with a clear error', () => {
+  it('rejects bad options with a clear error', async () => {
     expect(() => new SceneRenderer(dev, { batch: 0 })).toThrow(/batch must be an integer in \[1, 256\]/);
     expect(() => new SceneRenderer(dev, { width: 3 })).toThrow(/width and height/);
     expect(() => sampleScene(rng(0), { maxObjects: 11 })).toThrow(/maxObjects <= 10/);
+    const r = new SceneRenderer(dev, { batch: 2 });
+    const small = t.Tensor.empty([1, 3, W, W], 'f32', dev);
+    try {
+      await expect(r.render(scenes(4, 2).map(toRenderScene), { out: small.buffer })).rejects.toThrow(/output buffer holds \d+ bytes; 2 scenes/);
+    } finally {
+      small.dispose();
+      r.destroy();
+    }
   });
 });

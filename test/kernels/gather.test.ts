@@ -1,9 +1,9 @@
 // gather.ts launchers on raw buffers, against plain JS loops: gather (strided x, broadcast index,
 // out-of-range handling), gather keys, and the deterministic scatter-add by key.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDevice, type Device } from '../../src/tensor/device.js';
-import type { DType } from '../../src/tensor/dtype.js';
-import { contiguousStrides, numel } from '../../src/tensor/shape.js';
+import { createDevice, type Device } from '../../src/gpu/device.js';
+import type { DType } from '../../src/gpu/dtype.js';
+import { contiguousStrides, numel } from '../../src/gpu/shape.js';
 import { Params, fill, paramsDecl, wgslSource, type View } from '../../src/kernels/kernel.js';
 import { runGather, runGatherKeys, runScatterAddByKey } from '../../src/kernels/gather.js';
 

@@ -23,6 +23,67 @@ describe('training', () => {
     expect(nn.warmupCosine(100, o)).toBeCloseTo(0.1, 12);
   });
 
+  it('setTotalSteps changes the schedule after construction (a time- or epoch-budgeted run)', async () => {
+    const m = new nn.VisionLanguageModel(tiny({ seed: 3 }));
+    const exs = microBatches(m, makeExamples(m, 2, 5), 2);
+    const o = { lr: 1, minLr: 0.1, warmupSteps: 2, totalSteps: 10 };
+    const tr = new nn.Trainer<Example>(m, o);
+    expect(tr.totalSteps).toBe(10);
+    expect(tr.lrAt(6)).toBe(nn.warmupCosine(6, o));
+    const r0 = tr.trainStep(exs, vmcptLossOf(m));
+    expect(r0.lr).toBe(0.5);
+    tr.setTotalSteps(40); // the budget turned out to allow 40 steps
+    expect(tr.totalSteps).toBe(40);
+    expect(tr.options.totalSteps).toBe(40);
+    expect(o.totalSteps).toBe(10); // the caller's object is not modified
+    for (const s of [1, 6, 21, 39, 40, 100]) expect(tr.lrAt(s)).toBe(nn.warmupCosine(s, { ...o, totalSteps: 40 }));
+    const r1 = tr.trainStep(exs, vmcptLossOf(m));
+    expect(r1.step).toBe(1);
+    expect(r1.lr).toBe(1);
+    const r2 = tr.trainStep(exs, vmcptLossOf(m));
+    expect(r2.lr).toBe(nn.warmupCosine(2, { ...o, totalSteps: 40 }));
+    tr.setTotalSteps(2); // shorter than the steps taken: minLr from now on
+    const r3 = tr.trainStep(exs, vmcptLossOf(m));
+    expect(r3.lr).toBeCloseTo(0.1, 12);
+    for (const bad of [0, -3, 2.5, NaN, Infinity]) expect(() => tr.setTotalSteps(bad)).toThrow(/Trainer: totalSteps must be a positive integer/);
+    expect(tr.totalSteps).toBe(2);
+    for (const r of [r0, r1, r2, r3]) [r.loss, r.gradNorm, r.skipped].forEach((x) => x.dispose());
+    disposeAll(exs);
+    tr.dispose();
+    m.dispose();
+  });
+
+  it('refuses invalid options up front', () => {
+    const m = new nn.VisionLanguageModel(tiny());
+    const base = { lr: 1e-3, totalSteps: 10 };
+    const bad: [Partial<t.nn.TrainerOptions>, RegExp][] = [
+      [{ warmupSteps: NaN }, /Trainer: warmupSteps must be an integer >= 0, got NaN/],
+      [{ warmupSteps: -1 }, /warmupSteps must be an integer >= 0, got -1/],
+      [{ lr: NaN }, /Trainer: lr must be a finite number > 0, got NaN/],
+      [{ lr: -1e-3 }, /lr must be a finite number > 0, got -0.001/],
+      [{ lr: Infinity }, /lr must be a finite number > 0/],
+      [{ minLr: -1 }, /minLr must be a finite number >= 0, got -1/],
+      [{ totalSteps: 0 }, /totalSteps must be a positive integer, got 0/],
+      [{ totalSteps: NaN }, /totalSteps must be a positive integer, got NaN/],
+      [{ seed: 1.5 }, /seed must be an integer, got 1.5/],
+      [{ maxConsecutiveSkips: 0 }, /maxConsecutiveSkips must be a positive integer or Infinity, got 0/],
+      [{ betas: [] as unknown as [number, number] }, /AdamW: betas must be two numbers in \[0, 1\)/],
+      [{ betas: [0.9, 1.5] }, /AdamW: betas must be two numbers in \[0, 1\)/],
+      [{ eps: 0 }, /AdamW: eps must be a finite number > 0, got 0/],
+      [{ eps: -1e-8 }, /AdamW: eps must be a finite number > 0/],
+      [{ weightDecay: -0.1 }, /AdamW: weightDecay must be a finite number >= 0, got -0.1/],
+      [{ maxGradNorm: -1 }, /AdamW: maxGradNorm must be a finite number >= 0/],
+      [{ maxGradNorm: NaN }, /AdamW: maxGradNorm must be a finite number >= 0/],
+    ];
+    for (const [o, re] of bad) {
+      const opts = { ...base, ...o } as t.nn.TrainerOptions;
+      expect(() => new nn.Trainer(m, opts), JSON.stringify(o)).toThrow(t.TrimpiError);
+      expect(() => new nn.Trainer(m, opts), JSON.stringify(o)).toThrow(re);
+    }
+    new nn.Trainer(m, { ...base, maxConsecutiveSkips: Infinity, warmupSteps: 0, minLr: 0 }).dispose();
+    m.dispose();
+  });
+
   it('AdamW groups: decay on matrices only', () => {
     const m = new nn.VisionLanguageModel(tiny());
     const [decay, none] = nn.parameterGroups(m, 0.1);
@@ -51,6 +112,7 @@ describe('training', () => {
         out.push(await r.loss.item(), await r.gradNorm.item());
         r.loss.dispose();
         r.gradNorm.dispose();
+        r.skipped.dispose();
       }
       disposeAll(exs);
       tr.dispose();
@@ -75,6 +137,7 @@ describe('training', () => {
         if (s % 10 === 0 || s === steps - 1) losses.push(await r.loss.item());
         r.loss.dispose();
         r.gradNorm.dispose();
+        r.skipped.dispose();
         if (s === 5) bytes = t.memoryStats().bytesInUse;
       }
       expect(t.memoryStats().bytesInUse).toBe(bytes); // nothing leaks per step

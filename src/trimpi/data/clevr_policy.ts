@@ -1,7 +1,7 @@
 // ClevrPolicy: random decision-tree policies over CLEVR attributes (docs/trimpi.md section 3.2), their
 // text (-T) and image-valued (-M) forms, the evaluator, the gold chain of thought, scene construction
 // that reaches a chosen case, and the exact-match scorer. No GPU needed (crops are rendered elsewhere).
-import { TrimpiError, check } from '../../tensor/errors.js';
+import { TrimpiError, check } from '../../gpu/errors.js';
 import { Rng, rng } from './rng.js';
 import {
   ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, AttributeType, ObjectAttributes, Scene, SceneOptions, describeObject,

@@ -1,5 +1,5 @@
 // `trimpi data ...`: generates a dataset (export.ts) with a progress bar on stderr and prints the stats.
-import { TrimpiError } from '../../tensor/errors.js';
+import { TrimpiError } from '../../gpu/errors.js';
 import { DataOptions, SETTINGS, Setting, formatStats, generateDataset } from './export.js';
 
 export const DATA_USAGE = `usage: trimpi data --setting clevr-t|clevr-m|tool|sceneqa|random-t|random-m --seed S --out DIR [options]

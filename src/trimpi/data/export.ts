@@ -5,9 +5,9 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { SceneRenderer } from '../../kernels/render.js';
-import type { Device } from '../../tensor/device.js';
-import { init } from '../../tensor/device.js';
-import { TrimpiError, check } from '../../tensor/errors.js';
+import type { Device } from '../../gpu/device.js';
+import { init } from '../../gpu/device.js';
+import { TrimpiError, check } from '../../gpu/errors.js';
 import { tensor } from '../../tensor/ops.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import {

@@ -1,7 +1,7 @@
 // PNG files, written and read with node:zlib only: 8-bit RGB out (filter "Sub" on every row, a fixed
 // zlib level, so the same pixels always give the same bytes); 8-bit gray/RGB/RGBA, non-interlaced in.
 import { deflateSync, inflateSync } from 'node:zlib';
-import { TrimpiError, check } from '../../tensor/errors.js';
+import { TrimpiError, check } from '../../gpu/errors.js';
 
 const SIGNATURE = Uint8Array.from([137, 80, 78, 71, 13, 10, 26, 10]);
 

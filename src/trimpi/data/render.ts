@@ -1,11 +1,11 @@
 // Rendering scenes for training and evaluation: the engine's SceneRenderer (src/kernels/render.ts)
-// applied to CLEVR-like scenes, giving GPU image tensors for the ViT and/or RGB images for PNGs,
-// with the scene graphs kept alongside.
+// applied to CLEVR-like scenes, giving GPU image tensors for the ViT (the renderer fills the buffer of
+// a tensor made here) and/or RGB images for PNGs, with the scene graphs kept alongside.
 import { SceneRenderer } from '../../kernels/render.js';
-import type { Device } from '../../tensor/device.js';
-import { init } from '../../tensor/device.js';
-import { check } from '../../tensor/errors.js';
-import type { Tensor } from '../../tensor/tensor.js';
+import type { Device } from '../../gpu/device.js';
+import { init } from '../../gpu/device.js';
+import { check } from '../../gpu/errors.js';
+import { Tensor } from '../../tensor/tensor.js';
 import type { Policy } from './clevr_policy.js';
 import type { RgbImage } from './png.js';
 import { rng } from './rng.js';
@@ -50,9 +50,16 @@ export async function renderScenes(scenes: readonly Scene[], opts: RenderOptions
   check(scenes.every((s) => s.width === width && s.height === height), 'renderScenes', () => `all scenes must have one size (the first is ${width}x${height})`);
   const dev = opts.device ?? (await init());
   const r = rendererFor(dev, width, height, opts);
-  const res = await r.render(scenes.map(toRenderScene), { tensor: opts.tensor ?? true, pixels: opts.images ?? false });
+  const tensor = (opts.tensor ?? true) ? Tensor.empty([scenes.length, 3, height, width], 'f32', dev) : null;
+  let res: { pixels?: Uint8Array[] };
+  try {
+    res = await r.render(scenes.map(toRenderScene), { out: tensor?.buffer, pixels: opts.images ?? false });
+  } catch (e) {
+    tensor?.dispose();
+    throw e;
+  }
   const out: RenderedScenes = { graphs: scenes.map(sceneGraph) };
-  if (res.tensor) out.tensor = res.tensor;
+  if (tensor) out.tensor = tensor;
   if (res.pixels) out.images = res.pixels.map((rgb) => ({ width, height, rgb }));
   return out;
 }

@@ -4,7 +4,7 @@
 import { mat4 } from 'gl-matrix';
 import { projectPoint, unitMesh, viewProjection } from '../../kernels/render.js';
 import type { RenderCamera, RenderObject, RenderScene, Vec3 } from '../../kernels/render.js';
-import { TrimpiError, check } from '../../tensor/errors.js';
+import { TrimpiError, check } from '../../gpu/errors.js';
 import { Rng } from './rng.js';
 
 export const SHAPES = ['cube', 'sphere', 'cylinder'] as const;

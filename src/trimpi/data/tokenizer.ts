@@ -11,7 +11,7 @@
 // split into vocabulary syllables when it can be (policy names like "Surinu" -> Su, ##ri, ##nu), and
 // is <unk> otherwise; unknowns are counted.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { TrimpiError, check } from '../../tensor/errors.js';
+import { TrimpiError, check } from '../../gpu/errors.js';
 import { NAME_SYLLABLES, clevrQuery, clevrResponse, policyText, randomPolicies } from './clevr_policy.js';
 import { rng } from './rng.js';
 import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, ObjectAttributes, SceneObject, randomAttributes } from './scene.js';

@@ -2,7 +2,7 @@
 // user profile, a query from templates, the history of earlier tool calls with their returned values,
 // the policy text (14 tool types, 24 numbered rules) and the next tool call as JSON in \boxed{}; and the
 // scorer (0.5 tool exact match + 0.5 mean argument score). No GPU needed: images are scene graphs here.
-import { check } from '../../tensor/errors.js';
+import { check } from '../../gpu/errors.js';
 import { Rng } from './rng.js';
 import { ATTRIBUTE_TYPES, AttributeType, COLORS, MATERIALS, ObjectAttributes, SHAPES, SceneObject, describeObject } from './scene.js';
 import { lastBoxed } from './clevr_policy.js';

@@ -1,6 +1,6 @@
 // GRPO's group-relative advantage (verl: compute_grpo_outcome_advantage), on the host: rewards are
 // numbers computed from decoded text, one per response.
-import { check } from '../../tensor/errors.js';
+import { check } from '../../gpu/errors.js';
 
 export interface AdvantageOptions {
   /** ε in (R − mean) / (std + ε); default 1e-6. */

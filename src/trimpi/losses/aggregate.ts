@@ -1,6 +1,6 @@
 // What every loss returns, how a per-token loss becomes a scalar (verl's agg_loss), and the shape
 // checks the losses share.
-import { check, fmtShape } from '../../tensor/errors.js';
+import { check, fmtShape } from '../../gpu/errors.js';
 import { div, gt, maximum, sum, where } from '../../tensor/ops.js';
 import { Tensor } from '../../tensor/tensor.js';
 

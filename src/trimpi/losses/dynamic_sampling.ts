@@ -1,6 +1,6 @@
 // DAPO's dynamic sampling: keep only prompts whose responses disagree in reward, refilling the
 // batch from fresh generations up to a retry limit (verl: the filter_groups loop of the DAPO trainer).
-import { check } from '../../tensor/errors.js';
+import { check } from '../../gpu/errors.js';
 
 /** A group has a learning signal iff its rewards are not all equal (else every Â is 0). A singleton has none. */
 export function hasRewardVariance(rewards: readonly number[]): boolean {

@@ -1,6 +1,6 @@
 // Per-token KL estimators between the policy and the frozen reference (Schulman, "Approximating
 // KL divergence", 2020; verl: kl_penalty).
-import { check } from '../../tensor/errors.js';
+import { check } from '../../gpu/errors.js';
 import { clamp, exp, mul, sub } from '../../tensor/ops.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { checkTokens } from './aggregate.js';

@@ -1,5 +1,5 @@
 // Next-token log-probabilities: the quantity every TriMPI loss is built from.
-import { check } from '../../tensor/errors.js';
+import { check } from '../../gpu/errors.js';
 import { slice, tokenLogProbs } from '../../tensor/ops.js';
 import { Tensor } from '../../tensor/tensor.js';
 

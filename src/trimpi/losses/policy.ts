@@ -1,7 +1,7 @@
 // The clipped policy-gradient objective of GRPO and DAPO, with an optional KL penalty to the
 // reference model (verl: compute_policy_loss + kl_penalty + agg_loss).
 import { noGrad } from '../../tensor/autograd.js';
-import { check } from '../../tensor/errors.js';
+import { check } from '../../gpu/errors.js';
 import { add, clamp, exp, gt, lt, maximum, minimum, mul, neg, reshape, sub, where } from '../../tensor/ops.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { LossAgg, LOSS_AGGS, LossOutput, aggregateLoss, checkTokens, maskedMean } from './aggregate.js';

@@ -1,6 +1,6 @@
 // PolicyRollout (PoRo): pool the responses sampled without and with the policy in context into one
 // group, and train on all of them as if sampled without the policy. Host-side, on token ids.
-import { check } from '../../tensor/errors.js';
+import { check } from '../../gpu/errors.js';
 import { AdvantageOptions, groupAdvantages } from './advantages.js';
 
 export interface SampledResponse {

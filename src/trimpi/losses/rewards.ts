@@ -1,6 +1,6 @@
 // The rule-based reward: accuracy of the \boxed{} answer plus a format bonus (verl's default
 // 0.9·acc + 0.1·format for boxed-answer tasks).
-import { check } from '../../tensor/errors.js';
+import { check } from '../../gpu/errors.js';
 
 const BOX = '\\boxed{';
 

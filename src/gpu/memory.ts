@@ -1,0 +1,129 @@
+// GPU memory: a size-bucketed buffer pool and reference-counted storages (the tensor-level tidy()
+// scopes are in src/tensor/memory.ts).
+//
+// Nothing here relies on GC finalizers: every GPU buffer goes back to the pool through an explicit
+// dispose(), either called by the user or by the tidy() scope that created the tensor. A released
+// buffer is handed out again only after the commands that used it have been submitted (release()
+// parks it until onSubmit()), so a queue.writeBuffer to a reused buffer can never overtake them.
+
+export interface MemoryStats {
+  /** Bytes of buffers handed out to live storages (bucket sizes). */
+  bytesInUse: number;
+  /** Highest bytesInUse seen since start or the last resetPeak(). */
+  peakBytesInUse: number;
+  /** Bytes of free buffers kept for reuse. */
+  bytesPooled: number;
+  /** Bytes released but waiting for the next submit before they can be reused. */
+  bytesPendingRelease: number;
+  /** GPU buffers created by the pool over its lifetime. */
+  buffersCreated: number;
+  /** acquire() calls answered from the pool without creating a buffer. */
+  buffersReused: number;
+  /** Live storages (tensors' backing buffers, shared by views). */
+  liveStorages: number;
+}
+
+/**
+ * Bucket for a request: powers of two up to 4 KiB, then 8 steps per power of two
+ * (waste at most 12.5%), all multiples of 16 bytes.
+ */
+export function bucketSize(bytes: number): number {
+  const b = Math.max(bytes, 16);
+  if (b <= 4096) return 2 ** Math.ceil(Math.log2(b));
+  const step = 2 ** (Math.floor(Math.log2(b)) - 3);
+  return Math.ceil(b / step) * step;
+}
+
+export class BufferPool {
+  private free = new Map<number, GPUBuffer[]>();
+  private pending: GPUBuffer[] = [];
+  private pendingBySize = new Map<number, number>();
+  /**
+   * Called when a request could be served by a buffer that only waits for a submit; the device
+   * submits (which calls onSubmit()), so memory is recycled instead of growing between submits.
+   */
+  onPressure: (() => void) | null = null;
+  private s = { bytesInUse: 0, peakBytesInUse: 0, bytesPooled: 0, bytesPendingRelease: 0, buffersCreated: 0, buffersReused: 0 };
+  liveStorages = 0;
+
+  constructor(private readonly device: GPUDevice, private readonly usage: GPUBufferUsageFlags) {}
+
+  acquire(bytes: number, label?: string): GPUBuffer {
+    const size = bucketSize(bytes);
+    if (!this.free.get(size)?.length && this.pendingBySize.get(size) && this.onPressure) this.onPressure();
+    const list = this.free.get(size);
+    let buf = list?.pop();
+    if (buf) {
+      this.s.bytesPooled -= size;
+      this.s.buffersReused++;
+    } else {
+      buf = this.device.createBuffer({ size, usage: this.usage, label });
+      this.s.buffersCreated++;
+    }
+    this.s.bytesInUse += size;
+    if (this.s.bytesInUse > this.s.peakBytesInUse) this.s.peakBytesInUse = this.s.bytesInUse;
+    return buf;
+  }
+
+  /** Returns a buffer; it becomes reusable after the next submit. */
+  release(buf: GPUBuffer): void {
+    this.s.bytesInUse -= buf.size;
+    this.s.bytesPendingRelease += buf.size;
+    this.pending.push(buf);
+    this.pendingBySize.set(buf.size, (this.pendingBySize.get(buf.size) ?? 0) + 1);
+  }
+
+  /** Called by the device right after queue.submit(): parked buffers become reusable. */
+  onSubmit(): void {
+    for (const buf of this.pending) {
+      let list = this.free.get(buf.size);
+      if (!list) this.free.set(buf.size, (list = []));
+      list.push(buf);
+      this.s.bytesPooled += buf.size;
+    }
+    this.s.bytesPendingRelease = 0;
+    this.pending = [];
+    this.pendingBySize.clear();
+  }
+
+  /** Destroys every free buffer (pending ones stay until submitted). */
+  emptyCache(): void {
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    this.free.clear();
+    this.s.bytesPooled = 0;
+  }
+
+  resetPeak(): void {
+    this.s.peakBytesInUse = this.s.bytesInUse;
+  }
+
+  stats(): MemoryStats {
+    return { ...this.s, liveStorages: this.liveStorages };
+  }
+}
+
+/** A GPU buffer shared by a tensor and its views; freed when the last of them is disposed. */
+export class Storage {
+  private refs = 1;
+  constructor(readonly buffer: GPUBuffer, readonly byteLength: number, private readonly pool: BufferPool) {
+    pool.liveStorages++;
+  }
+  get alive(): boolean {
+    return this.refs > 0;
+  }
+  /** Number of live tensors (views) sharing this buffer. */
+  get refCount(): number {
+    return this.refs;
+  }
+  retain(): this {
+    this.refs++;
+    return this;
+  }
+  release(): void {
+    if (this.refs <= 0) return;
+    if (--this.refs === 0) {
+      this.pool.liveStorages--;
+      this.pool.release(this.buffer);
+    }
+  }
+}
