@@ -3,6 +3,7 @@
 // or what to install when there is none.
 import { createDevice, installHint, NoAdapterError } from './gpu/device.js';
 import { runDataCommand } from './trimpi/data/cli.js';
+import { runPretrainCommand, runRunCommand } from './trimpi/cli.js';
 
 const USAGE = `usage: trimpi <command>
 
@@ -10,6 +11,9 @@ commands:
   doctor        print the WebGPU adapter, backend, limits and features (or what to install)
   data          generate a dataset: trimpi data --setting clevr-t|clevr-m|tool|sceneqa --depth N --seed S --out DIR
                 (trimpi data --help for every option)
+  pretrain      train the stage-0 base model: trimpi pretrain --out models/base-cpu (trimpi pretrain --help)
+  run           every method of the paper's table on one setting, resumable:
+                trimpi run --setting clevr-t --depth 2 --methods all --scale demo|small|gpu --out runs/NAME
   help          this text`;
 
 async function doctor(): Promise<number> {
@@ -53,6 +57,10 @@ async function main(argv: string[]): Promise<number> {
       return doctor();
     case 'data':
       return runDataCommand(argv.slice(1));
+    case 'pretrain':
+      return runPretrainCommand(argv.slice(1));
+    case 'run':
+      return runRunCommand(argv.slice(1));
     case undefined:
     case 'help':
     case '--help':

@@ -40,6 +40,13 @@ export interface VlmConfig {
   initStd: number;
   /** Seed of the weight initialisation. */
   seed: number;
+  /**
+   * Pixel normalisation before the patch embedding: (x − pixelMean) / pixelStd, one value for every
+   * channel. Rendered scenes are [0, 1] pixels on a ~0.66 grey ground with std ~0.14: unnormalised,
+   * the patch embedding sees inputs far from unit scale. Absent: pixels enter as they are.
+   */
+  pixelMean?: number;
+  pixelStd?: number;
 }
 
 /** One sequence with its `<image>` tokens expanded to patch positions. */
@@ -286,9 +293,11 @@ export class VisionLanguageModel extends Module {
 
   // ---- forward ---------------------------------------------------------------------------------
 
-  /** images is (N, C, H, W) → projected patch tokens (N, P, dim). */
+  /** images is (N, C, H, W) in [0, 1] → projected patch tokens (N, P, dim). */
   imageTokens(images: Tensor): Tensor {
-    return this.projector.forward(this.vision.forward(images));
+    const { pixelMean, pixelStd } = this.config;
+    const x = pixelMean === undefined && pixelStd === undefined ? images : images.sub(pixelMean ?? 0).mul(1 / (pixelStd ?? 1));
+    return this.projector.forward(this.vision.forward(x));
   }
 
   /**
@@ -306,11 +315,14 @@ export class VisionLanguageModel extends Module {
   }
 
   /**
-   * Logits (B, T, V) of a batch; with `lastOnly`, only those of the last slot, (B, V) (generation).
+   * Logits (B, T, V) of a batch; with `lastOnly`, only those of the last slot, (B, V) (generation);
+   * with `logitsAt` (K,) i32 indices into the flattened (B·T) slots, only those rows, (K, V): SFT and
+   * RL need logits on response positions only, and the output head and its log-softmax are a large
+   * share of the work on image and prompt positions.
    * With `cache`, the batch continues the cached sequences: its slots take positions
    * [cache.length, cache.length + T); run under noGrad().
    */
-  forward(inputs: VlmInputs, opts: { cache?: KVCache; lastOnly?: boolean } = {}): Tensor {
+  forward(inputs: VlmInputs, opts: { cache?: KVCache; lastOnly?: boolean; logitsAt?: Tensor } = {}): Tensor {
     const x = this.inputEmbeddings(inputs);
     const [B, T] = inputs.tokens.shape;
     const cache = opts.cache;
@@ -325,7 +337,13 @@ export class VisionLanguageModel extends Module {
     }
     let h = this.decoder.forwardEmbeddings(x, inputs.positions, masks, cache);
     if (cache) cache.length += T;
+    check(!(opts.lastOnly && opts.logitsAt), 'VisionLanguageModel.forward', () => 'lastOnly and logitsAt exclude each other');
     if (opts.lastOnly) h = reshape(slice(h, 1, T - 1, T), [B, h.shape[2]]);
+    else if (opts.logitsAt) {
+      const at = opts.logitsAt;
+      check(at.dtype === 'i32' && at.ndim === 1, 'VisionLanguageModel.forward', () => `logitsAt must be a (K,) i32 tensor of slot indices in [0, B·T = ${B * T}), got ${at.describe()}`);
+      h = indexSelect(reshape(h, [B * T, h.shape[2]]), 0, at);
+    }
     return this.decoder.logits(h);
   }
 
@@ -350,4 +368,6 @@ export function validateConfig(c: VlmConfig): void {
     () => `widths must be multiples of the head counts: dim ${c.dim} / heads ${c.heads}, visionDim ${c.visionDim} / visionHeads ${c.visionHeads}`);
   check(c.dim / c.heads <= 128 && c.visionDim / c.visionHeads <= 128, op, () => 'the attention kernel supports head dimensions up to 128');
   check(c.dropout >= 0 && c.dropout < 1, op, () => `dropout must be in [0, 1), got ${c.dropout}`);
+  check(c.pixelMean === undefined || Number.isFinite(c.pixelMean), op, () => `pixelMean must be a finite number, got ${String(c.pixelMean)}`);
+  check(c.pixelStd === undefined || (Number.isFinite(c.pixelStd) && c.pixelStd > 0), op, () => `pixelStd must be a positive number, got ${String(c.pixelStd)}`);
 }

@@ -109,18 +109,20 @@ export function parseDataArgs(argv: readonly string[]): Parsed {
   return { opts: o as DataOptions, quiet };
 }
 
-/** A progress bar on stderr: redrawn in place on a terminal, a line per 10% otherwise. */
-export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr): (done: number, total: number) => void {
+/** A progress bar on stderr: redrawn in place on a terminal, a line per 10% otherwise. `unit` names what is counted. */
+export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr, unit = 'images'): (done: number, total: number, extra?: string) => void {
   const start = performance.now();
   let lastTenth = -1;
   let lastDraw = 0;
-  return (done, total) => {
+  return (done, total, extra) => {
     const now = performance.now();
     const frac = total > 0 ? done / total : 1;
     const secs = (now - start) / 1000;
     const rate = secs > 0 ? done / secs : 0;
     const eta = rate > 0 ? (total - done) / rate : 0;
-    const text = `${label} ${Math.floor(frac * 100)}% ${done}/${total} images, ${rate.toFixed(1)} img/s, ETA ${eta.toFixed(0)} s`;
+    const short = unit === 'images' ? 'img' : unit;
+    const etaText = done > 0 ? `${eta.toFixed(0)} s` : '?';
+    const text = `${label} ${Math.floor(frac * 100)}% ${done}/${total} ${unit}, ${rate.toFixed(rate < 10 ? 2 : 1)} ${short}/s, ETA ${etaText}${extra ? `, ${extra}` : ''}`;
     if (stream.isTTY) {
       if (done < total && now - lastDraw < 100) return;
       lastDraw = now;

@@ -1,0 +1,75 @@
+// Training and evaluation examples as text + scenes, before tokenization and rendering. Stage 0 draws
+// an endless seeded stream of them; evaluation draws held-out ones from other streams.
+import { Policy, PolicyMode, clevrQuery, clevrResponse, policyText, randomPolicies, scoreClevr } from '../data/clevr_policy.js';
+import { policyCropScenes } from '../data/render.js';
+import { Rng } from '../data/rng.js';
+import { Scene, describeObject, sampleScene } from '../data/scene.js';
+import { QaKind, sceneQaPrompt, sceneQaResponse, sceneQuestion, scoreSceneQa } from '../data/sceneqa.js';
+import { sceneForCase } from '../data/clevr_policy.js';
+
+/** One example: a prompt with one `<image>` per scene (in order), the gold response, and how to score an output. */
+export interface TextExample {
+  task: 'describe' | 'sceneqa' | 'policy';
+  prompt: string;
+  response: string;
+  /** Scenes for the prompt's `<image>` places, in order (policy crops first, then the image). */
+  scenes: Scene[];
+  /** 1 if `output` is right, else 0. */
+  score: (output: string) => number;
+  /** Label for per-group metrics ("sceneqa/exist", "policy/T2"). */
+  group: string;
+  /** Cases of the policy (policy examples): the balanced majority baseline is 1/cases. */
+  cases?: number;
+}
+
+export const DESCRIBE_QUESTION = 'What objects are there?';
+
+/** "There is a large green rubber cylinder. There is a …": every object, left to right. */
+export function describeScene(scene: Scene): string {
+  const objs = [...scene.objects].sort((a, b) => a.box[0] + a.box[2] - (b.box[0] + b.box[2]));
+  return objs.map((o) => `There is a ${describeObject(o)}.`).join(' ');
+}
+
+export function describeExample(r: Rng): TextExample {
+  const scene = sampleScene(r);
+  const response = describeScene(scene);
+  return { task: 'describe', group: 'describe', prompt: `<image>\n${DESCRIBE_QUESTION}`, response, scenes: [scene], score: (o) => Number(o.trim() === response) };
+}
+
+export function sceneQaExample(r: Rng, kind?: QaKind): TextExample {
+  const scene = sampleScene(r);
+  const q = sceneQuestion(r, scene.objects, kind);
+  return { task: 'sceneqa', group: `sceneqa/${q.kind}`, prompt: sceneQaPrompt(q), response: sceneQaResponse(q), scenes: [scene], score: (o) => Number(scoreSceneQa(o, q.answer).correct) };
+}
+
+/**
+ * A policy given in context (policy text, then the image and the query), a scene drawn for a
+ * uniformly chosen case, and the gold CoT. `cropSeed` seeds the -M crop renders.
+ */
+export function policyExample(r: Rng, p: Policy, cropSeed: number, withPolicy = true): TextExample {
+  const k = r.int(0, p.cases - 1);
+  const scene = sceneForCase(r, p, k);
+  const { response } = clevrResponse(p, scene.objects);
+  const prompt = `<image>\n${clevrQuery(p.name)}`;
+  return {
+    task: 'policy', group: `policy/${p.mode}${p.depth}`, cases: p.cases,
+    prompt: withPolicy ? `${policyText(p)}\n${prompt}` : prompt,
+    response, scenes: withPolicy ? [...policyCropScenes(p, cropSeed), scene] : [scene],
+    score: (o) => Number(scoreClevr(o, k, p.cases).correct),
+  };
+}
+
+/** Pools of random (never target) policies per mode and depth, windows of one endless stream. */
+export class PolicyPool {
+  private readonly pools = new Map<string, Policy[]>();
+  constructor(readonly seed: number, readonly size: number, readonly offset = 0) {}
+  get(mode: PolicyMode, depth: number): Policy[] {
+    const key = `${mode}${depth}`;
+    let p = this.pools.get(key);
+    if (!p) {
+      p = randomPolicies(this.seed, mode, depth, this.size, this.offset);
+      this.pools.set(key, p);
+    }
+    return p;
+  }
+}

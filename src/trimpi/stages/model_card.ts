@@ -1,0 +1,58 @@
+// The base model's card: what a user of models/base-cpu needs to know (recipe, data, steps, wall
+// time, device, held-out accuracies against their targets), written beside the weights.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { currentDevice } from '../../tensor/device.js';
+import type { EvalSummary } from './generation.js';
+import type { Stage0Config } from './stage0.js';
+
+const pct = (x: number | undefined): string => (x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+
+/** Writes DIR/README.md from the run's config, metrics.jsonl and evaluation. */
+export function writeModelCard(dir: string, config: Stage0Config, ev: Record<string, EvalSummary>, seconds: number): void {
+  const metricsPath = join(dir, 'metrics.jsonl');
+  const lines = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as { step: number; loss: number; seconds: number }) : [];
+  const last = lines[lines.length - 1];
+  const wall = last?.seconds ?? seconds;
+  const dev = currentDevice().adapter;
+  const pol = ev.policy?.groups ?? {};
+  const groupRows = Object.entries({ ...ev.sceneqa?.groups, ...ev.describe?.groups, ...pol })
+    .map(([g, v]) => `| ${g} | ${pct(v.accuracy)} | ${v.n} |`).join('\n');
+  const majority = (g: string): string => (g.endsWith('2') ? '25.0%' : g.endsWith('4') ? `~${(100 / 10).toFixed(0)}% (1/cases)` : '');
+  const text = `# Base model \`${dir.split('/').pop()}\` (stage 0)
+
+The stand-in for the paper's pretrained Qwen2.5-VL: a ${config.preset}-preset vision-language model
+(ViT encoder + linear projector + causal decoder, tied embeddings) trained **from scratch** by
+\`trimpi pretrain --out ${dir}\` with the recipe below (src/trimpi/stages/stage0.ts). It has never seen
+an MPI target policy: policies come from \`randomPolicies()\`, which excludes every target name and tree.
+
+## Recipe
+- Tasks, one seeded stream (step s depends only on the seed and s), weights moving linearly from start to end:
+  - describe: \`<image> What objects are there?\` → every object, left to right (${config.mixStart.describe} → ${config.mixEnd.describe})
+  - SceneQA: counting, existence (also of conjunctions), attribute queries (${config.mixStart.sceneqa} → ${config.mixEnd.sceneqa})
+  - a random policy in context with the gold CoT (${config.mixStart.policy} → ${config.mixEnd.policy}); kinds: ${config.policyKinds.map((k) => `${k.mode}${k.depth} (${k.start} → ${k.end})`).join(', ')}
+- ${config.steps} AdamW steps of ${config.batchSize} sequences (micro-batches of at most ${config.microBatchPositions} padded positions),
+  lr ${config.lr} with ${config.warmupSteps} warmup steps and cosine decay to ${config.minLr}; seed ${config.seed}.
+- Loss: token-mean cross-entropy on the response tokens.
+- Full config: \`stage0.json\`; loss per logged step: \`metrics.jsonl\`.
+
+## Run
+- Steps: ${last ? last.step + 1 : config.steps}; final logged loss ${last ? last.loss.toFixed(3) : 'n/a'}.
+- Wall time: ${(wall / 60).toFixed(1)} min of training on ${dev.description || dev.device} (${dev.backend}), plus the evaluation.
+
+## Held-out accuracy (greedy; fresh scenes; in-context policies from a window of the random-policy stream after the training pool)
+| group | accuracy | n |
+|---|---|---|
+${groupRows}
+
+Targets from the issue: SceneQA ≥ 90% (measured: ${pct(ev.sceneqa?.accuracy)}); following fresh random policies in context
+at N = 2 ≥ 70% (measured: T2 ${pct(pol['policy/T2']?.accuracy)}, M2 ${pct(pol['policy/M2']?.accuracy)}; majority ${majority('2')}) and at N = 4 ≥ 30%
+(measured: T4 ${pct(pol['policy/T4']?.accuracy)}; majority 1/cases). Reported as measured.
+
+## Files
+- \`model.safetensors\`, \`config.json\`: the weights and model config (\`loadVisionLanguageModel('${dir}')\`).
+- \`vocab.json\`: the tokenizer's vocabulary (\`Tokenizer.load\`), identical to \`defaultTokenizer()\`.
+- \`eval.json\`: the evaluation with example outputs.
+`;
+  writeFileSync(join(dir, 'README.md'), text);
+}

@@ -1,0 +1,268 @@
+// Stage 0: the base model, trained from scratch to see scenes and to follow a policy it reads. It
+// stands in for the paper's pretrained Qwen2.5-VL (docs/trimpi.md section 2). The MPI target
+// policies are never used here: policies come from randomPolicies(), which excludes every target
+// name and tree of the same seed.
+//
+// The recipe, one seeded stream of three tasks (a curriculum moves weight from perception to policies):
+//   describe  "<image> What objects are there?" → "There is a large green rubber cylinder. There is …"
+//             (every object, left to right): a dense perception signal, every token an attribute
+//   sceneqa   counting, existence (of conjunctions too: the "focus" of a policy) and attribute queries
+//   policy    a random policy (-T / -M, depth 2 / 4) in context, a scene drawn for a uniformly chosen
+//             case, the gold CoT: learning to read a policy and to apply it
+// Loss: token-mean cross-entropy on the response only. Resumable: the stream of step s depends only
+// on (seed, s), and a checkpoint holds the model, the optimizer and the step.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tokenizer, defaultTokenizer } from '../data/tokenizer.js';
+import { PolicyMode } from '../data/clevr_policy.js';
+import { rng } from '../data/rng.js';
+import { Trainer } from '../../nn/train.js';
+import { VisionLanguageModel } from '../../nn/vlm.js';
+import { preset } from '../../nn/presets.js';
+import { loadCheckpoint, readManifest, saveCheckpoint, JsonValue } from '../../nn/checkpoint.js';
+import { aggregateLoss } from '../losses/aggregate.js';
+import { neg } from '../../tensor/ops.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { check } from '../../tensor/errors.js';
+import { currentDevice } from '../../tensor/device.js';
+import { TargetBatch, microBatches, targetLogProbs, toTargetInputs } from './batch.js';
+import { PolicyPool, TextExample, describeExample, policyExample, sceneQaExample } from './examples.js';
+import { EvalSummary, encodeExample, evaluateExamples, renderExampleScenes } from './generation.js';
+
+/** Everything that defines a stage-0 run (saved beside the checkpoint). */
+export interface Stage0Config {
+  preset: 'tiny' | 'cpu' | 'gpu';
+  seed: number;
+  /** Optimizer steps (the cosine schedule's length). */
+  steps: number;
+  /** Sequences per step. */
+  batchSize: number;
+  lr: number;
+  minLr: number;
+  warmupSteps: number;
+  /** Task weights at the start and at the end of training (linear in between). */
+  mixStart: { describe: number; sceneqa: number; policy: number };
+  mixEnd: { describe: number; sceneqa: number; policy: number };
+  /** Kinds of policy (mode and depth) for the policy task, each with its weight at the start and end. */
+  policyKinds: { mode: PolicyMode; depth: number; start: number; end: number }[];
+  /** Padded positions per micro-batch at most (examples are sorted by length and grouped). */
+  microBatchPositions: number;
+  /** Random policies in the training pool per (mode, depth). */
+  poolSize: number;
+  /** Held-out evaluation items per group at the end. */
+  evalItems: number;
+  /** Model overrides (e.g. { maxPositions: 1024 }). */
+  model?: Record<string, number>;
+}
+
+export const STAGE0_DEFAULTS: Stage0Config = {
+  preset: 'cpu', seed: 0, steps: 1100, batchSize: 16, lr: 1e-3, minLr: 1e-4, warmupSteps: 100,
+  mixStart: { describe: 0.5, sceneqa: 0.4, policy: 0.1 },
+  mixEnd: { describe: 0.15, sceneqa: 0.2, policy: 0.65 },
+  // -M at depth 4 (~1,450 positions with its crops) is left out at the cpu scale: one costs ~15 scene questions
+  policyKinds: [{ mode: 'T', depth: 2, start: 1, end: 1 }, { mode: 'M', depth: 2, start: 1, end: 1 }, { mode: 'T', depth: 4, start: 0, end: 0.6 }],
+  microBatchPositions: 4096,
+  poolSize: 3000, evalItems: 100,
+};
+
+const lerp = (a: number, b: number, t: number): number => a + (b - a) * t;
+
+/** The examples of step `step` (a pure function of the config and the step). */
+export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number): TextExample[] {
+  const t = Math.min(1, step / Math.max(1, c.steps - 1));
+  const mix = (['describe', 'sceneqa', 'policy'] as const).map((k) => lerp(c.mixStart[k], c.mixEnd[k], t));
+  const kindW = c.policyKinds.map((k) => lerp(k.start, k.end, t));
+  return Array.from({ length: c.batchSize }, (_, k) => {
+    const r = rng(c.seed, 'stage0', step, k);
+    const task = r.weighted(mix);
+    if (task === 0) return describeExample(r);
+    if (task === 1) return sceneQaExample(r);
+    const { mode, depth } = c.policyKinds[r.weighted(kindW)];
+    return policyExample(r, r.pick(pool.get(mode, depth)), c.seed);
+  });
+}
+
+/** Held-out examples: fresh scenes from another stream, policies from a window after the training pool. */
+export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
+  const heldOut = new PolicyPool(c.seed, n, c.poolSize);
+  const out: TextExample[] = [];
+  const r = rng(c.seed, 'stage0-eval');
+  for (const kind of ['count', 'exist', 'query'] as const) for (let i = 0; i < n; i++) out.push(sceneQaExample(r, kind));
+  for (let i = 0; i < n; i++) out.push(describeExample(r));
+  for (const { mode, depth } of c.policyKinds) {
+    const pols = heldOut.get(mode, depth);
+    for (let i = 0; i < n; i++) out.push(policyExample(r, pols[i], c.seed + 1));
+  }
+  return out;
+}
+
+export interface Stage0Progress {
+  step: number;
+  steps: number;
+  loss: number;
+  lr: number;
+  positionsPerSecond: number;
+  elapsedSeconds: number;
+}
+
+export interface Stage0RunOptions {
+  /** Stop (after saving) once this much wall time has passed in this process; resume later. */
+  maxSeconds?: number;
+  /** Save every this many seconds (default 300) and at the end. */
+  saveEverySeconds?: number;
+  /** Read the loss back every this many steps for the log (default 10). */
+  logEvery?: number;
+  onProgress?: (p: Stage0Progress) => void;
+  /** Skip the final evaluation. */
+  noEval?: boolean;
+}
+
+const CKPT = 'checkpoint';
+
+/** Saves into dir/checkpoint through a sibling temp dir and two renames (a crash leaves one loadable). */
+async function saveAtomically(dir: string, model: VisionLanguageModel, trainer: Trainer<unknown>, extra: JsonValue): Promise<void> {
+  const fresh = join(dir, `${CKPT}.new`);
+  const old = join(dir, `${CKPT}.old`);
+  rmSync(fresh, { recursive: true, force: true });
+  await saveCheckpoint(fresh, model, { optimizer: trainer.optimizer, extra });
+  if (existsSync(join(dir, CKPT))) {
+    rmSync(old, { recursive: true, force: true });
+    renameSync(join(dir, CKPT), old);
+  }
+  renameSync(fresh, join(dir, CKPT));
+  rmSync(old, { recursive: true, force: true });
+}
+
+function latestCheckpoint(dir: string): string | null {
+  for (const d of [CKPT, `${CKPT}.old`]) {
+    const p = join(dir, d);
+    try {
+      readManifest(p);
+      return p;
+    } catch {
+      // not there or incomplete
+    }
+  }
+  return null;
+}
+
+export interface Stage0Result {
+  model: VisionLanguageModel;
+  tokenizer: Tokenizer;
+  step: number;
+  done: boolean;
+  eval: Record<string, EvalSummary> | null;
+}
+
+/**
+ * Trains (or resumes) a stage-0 base model in `dir`: dir/checkpoint (model + optimizer + step),
+ * dir/metrics.jsonl (one line per logged step), dir/stage0.json (the config). When the steps are
+ * done, evaluates on held-out data and writes dir/eval.json. The returned model is the caller's.
+ */
+export async function trainStage0(dir: string, config: Stage0Config, opts: Stage0RunOptions = {}): Promise<Stage0Result> {
+  const op = 'trainStage0';
+  check(Number.isInteger(config.steps) && config.steps > 0 && Number.isInteger(config.batchSize) && config.batchSize > 0, op,
+    () => `steps and batchSize must be positive integers, got ${config.steps}, ${config.batchSize}`);
+  mkdirSync(dir, { recursive: true });
+  const cfgPath = join(dir, 'stage0.json');
+  if (existsSync(cfgPath)) {
+    const saved = JSON.parse(readFileSync(cfgPath, 'utf8')) as Stage0Config;
+    check(JSON.stringify(saved) === JSON.stringify(config), op, () => `${dir} holds a run with another config (${cfgPath}); use a new directory`);
+  } else writeFileSync(cfgPath, JSON.stringify(config, null, 1) + '\n');
+  const tok = defaultTokenizer();
+  const p = preset(config.preset, tok.size, { seed: config.seed, ...(config.model ?? {}) });
+  const model = new VisionLanguageModel(p.model);
+  const trainer = new Trainer<{ tb: TargetBatch; images: Tensor | null }>(model, {
+    lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, totalSteps: config.steps,
+    weightDecay: p.train.weightDecay, betas: p.train.betas, maxGradNorm: p.train.maxGradNorm, seed: config.seed,
+  });
+  try {
+    const ck = latestCheckpoint(dir);
+    if (ck) loadCheckpoint(ck, model, { optimizer: trainer.optimizer });
+    const metricsPath = join(dir, 'metrics.jsonl');
+    // drop log lines past the checkpoint (they will be written again)
+    if (existsSync(metricsPath)) {
+      const keep = readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step < trainer.step);
+      writeFileSync(metricsPath, keep.map((l) => l + '\n').join(''));
+    }
+    const pool = new PolicyPool(config.seed, config.poolSize);
+    // wall time adds up across resumed processes (the log's last line holds it)
+    const logged = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l.trim()) : [];
+    const offset = logged.length ? (JSON.parse(logged[logged.length - 1]) as { seconds: number }).seconds : 0;
+    const started = performance.now() - offset * 1000;
+    let lastSave = started;
+    let positions = 0;
+    let windowStart = started;
+    const logEvery = opts.logEvery ?? 10;
+    // called inside trainStep's tidy(): the intermediates live until the backward is done
+    const lossOf = (tb: TargetBatch, images: Tensor | null): Tensor => {
+      const ti = toTargetInputs(model, tb, images);
+      return aggregateLoss(neg(targetLogProbs(model, ti)), ti.mask, 'token-mean');
+    };
+    let pendingLoss: { step: number; loss: Tensor; lr: number } | null = null;
+    while (trainer.step < config.steps) {
+      const step = trainer.step;
+      const examples = stage0Examples(config, pool, step);
+      const micro: { tb: TargetBatch; images: Tensor | null }[] = [];
+      for (const mb of microBatches(model, examples.map((e) => encodeExample(tok, e)), examples, 'response', config.microBatchPositions)) {
+        micro.push({ tb: mb.tb, images: await renderExampleScenes(mb.extras) });
+        positions += mb.tb.batch.B * mb.tb.batch.T;
+      }
+      const res = trainer.trainStep(micro, (mb) => lossOf(mb.tb, mb.images));
+      for (const mb of micro) mb.images?.dispose();
+      res.gradNorm.dispose();
+      if (step % logEvery === logEvery - 1 || step === config.steps - 1) {
+        pendingLoss?.loss.dispose();
+        pendingLoss = { step, loss: res.loss, lr: res.lr };
+        const loss = await res.loss.item();
+        const now = performance.now();
+        const rec = { step, loss, lr: res.lr, positionsPerSecond: positions / ((now - windowStart) / 1000), seconds: (now - started) / 1000 };
+        appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
+        opts.onProgress?.({ step: step + 1, steps: config.steps, loss, lr: res.lr, positionsPerSecond: rec.positionsPerSecond, elapsedSeconds: rec.seconds });
+        positions = 0;
+        windowStart = now;
+      } else res.loss.dispose();
+      const now = performance.now();
+      const timeUp = opts.maxSeconds !== undefined && (now - started) / 1000 >= opts.maxSeconds;
+      if (trainer.step === config.steps || timeUp || now - lastSave >= (opts.saveEverySeconds ?? 300) * 1000) {
+        await saveAtomically(dir, model, trainer, { stage: 'stage0', device: currentDevice().adapter.description || currentDevice().adapter.device });
+        lastSave = performance.now();
+      }
+      if (timeUp) break;
+    }
+    pendingLoss?.loss.dispose();
+    const done = trainer.step >= config.steps;
+    if (done) {
+      // the shipped base: weights and config at the top of dir (no optimizer), the tokenizer beside
+      await saveCheckpoint(dir, model, { extra: { stage: 'stage0', steps: trainer.step } });
+      tok.save(join(dir, 'vocab.json'));
+    }
+    let evalResult: Record<string, EvalSummary> | null = null;
+    if (done && !opts.noEval) {
+      evalResult = await evaluateStage0(model, tok, config);
+      writeFileSync(join(dir, 'eval.json'), JSON.stringify(stripItems(evalResult), null, 1) + '\n');
+    }
+    return { model, tokenizer: tok, step: trainer.step, done, eval: evalResult };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    trainer.dispose();
+  }
+}
+
+/** Held-out accuracy of a base model: SceneQA, description, and in-context policies per mode and depth. */
+export async function evaluateStage0(model: VisionLanguageModel, tok: Tokenizer, config: Stage0Config, n = config.evalItems): Promise<Record<string, EvalSummary>> {
+  const all = stage0EvalExamples(config, n);
+  const out: Record<string, EvalSummary> = {};
+  for (const task of ['sceneqa', 'describe', 'policy'] as const) {
+    const ex = all.filter((e) => e.task === task);
+    out[task] = await evaluateExamples(model, tok, ex, { maxNewTokens: task === 'policy' ? 160 : 64, batchSize: 32 });
+  }
+  return out;
+}
+
+/** The summary without per-item outputs (keeps the first 5 per task as examples). */
+export function stripItems(r: Record<string, EvalSummary>): JsonValue {
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, { accuracy: v.accuracy, n: v.n, groups: v.groups, examples: v.items.slice(0, 5) }])) as unknown as JsonValue;
+}

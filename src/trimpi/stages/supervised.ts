@@ -1,0 +1,85 @@
+// The supervised stages of the paper's table, one loop for all three:
+//   direct SFT   (Q, I) → A             answer-only targets, every train record
+//   CoT SFT      (Q, I) → [C; A]        the CoT subset (1/8 of train, as the paper)
+//   VM-CPT       (P_T, P_I, I, Q, C, A) every text token a target, visual tokens masked (Eq. 2)
+// Losses, as in losses/sft.ts and losses/vmcpt.ts, on the packed target log-probs (stages/batch.ts):
+//   SFT     L = −(1/Σ m) Σ m·log p(o_t | Q, I, o_<t)                          token mean
+//   VM-CPT  L = −E_x[(1/Σ_t m_t) Σ_t m_t log p(x_t | x_<t)], m_t = 1[x_t ∉ P_I ∪ I]   per-sequence mean
+import { aggregateLoss } from '../losses/aggregate.js';
+import { neg } from '../../tensor/ops.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { check } from '../../tensor/errors.js';
+import { Trainer } from '../../nn/train.js';
+import type { VisionLanguageModel } from '../../nn/vlm.js';
+import { Tokenizer } from '../data/tokenizer.js';
+import { rng } from '../data/rng.js';
+import { SequenceExample, TargetBatch, TargetKind, microBatches, targetLogProbs, toTargetInputs } from './batch.js';
+import { MpiData, MpiRecord } from './mpi_data.js';
+
+export type SupervisedKind = 'direct-sft' | 'cot-sft' | 'vm-cpt';
+
+export interface SupervisedConfig {
+  kind: SupervisedKind;
+  epochs: number;
+  /** Sequences per optimizer step. */
+  batchSize: number;
+  lr: number;
+  /** Warmup as a fraction of the steps (the paper: 0.1 ratio is common; default 0.05). */
+  warmupFraction: number;
+  seed: number;
+  /** Padded positions per micro-batch at most. */
+  microBatchPositions: number;
+}
+
+/** The records a kind trains on, and how its sequences are built. */
+export function supervisedSequences(kind: SupervisedKind, data: MpiData, tok: Tokenizer): { seqs: SequenceExample[]; images: string[][]; target: TargetKind } {
+  const records: MpiRecord[] = kind === 'direct-sft' ? data.train : data.train.filter((r) => r.task !== 'clevr' || r.cot);
+  check(records.length > 0, 'supervisedSequences', () => `${kind}: no training records in ${data.dir}`);
+  const s = data.sequences(tok, records, { withPolicy: kind === 'vm-cpt', target: kind === 'direct-sft' ? 'direct' : 'cot' });
+  return { ...s, target: kind === 'vm-cpt' ? 'text' : 'response' };
+}
+
+export interface SupervisedProgress {
+  step: number;
+  steps: number;
+  loss: number;
+}
+
+/**
+ * Trains `model` in place for cfg.epochs over the stage's sequences (shuffled per epoch by the seed),
+ * from optimizer step `trainer.step` (resume). `onStep` runs after every step with the step index; it
+ * may save a checkpoint. Returns the per-logged-step losses.
+ */
+export async function trainSupervised(
+  model: VisionLanguageModel, trainer: Trainer<{ tb: TargetBatch; keys: string[] }>, data: MpiData, tok: Tokenizer, cfg: SupervisedConfig,
+  hooks: { onStep?: (p: SupervisedProgress) => Promise<void> | void; logEvery?: number } = {},
+): Promise<void> {
+  const { seqs, images, target } = supervisedSequences(cfg.kind, data, tok);
+  const steps = supervisedSteps(cfg, seqs.length);
+  const perEpoch = Math.ceil(seqs.length / cfg.batchSize);
+  const agg = cfg.kind === 'vm-cpt' ? 'seq-mean-token-mean' : 'token-mean';
+  const lossOf = (mb: { tb: TargetBatch; keys: string[] }): Tensor => {
+    const ti = toTargetInputs(model, mb.tb, data.imageTensor(mb.keys));
+    return aggregateLoss(neg(targetLogProbs(model, ti)), ti.mask, agg);
+  };
+  const logEvery = hooks.logEvery ?? 10;
+  while (trainer.step < steps) {
+    const step = trainer.step;
+    const epoch = Math.floor(step / perEpoch);
+    const order = rng(cfg.seed, 'supervised', cfg.kind, epoch).shuffle(seqs.map((_, i) => i));
+    const idx = order.slice((step % perEpoch) * cfg.batchSize, (step % perEpoch + 1) * cfg.batchSize);
+    const micro = microBatches(model, idx.map((i) => seqs[i]), idx.map((i) => images[i]), target, cfg.microBatchPositions)
+      .map((m) => ({ tb: m.tb, keys: m.extras.flat() }));
+    const res = trainer.trainStep(micro, lossOf);
+    res.gradNorm.dispose();
+    let loss = NaN;
+    if (step % logEvery === logEvery - 1 || step === steps - 1) loss = await res.loss.item();
+    res.loss.dispose();
+    await hooks.onStep?.({ step: step + 1, steps, loss });
+  }
+}
+
+/** Optimizer steps of a supervised stage over n sequences. */
+export function supervisedSteps(cfg: SupervisedConfig, n: number): number {
+  return Math.max(1, Math.round(cfg.epochs * Math.ceil(n / cfg.batchSize)));
+}
