@@ -27,3 +27,6 @@ export { setMatmulConfig } from './kernels/matmul.js';
 export type { MatmulConfig, MatmulVariant } from './kernels/matmul.js';
 export * as data from './trimpi/data/index.js';
 export * as nn from './nn/index.js';
+export * as stages from './trimpi/stages/index.js';
+export * as evaluation from './trimpi/eval/index.js';
+export * as pipeline from './trimpi/run.js';

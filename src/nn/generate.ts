@@ -23,6 +23,8 @@ export interface SampleOptions {
   temperature?: number;
   /** Sample among the k most likely tokens only (0 or undefined: the whole vocabulary). */
   topK?: number;
+  /** Ids never drawn (generate() always adds the model's `<image>` id: an image place cannot be generated). */
+  suppress?: readonly number[];
 }
 
 export interface GenerateOptions extends SampleOptions {
@@ -66,22 +68,27 @@ export class SamplerRng {
 export function sampleToken(logits: ArrayLike<number>, offset: number, V: number, opts: SampleOptions, rng: SamplerRng): { id: number; logProb: number } {
   const temperature = opts.temperature ?? 1;
   const topK = opts.topK ?? 0;
+  const banned = opts.suppress && opts.suppress.length ? new Set(opts.suppress) : null;
   let maxV = -Infinity;
   let argmax = 0;
+  let best = -Infinity;
   for (let i = 0; i < V; i++) {
     const x = logits[offset + i];
-    if (x > maxV) {
-      maxV = x;
+    if (x > maxV) maxV = x;
+    if (x > best && !banned?.has(i)) {
+      best = x;
       argmax = i;
     }
   }
   let lse = 0;
   for (let i = 0; i < V; i++) lse += Math.exp(logits[offset + i] - maxV);
   const logZ = maxV + Math.log(lse);
+  // log p under the whole distribution (temperature 1, nothing suppressed): what the RL losses recompute
   const logProb = (id: number): number => logits[offset + id] - logZ;
   if (temperature === 0 || topK === 1) return { id: argmax, logProb: logProb(argmax) };
-  // candidates: all ids, or the k largest (ties broken by the lower id)
+  // candidates: all allowed ids, or the k largest of them (ties broken by the lower id)
   let ids = Array.from({ length: V }, (_, i) => i);
+  if (banned) ids = ids.filter((i) => !banned.has(i));
   if (topK > 0 && topK < V) ids = ids.sort((a, b) => logits[offset + b] - logits[offset + a] || a - b).slice(0, topK);
   const weights = ids.map((i) => Math.exp((logits[offset + i] - maxV) / temperature));
   const total = weights.reduce((a, b) => a + b, 0);
@@ -112,6 +119,7 @@ export async function generate(model: VisionLanguageModel, prompts: readonly (re
   const result: GenerateResult = { tokens: prompts.map(() => []), logProbs: prompts.map(() => []), finished: prompts.map(() => false) };
   if (maxNew <= 0) return result;
   const rng = new SamplerRng(opts.seed ?? 0);
+  const sampling: SampleOptions = { ...opts, suppress: [...(opts.suppress ?? []), cfg.imageTokenId] };
   const V = cfg.vocabSize;
   const wasTraining = model.training;
   model.eval();
@@ -128,7 +136,7 @@ export async function generate(model: VisionLanguageModel, prompts: readonly (re
       const feed = new Int32Array(B).fill(cfg.padId);
       for (let b = 0; b < B; b++) {
         if (result.finished[b]) continue;
-        const { id, logProb } = sampleToken(data, b * V, V, opts, rng);
+        const { id, logProb } = sampleToken(data, b * V, V, sampling, rng);
         result.tokens[b].push(id);
         result.logProbs[b].push(logProb);
         if (id === opts.eosId) result.finished[b] = true;

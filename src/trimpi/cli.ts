@@ -1,8 +1,8 @@
 // `trimpi run` and `trimpi pretrain`: argument parsing (every flag validated before the GPU starts;
 // bad input exits 2 with the usage) and the runs themselves.
 import { existsSync } from 'node:fs';
-import { TrimpiError } from '../tensor/errors.js';
-import { init } from '../tensor/device.js';
+import { TrimpiError } from '../gpu/errors.js';
+import { init } from '../gpu/device.js';
 import { defaultTokenizer } from './data/tokenizer.js';
 import { DEMO_METHODS, METHOD_NAMES, MethodName, RunConfig, SCALES, formatResults, runPipeline } from './run.js';
 import { STAGE0_DEFAULTS, Stage0Config, trainStage0, stripItems } from './stages/stage0.js';

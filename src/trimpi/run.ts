@@ -10,12 +10,12 @@
 //   runs/NAME/<setting>/results.json         the table, baselines, stage summaries, config, device
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { check, TrimpiError } from '../tensor/errors.js';
-import { currentDevice } from '../tensor/device.js';
-import { memoryStats, resetPeak } from '../tensor/stats.js';
+import { check, TrimpiError } from '../gpu/errors.js';
+import { currentDevice } from '../gpu/device.js';
+import { memoryStats, resetPeak } from '../gpu/stats.js';
 import { loadCheckpoint, loadVisionLanguageModel, readManifest, saveCheckpoint, JsonValue } from '../nn/checkpoint.js';
 import { Trainer } from '../nn/train.js';
-import type { VisionLanguageModel } from '../nn/vlm.js';
+import { applyLora, LoraHandle } from '../nn/lora.js';
 import { EOS, Tokenizer } from './data/tokenizer.js';
 import { progressBar } from './data/cli.js';
 import { rng } from './data/rng.js';
@@ -71,7 +71,11 @@ export const DEMO_METHODS: MethodName[] = ['in-context', 'direct-sft', 'cot-sft'
 export interface ScaleConfig {
   data: Omit<MpiDataSpec, 'setting' | 'depth' | 'seed' | 'imageSize'>;
   /** Per supervised kind: epochs; the rest shared. Learning rates follow the paper's ratios (RL = SFT / 10 … /20). */
-  sft: Omit<SupervisedConfig, 'kind' | 'epochs' | 'seed'> & { epochs: Record<SupervisedKind, number> };
+  sft: Omit<SupervisedConfig, 'kind' | 'epochs' | 'seed'> & {
+    epochs: Record<SupervisedKind, number>;
+    /** LoRA on every linear layer, merged at the end of the stage (the paper: rank 8); null: full fine-tuning. VM-CPT is always full. */
+    lora: { rank: number; alpha: number; lr: number } | null;
+  };
   rl: Omit<RlConfig, 'algorithm' | 'poro' | 'seed'>;
   /** Test records evaluated (0: all). */
   evalLimit: number;
@@ -82,28 +86,28 @@ export const SCALES: Readonly<Record<'tiny' | 'demo' | 'small' | 'gpu', ScaleCon
   // the tests: seconds
   tiny: {
     data: { policies: 2, train: 8, test: 3 },
-    sft: { epochs: { 'direct-sft': 1, 'cot-sft': 1, 'vm-cpt': 1 }, batchSize: 4, lr: 1e-3, warmupFraction: 0, microBatchPositions: 4096 },
+    sft: { epochs: { 'direct-sft': 1, 'cot-sft': 1, 'vm-cpt': 1 }, batchSize: 4, lr: 1e-3, warmupFraction: 0, microBatchPositions: 4096, lora: { rank: 2, alpha: 4, lr: 2e-3 } },
     rl: { steps: 1, prompts: 2, G: 2, miniBatches: 1, lr: 1e-4, maxNewTokens: 6, temperature: 1 },
     evalLimit: 4, evalMaxNewTokens: 6,
   },
   // npm start: minutes on lavapipe
   demo: {
     data: { policies: 10, train: 64, test: 10 },
-    sft: { epochs: { 'direct-sft': 2, 'cot-sft': 3, 'vm-cpt': 1 }, batchSize: 16, lr: 5e-4, warmupFraction: 0.05, microBatchPositions: 4096 },
+    sft: { epochs: { 'direct-sft': 2, 'cot-sft': 3, 'vm-cpt': 1 }, batchSize: 16, lr: 5e-4, warmupFraction: 0.05, microBatchPositions: 4096, lora: { rank: 8, alpha: 16, lr: 1e-3 } },
     rl: { steps: 6, prompts: 8, G: 4, miniBatches: 2, lr: 5e-5, maxNewTokens: 80, temperature: 1 },
     evalLimit: 0, evalMaxNewTokens: 80,
   },
   // results/: an hour or more per setting on lavapipe
   small: {
     data: { policies: 10, train: 400, test: 40 },
-    sft: { epochs: { 'direct-sft': 2, 'cot-sft': 3, 'vm-cpt': 1 }, batchSize: 16, lr: 5e-4, warmupFraction: 0.05, microBatchPositions: 4096 },
+    sft: { epochs: { 'direct-sft': 2, 'cot-sft': 3, 'vm-cpt': 1 }, batchSize: 16, lr: 5e-4, warmupFraction: 0.05, microBatchPositions: 4096, lora: { rank: 8, alpha: 16, lr: 1e-3 } },
     rl: { steps: 20, prompts: 16, G: 5, miniBatches: 2, lr: 5e-5, maxNewTokens: 160, temperature: 1 },
     evalLimit: 0, evalMaxNewTokens: 160,
   },
   // a lent GPU: the paper's sizes
   gpu: {
     data: { policies: 10, train: 2000, test: 200 },
-    sft: { epochs: { 'direct-sft': 2, 'cot-sft': 3, 'vm-cpt': 1 }, batchSize: 32, lr: 5e-4, warmupFraction: 0.05, microBatchPositions: 16384 },
+    sft: { epochs: { 'direct-sft': 2, 'cot-sft': 3, 'vm-cpt': 1 }, batchSize: 32, lr: 5e-4, warmupFraction: 0.05, microBatchPositions: 16384, lora: { rank: 8, alpha: 16, lr: 1e-3 } },
     rl: { steps: 100, prompts: 32, G: 5, miniBatches: 4, lr: 5e-5, maxNewTokens: 300, temperature: 1 },
     evalLimit: 0, evalMaxNewTokens: 300,
   },
@@ -184,31 +188,14 @@ function writeJsonAtomic(path: string, value: unknown): void {
   renameSync(tmp, path);
 }
 
-/** Saves through a sibling temp dir and two renames: a crash leaves the old or the new one loadable. */
-async function saveDir(dir: string, model: VisionLanguageModel, opts: Parameters<typeof saveCheckpoint>[2]): Promise<void> {
-  const fresh = `${dir}.new`;
-  const old = `${dir}.old`;
-  rmSync(fresh, { recursive: true, force: true });
-  await saveCheckpoint(fresh, model, opts);
-  if (existsSync(dir)) {
-    rmSync(old, { recursive: true, force: true });
-    renameSync(dir, old);
-  }
-  renameSync(fresh, dir);
-  rmSync(old, { recursive: true, force: true });
-}
-
-/** The loadable one of dir / dir.old (an interrupted saveDir), or null. */
+/** dir if it holds a committed checkpoint (saveCheckpoint commits atomically), else null. */
 function loadable(dir: string): string | null {
-  for (const d of [dir, `${dir}.old`]) {
-    try {
-      readManifest(d);
-      return d;
-    } catch {
-      // absent or incomplete
-    }
+  try {
+    readManifest(dir);
+    return dir;
+  } catch {
+    return null;
   }
-  return null;
 }
 
 function truncateMetrics(path: string, step: number): void {
@@ -333,12 +320,17 @@ async function runStage(
   const seed = config.seed;
   try {
     if (spec.sft) {
-      const cfg: SupervisedConfig = { ...scale.sft, kind: spec.sft, epochs: scale.sft.epochs[spec.sft], seed };
+      // LoRA (rank 8 on every linear layer, as the paper) for SFT; VM-CPT is a full fine-tune (paper section 3)
+      const lora = spec.sft !== 'vm-cpt' ? scale.sft.lora : null;
+      const cfg: SupervisedConfig = { ...scale.sft, kind: spec.sft, epochs: scale.sft.epochs[spec.sft], seed, lr: lora ? lora.lr : scale.sft.lr };
       const n = supervisedSequences(spec.sft, data, tok).seqs.length;
       const steps = supervisedSteps(cfg, n);
+      const adapters: LoraHandle | null = lora ? applyLora(model, { rank: lora.rank, alpha: lora.alpha, seed }) : null;
+      // built after applyLora: it trains the adapters only
       const trainer = new Trainer<{ tb: TargetBatch; keys: string[] }>(model, {
         lr: cfg.lr, minLr: cfg.lr / 10, warmupSteps: Math.round(cfg.warmupFraction * steps), totalSteps: steps, weightDecay: 0.01, maxGradNorm: 1, seed,
       });
+      let trainerAlive = true;
       try {
         const resume = loadable(resumeDir);
         if (resume) {
@@ -349,25 +341,33 @@ async function runStage(
         const progress = bar(`stage ${s}`, 'steps');
         let lastSave = performance.now();
         let lastLoss: number | null = null;
+        let positions = 0;
+        const trainStart = performance.now();
         await trainSupervised(model, trainer, data, tok, cfg, {
           onStep: async (p) => {
+            positions = p.positions;
             if (!Number.isNaN(p.loss)) {
               lastLoss = p.loss;
               appendFileSync(metricsPath, JSON.stringify({ step: p.step, loss: p.loss, lr: trainer.lrAt(p.step - 1), seconds: (performance.now() - started) / 1000 }) + '\n');
             }
             progress(p.step, p.steps, lastLoss !== null ? `loss ${lastLoss.toFixed(3)}` : undefined);
             if (p.step < p.steps && performance.now() - lastSave > 120_000) {
-              await saveDir(resumeDir, model, { optimizer: trainer.optimizer });
+              await saveCheckpoint(resumeDir, model, { optimizer: trainer.optimizer });
               lastSave = performance.now();
             }
           },
         });
-        await saveDir(modelDir(s), model, { extra: { stage: s, from: spec.from } as JsonValue });
+        // the optimizer holds the adapters: free it before merging them into the weights
+        trainer.dispose();
+        trainerAlive = false;
+        adapters?.merge();
+        await saveCheckpoint(modelDir(s), model, { extra: { stage: s, from: spec.from, lora: lora ? { rank: lora.rank, alpha: lora.alpha } : null } as JsonValue });
         rmSync(resumeDir, { recursive: true, force: true });
         const seconds = (performance.now() - started) / 1000;
-        return { stage: s, from: spec.from, seconds, steps, positionsPerSecond: null, rolloutTokensPerSecond: null, peakGpuBytes: memoryStats().peakBytesInUse, finalLoss: lastLoss };
+        return { stage: s, from: spec.from, seconds, steps, positionsPerSecond: positions / ((performance.now() - trainStart) / 1000), rolloutTokensPerSecond: null, peakGpuBytes: memoryStats().peakBytesInUse, finalLoss: lastLoss };
       } finally {
-        trainer.dispose();
+        if (trainerAlive) trainer.dispose();
+        if (adapters?.active) adapters.dispose();
       }
     }
     // RL
@@ -390,11 +390,12 @@ async function runStage(
         last = await runner.rolloutStep(step);
         tokens += last.rolloutTokensPerSecond * last.rolloutSeconds;
         rolloutSeconds += last.rolloutSeconds;
+        // checkpoint first: a logged step is always a resumable one
+        if (step + 1 < scale.rl.steps) await saveCheckpoint(resumeDir, model, { optimizer: runner.trainer.optimizer, extra: { rolloutStep: step + 1 } });
         appendFileSync(metricsPath, JSON.stringify(last) + '\n');
         progress(step + 1, scale.rl.steps, `reward ${last.reward.toFixed(2)}${last.rewardWithPolicy !== null ? ` / with policy ${last.rewardWithPolicy.toFixed(2)}` : ''}`);
-        if (step + 1 < scale.rl.steps) await saveDir(resumeDir, model, { optimizer: runner.trainer.optimizer, extra: { rolloutStep: step + 1 } });
       }
-      await saveDir(modelDir(s), model, { extra: { stage: s, from: spec.from } as JsonValue });
+      await saveCheckpoint(modelDir(s), model, { extra: { stage: s, from: spec.from } as JsonValue });
       rmSync(resumeDir, { recursive: true, force: true });
       return {
         stage: s, from: spec.from, seconds: (performance.now() - started) / 1000, steps: scale.rl.steps, positionsPerSecond: null,

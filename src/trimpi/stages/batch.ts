@@ -6,7 +6,7 @@
 // batch keeps, per row, the R target slots packed left to right: rows (B·R) slot indices for
 // `model.forward(inputs, { logitsAt })`, targets (B, R) and a 0/1 mask (B, R). So the output head
 // runs on targets only, and every loss reads (B, R) log-probs.
-import { check } from '../../tensor/errors.js';
+import { check } from '../../gpu/errors.js';
 import { tensor, tokenLogProbs, reshape } from '../../tensor/ops.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { VisionLanguageModel, VlmBatch, VlmInputs } from '../../nn/vlm.js';

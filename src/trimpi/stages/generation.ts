@@ -6,7 +6,7 @@ import type { Scene } from '../data/scene.js';
 import { generate, GenerateResult } from '../../nn/generate.js';
 import type { VisionLanguageModel } from '../../nn/vlm.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { check } from '../../tensor/errors.js';
+import { check } from '../../gpu/errors.js';
 import type { SequenceExample } from './batch.js';
 import type { TextExample } from './examples.js';
 

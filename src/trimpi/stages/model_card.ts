@@ -2,7 +2,7 @@
 // time, device, held-out accuracies against their targets), written beside the weights.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { currentDevice } from '../../tensor/device.js';
+import { currentDevice } from '../../gpu/device.js';
 import type { EvalSummary } from './generation.js';
 import type { Stage0Config } from './stage0.js';
 

@@ -8,7 +8,7 @@ import { decodePng } from '../data/png.js';
 import { scoreClevr } from '../data/clevr_policy.js';
 import { scoreToolCall } from '../data/tool_policy.js';
 import { Tokenizer } from '../data/tokenizer.js';
-import { check } from '../../tensor/errors.js';
+import { check } from '../../gpu/errors.js';
 import { tensor } from '../../tensor/ops.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { encodeExample } from './generation.js';

@@ -14,7 +14,7 @@
 //                   (losses/policy.ts), −β·k3 KL to the reference for GRPO
 // Nothing is read back inside an update: the metrics stay GPU scalars until the step is over.
 import { noGrad } from '../../tensor/autograd.js';
-import { check } from '../../tensor/errors.js';
+import { check } from '../../gpu/errors.js';
 import { tidy } from '../../tensor/memory.js';
 import { tensor } from '../../tensor/ops.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -121,8 +121,28 @@ async function sample<I extends RlItem>(model: VisionLanguageModel, task: RlTask
   }
 }
 
-/** log π(o | prompt) of each row's response tokens, (B, R), no gradient; micro-batched. */
-function responseLogProbs(model: VisionLanguageModel, task: RlTask, batches: readonly { tb: TargetBatch; keys: string[] }[]): Tensor[] {
+/** A training row of an update: (no-policy prompt, response), its images and its advantage. */
+export interface RolloutRow {
+  seq: SequenceExample;
+  images: readonly string[];
+  advantage: number;
+}
+
+/**
+ * Step 5 of a rollout step: the responses of every (pooled) group as training rows, group by group
+ * with the no-policy responses first, each under the group's NO-policy prompt (Q, I) and with its
+ * advantage over the pooled group (buildPolicyRolloutBatch). An empty response becomes `<eos>`.
+ */
+export function rolloutRows(groups: readonly { group: PoRoGroup; images: readonly string[] }[], algorithm: RlAlgorithm, padId: number, eosId: number): RolloutRow[] {
+  const rb = buildPolicyRolloutBatch(groups.map((g) => g.group), { padId, advantage: algorithm.advantage });
+  return groups.flatMap((g) => [...g.group.noPolicy, ...g.group.withPolicy].map((r) => ({
+    seq: { prompt: g.group.prompt, response: r.tokens.length ? r.tokens : [eosId] },
+    images: g.images,
+  }))).map((r, k) => ({ ...r, advantage: rb.advantages[k] }));
+}
+
+/** Step 6: log π(o | prompt) of each micro-batch's response tokens, (B, R) each, no gradient. */
+export function responseLogProbs(model: VisionLanguageModel, task: RlTask, batches: readonly { tb: TargetBatch; keys: string[] }[]): Tensor[] {
   return batches.map(({ tb, keys }) => noGrad(() => tidy(() => {
     const images = task.images(keys);
     const lp = targetLogProbs(model, toTargetInputs(model, tb, images));
@@ -204,12 +224,7 @@ export class RlRunner<I extends RlItem> {
     }
 
     // 5. advantages over each (pooled) group; every row is (Q, I, o_i): the policy is in no row
-    const rb = buildPolicyRolloutBatch(groups.map((g) => g.group), { padId: this.model.config.padId, advantage: c.algorithm.advantage });
-    // rows in rb's order: group by group, the no-policy responses first
-    const rows = groups.flatMap((g) => [...g.group.noPolicy, ...g.group.withPolicy].map((r) => ({
-      seq: { prompt: g.item.noPolicy.tokens, response: r.tokens.length ? r.tokens : [this.eosId] } as SequenceExample,
-      images: g.item.noPolicy.images,
-    }))).map((r, k) => ({ ...r, advantage: rb.advantages[k] }));
+    const rows = rolloutRows(groups.map((g) => ({ group: g.group, images: g.item.noPolicy.images })), c.algorithm, this.model.config.padId, this.eosId);
 
     // 7. mini-batches (a fixed seeded order), each split into micro-batches for memory
     const order = shuffled(rows.length, c.seed, step);
@@ -251,6 +266,8 @@ export class RlRunner<I extends RlItem> {
         const [l, g] = await Promise.all([res.loss.item(), res.gradNorm.item()]);
         res.loss.dispose();
         res.gradNorm.dispose();
+        res.skipped.dispose();
+        await this.trainer.checkNonFinite();
         sums.loss += l;
         sums.gradNorm += g;
       }

@@ -11,7 +11,7 @@
 //             case, the gold CoT: learning to read a policy and to apply it
 // Loss: token-mean cross-entropy on the response only. Resumable: the stream of step s depends only
 // on (seed, s), and a checkpoint holds the model, the optimizer and the step.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer, defaultTokenizer } from '../data/tokenizer.js';
 import { PolicyMode } from '../data/clevr_policy.js';
@@ -19,12 +19,12 @@ import { rng } from '../data/rng.js';
 import { Trainer } from '../../nn/train.js';
 import { VisionLanguageModel } from '../../nn/vlm.js';
 import { preset } from '../../nn/presets.js';
-import { loadCheckpoint, readManifest, saveCheckpoint, JsonValue } from '../../nn/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, JsonValue } from '../../nn/checkpoint.js';
 import { aggregateLoss } from '../losses/aggregate.js';
 import { neg } from '../../tensor/ops.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { check } from '../../tensor/errors.js';
-import { currentDevice } from '../../tensor/device.js';
+import { check } from '../../gpu/errors.js';
+import { currentDevice } from '../../gpu/device.js';
 import { TargetBatch, microBatches, targetLogProbs, toTargetInputs } from './batch.js';
 import { PolicyPool, TextExample, describeExample, policyExample, sceneQaExample } from './examples.js';
 import { EvalSummary, encodeExample, evaluateExamples, renderExampleScenes } from './generation.js';
@@ -119,31 +119,10 @@ export interface Stage0RunOptions {
 
 const CKPT = 'checkpoint';
 
-/** Saves into dir/checkpoint through a sibling temp dir and two renames (a crash leaves one loadable). */
-async function saveAtomically(dir: string, model: VisionLanguageModel, trainer: Trainer<unknown>, extra: JsonValue): Promise<void> {
-  const fresh = join(dir, `${CKPT}.new`);
-  const old = join(dir, `${CKPT}.old`);
-  rmSync(fresh, { recursive: true, force: true });
-  await saveCheckpoint(fresh, model, { optimizer: trainer.optimizer, extra });
-  if (existsSync(join(dir, CKPT))) {
-    rmSync(old, { recursive: true, force: true });
-    renameSync(join(dir, CKPT), old);
-  }
-  renameSync(fresh, join(dir, CKPT));
-  rmSync(old, { recursive: true, force: true });
-}
-
+/** The loadable checkpoint in dir (saveCheckpoint commits atomically), or null before the first save. */
 function latestCheckpoint(dir: string): string | null {
-  for (const d of [CKPT, `${CKPT}.old`]) {
-    const p = join(dir, d);
-    try {
-      readManifest(p);
-      return p;
-    } catch {
-      // not there or incomplete
-    }
-  }
-  return null;
+  const p = join(dir, CKPT);
+  return existsSync(join(p, 'config.json')) ? p : null;
 }
 
 export interface Stage0Result {
@@ -199,7 +178,6 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
       const ti = toTargetInputs(model, tb, images);
       return aggregateLoss(neg(targetLogProbs(model, ti)), ti.mask, 'token-mean');
     };
-    let pendingLoss: { step: number; loss: Tensor; lr: number } | null = null;
     while (trainer.step < config.steps) {
       const step = trainer.step;
       const examples = stage0Examples(config, pool, step);
@@ -211,26 +189,26 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
       const res = trainer.trainStep(micro, (mb) => lossOf(mb.tb, mb.images));
       for (const mb of micro) mb.images?.dispose();
       res.gradNorm.dispose();
+      res.skipped.dispose();
       if (step % logEvery === logEvery - 1 || step === config.steps - 1) {
-        pendingLoss?.loss.dispose();
-        pendingLoss = { step, loss: res.loss, lr: res.lr };
         const loss = await res.loss.item();
+        await trainer.checkNonFinite();
         const now = performance.now();
         const rec = { step, loss, lr: res.lr, positionsPerSecond: positions / ((now - windowStart) / 1000), seconds: (now - started) / 1000 };
         appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
         opts.onProgress?.({ step: step + 1, steps: config.steps, loss, lr: res.lr, positionsPerSecond: rec.positionsPerSecond, elapsedSeconds: rec.seconds });
         positions = 0;
         windowStart = now;
-      } else res.loss.dispose();
+      }
+      res.loss.dispose();
       const now = performance.now();
       const timeUp = opts.maxSeconds !== undefined && (now - started) / 1000 >= opts.maxSeconds;
       if (trainer.step === config.steps || timeUp || now - lastSave >= (opts.saveEverySeconds ?? 300) * 1000) {
-        await saveAtomically(dir, model, trainer, { stage: 'stage0', device: currentDevice().adapter.description || currentDevice().adapter.device });
+        await saveCheckpoint(join(dir, CKPT), model, { optimizer: trainer.optimizer, extra: { stage: 'stage0', device: currentDevice().adapter.description || currentDevice().adapter.device } });
         lastSave = performance.now();
       }
       if (timeUp) break;
     }
-    pendingLoss?.loss.dispose();
     const done = trainer.step >= config.steps;
     if (done) {
       // the shipped base: weights and config at the top of dir (no optimizer), the tokenizer beside

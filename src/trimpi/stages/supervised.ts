@@ -8,7 +8,7 @@
 import { aggregateLoss } from '../losses/aggregate.js';
 import { neg } from '../../tensor/ops.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { check } from '../../tensor/errors.js';
+import { check } from '../../gpu/errors.js';
 import { Trainer } from '../../nn/train.js';
 import type { VisionLanguageModel } from '../../nn/vlm.js';
 import { Tokenizer } from '../data/tokenizer.js';
@@ -42,7 +42,10 @@ export function supervisedSequences(kind: SupervisedKind, data: MpiData, tok: To
 export interface SupervisedProgress {
   step: number;
   steps: number;
+  /** The step's mean loss when it was read back (every logEvery steps), else NaN. */
   loss: number;
+  /** Padded positions trained on by this call so far (for positions/s). */
+  positions: number;
 }
 
 /**
@@ -63,6 +66,7 @@ export async function trainSupervised(
     return aggregateLoss(neg(targetLogProbs(model, ti)), ti.mask, agg);
   };
   const logEvery = hooks.logEvery ?? 10;
+  let positions = 0;
   while (trainer.step < steps) {
     const step = trainer.step;
     const epoch = Math.floor(step / perEpoch);
@@ -70,12 +74,17 @@ export async function trainSupervised(
     const idx = order.slice((step % perEpoch) * cfg.batchSize, (step % perEpoch + 1) * cfg.batchSize);
     const micro = microBatches(model, idx.map((i) => seqs[i]), idx.map((i) => images[i]), target, cfg.microBatchPositions)
       .map((m) => ({ tb: m.tb, keys: m.extras.flat() }));
+    for (const m of micro) positions += m.tb.batch.B * m.tb.batch.T;
     const res = trainer.trainStep(micro, lossOf);
     res.gradNorm.dispose();
+    res.skipped.dispose();
     let loss = NaN;
-    if (step % logEvery === logEvery - 1 || step === steps - 1) loss = await res.loss.item();
+    if (step % logEvery === logEvery - 1 || step === steps - 1) {
+      loss = await res.loss.item();
+      await trainer.checkNonFinite(); // throws after too many skipped (non-finite) steps in a row
+    }
     res.loss.dispose();
-    await hooks.onStep?.({ step: step + 1, steps, loss });
+    await hooks.onStep?.({ step: step + 1, steps, loss, positions });
   }
 }
 
