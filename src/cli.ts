@@ -14,6 +14,9 @@ commands:
   pretrain      train the stage-0 base model: trimpi pretrain --out models/base-cpu (trimpi pretrain --help)
   run           every method of the paper's table on one setting, resumable:
                 trimpi run --setting clevr-t --depth 2 --methods all --scale demo|small|gpu --out runs/NAME
+  eval          the evaluation suite of a run (override, referral, policy in context after MPI, forgetting,
+                efficiency, branching) into <setting>/evals.json, then the report: trimpi eval runs/NAME
+  report        the run's self-contained HTML report: trimpi report runs/NAME (writes runs/NAME/report.html)
   help          this text`;
 
 async function doctor(): Promise<number> {
@@ -61,6 +64,11 @@ async function main(argv: string[]): Promise<number> {
       return runPretrainCommand(argv.slice(1));
     case 'run':
       return runRunCommand(argv.slice(1));
+    // loaded on demand: the report pulls in vega
+    case 'eval':
+      return (await import('./trimpi/suite.js')).runEvalCommand(argv.slice(1));
+    case 'report':
+      return (await import('./trimpi/suite.js')).runReportCommand(argv.slice(1));
     case undefined:
     case 'help':
     case '--help':

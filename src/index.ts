@@ -12,21 +12,30 @@ export { noGrad, isGradEnabled } from './tensor/autograd.js';
 export {
   tensor, zeros, ones, full, zerosLike, onesLike, arange, rand, randn, manualSeed,
   neg, exp, log, sqrt, rsqrt, tanh, sigmoid, relu, gelu, silu, abs,
+  log1p, expm1, softplus, logsigmoid, erf, sin, cos, sign, floor, round, lerp,
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, clamp, maskedFill, cast, dropout,
-  sum, mean, max, min, variance, argmax, sumOfSquares, matmul, linear, softmax, logSoftmax, logsumexp, layerNorm,
+  sum, mean, max, min, prod, variance, std, norm, argmax, argmin, maxWithIndices, minWithIndices, cumsum, topk, sumOfSquares,
+  matmul, linear, softmax, logSoftmax, logsumexp, layerNorm,
   reshape, permute, transpose, slice, expand, unsqueeze, squeeze, contiguous, concat, stack,
-  gather, indexSelect, embedding, crossEntropy, tokenLogProbs, assign, clone,
+  split, chunk, flip, repeat, tile, tril, triu,
+  gather, indexSelect, embedding, oneHot, scatterAdd, crossEntropy, tokenLogProbs, assign, clone,
 } from './tensor/ops.js';
 export type { CreateOptions, CrossEntropyOptions, TensorOrScalar } from './tensor/ops.js';
 export { memoryStats, execStats, resetPeak, profile, formatProfile } from './gpu/stats.js';
 export type { KernelTime, ProfileReport } from './gpu/stats.js';
 export type { DispatchTiming } from './gpu/device.js';
 export { attention, type AttentionOptions } from './tensor/attention.js';
+/** The TriMPI objectives (VM-CPT, SFT, GRPO/DAPO, PolicyRollout, rewards), each returning `{ loss, metrics }`; see docs/losses.md. */
 export * as losses from './trimpi/losses/index.js';
 export { setMatmulConfig } from './kernels/matmul.js';
 export type { MatmulConfig, MatmulVariant } from './kernels/matmul.js';
+/** The data: CLEVR-like scenes and their renderer, ClevrPolicy, SceneQA, ToolPolicy, the tokenizer and the dataset writer. */
 export * as data from './trimpi/data/index.js';
+/** Models and training: modules, the vision-language model, generation, LoRA, AdamW, the Trainer, checkpoints, presets. */
 export * as nn from './nn/index.js';
+/** The TriMPI training stages: stage-0 base training, the supervised stages and RL with PolicyRollout. */
 export * as stages from './trimpi/stages/index.js';
+/** Evaluation: policy accuracy and the other measurements of the paper's tables. */
 export * as evaluation from './trimpi/eval/index.js';
+/** The end-to-end pipeline behind `trimpi run` / `trimpi pretrain`. */
 export * as pipeline from './trimpi/run.js';

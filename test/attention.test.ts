@@ -50,7 +50,7 @@ function gpuAttention(q: Tensor, k: Tensor, v: Tensor, m: MaskSpec): Tensor {
     causal: m.causal,
     scale: m.scale,
     prefixLength: Array.isArray(m.prefix) ? t.tensor(Int32Array.from(m.prefix)) : m.prefix,
-    keyPaddingMask: m.pad ? t.tensor(m.pad) : undefined,
+    keyValid: m.pad ? t.tensor(m.pad) : undefined,
   });
 }
 
@@ -182,8 +182,8 @@ describe('attention', () => {
       err(() => t.attention(q, k, t.zeros([2, 2, 7, 8])), /v must have k's shape \(B, H, Tk, D\): got .*v \[2, 2, 7, 8\]/);
       err(() => t.attention(t.zeros([2, 5, 8]), k, k), /q must have shape \(B, H, T, D\), got \(\[2, 5, 8\], f32\)/);
       err(() => t.attention(q, k, k.cast('i32')), /v must be an f32 tensor, got \(\[2, 2, 6, 8\], i32\)/);
-      err(() => t.attention(q, k, k, { keyPaddingMask: t.ones([2, 5]) }), /keyPaddingMask must have shape \(B, Tk\) = \[2, 6\], got \(\[2, 5\], f32\)/);
-      err(() => t.attention(q, k, k, { keyPaddingMask: t.ones([6]) }), /keyPaddingMask must have shape \(B, Tk\) = \[2, 6\], got \(\[6\], f32\)/);
+      err(() => t.attention(q, k, k, { keyValid: t.ones([2, 5]) }), /keyValid must have shape \(B, Tk\) = \[2, 6\], got \(\[2, 5\], f32\)/);
+      err(() => t.attention(q, k, k, { keyValid: t.ones([6]) }), /keyValid must have shape \(B, Tk\) = \[2, 6\], got \(\[6\], f32\)/);
       err(() => t.attention(q, k, k, { prefixLength: t.zeros([3], { dtype: 'i32' }) }), /prefixLength must have shape \(B,\) = \[2\], got \(\[3\], i32\)/);
       err(() => t.attention(q, k, k, { prefixLength: t.zeros([2]) }), /prefixLength must be a number or an i32 tensor of shape \(B,\) = \[2\], got \(\[2\], f32\)/);
       err(() => t.attention(q, k, k, { prefixLength: -1 }), /prefixLength must be a non-negative integer/);

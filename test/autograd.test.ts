@@ -5,6 +5,7 @@ import * as t from '../src/index.js';
 import { TrimpiError } from '../src/index.js';
 import * as R from './reference/ref.js';
 import { helperTestOp, expectClose, TOL } from './helpers.js';
+import { GRAD_RULES, SAVED_FOR_BACKWARD } from '../src/tensor/gradients.js';
 import { reportChecks } from './helpers.js';
 
 beforeAll(async () => {
@@ -94,5 +95,78 @@ describe('autograd', () => {
     const loss = t.tidy(() => x.exp().sum().keep());
     expect(() => loss.backward()).toThrow(/backward of sum: tensor .* was used after dispose\(\)|used after dispose/);
     expect(TOL.f32.grad.rtol).toBe(1e-3);
+  });
+});
+
+describe('in-place writes and saved tensors (version counters)', () => {
+  it('a write into an input the gradient needs makes backward raise, naming the op', () => {
+    const x = t.tensor([1, 2, 3], { requiresGrad: true });
+    const y = t.log(x);
+    expect(x.version).toBe(0);
+    x.assign(t.mul(x, 2));
+    expect(x.version).toBe(1);
+    let err: unknown = null;
+    try {
+      y.sum().backward();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TrimpiError);
+    expect((err as TrimpiError).op).toBe('backward of log');
+    expect(String(err)).toMatch(/its input 0 \(\[3\], f32\), saved for the gradient, was modified by an in-place operation .* version 1, log saw version 0/);
+  });
+
+  it('a write into a saved output (exp keeps its result) raises too', () => {
+    const x = t.tensor([0.5, -1], { requiresGrad: true });
+    const y = x.exp();
+    const loss = y.sum();
+    t.noGrad(() => y.assign(0));
+    expect(() => loss.backward()).toThrow(/backward of exp: its output .* was modified by an in-place operation/);
+  });
+
+  it('a write through a view bumps the whole storage', () => {
+    const x = t.tensor([1, 2, 3, 4], { requiresGrad: true });
+    const w = t.tensor([5, 6, 7, 8], { requiresGrad: true });
+    const y = x.mul(w);
+    t.noGrad(() => x.slice(0, 1, 2).assign(9));
+    expect(x.version).toBe(1);
+    expect(() => y.sum().backward()).toThrow(/backward of mul: its input 0/);
+  });
+
+  it('writes that no gradient reads are fine (add saves nothing; the values used are the new ones)', async () => {
+    const x = t.tensor([1, 2, 3], { requiresGrad: true });
+    const y = x.add(1).mul(3);
+    x.assign(t.noGrad(() => x.mul(10)));
+    y.sum().backward();
+    expect([...(await x.grad!.toArray())]).toEqual([3, 3, 3]);
+  });
+
+  it('gradient accumulation and optimizer steps count as in-place writes; a step between forward and backward raises', async () => {
+    const p = t.tensor([0.5, -0.5, 2], { requiresGrad: true });
+    const opt = new t.nn.AdamW([p], { lr: 0.1 });
+    // the usual loop: forward, backward, step, again
+    for (let i = 0; i < 2; i++) {
+      const loss = p.mul(p).sum();
+      loss.backward();
+      const v = p.version;
+      opt.update();
+      expect(p.version).toBe(v + 1);
+      p.zeroGrad();
+    }
+    // accumulation into an existing .grad is an in-place add
+    p.mul(p).sum().backward();
+    const g = p.grad!;
+    const gv = g.version;
+    p.mul(2).sum().backward();
+    expect(g.version).toBe(gv + 1);
+    // stepping while a graph still needs the old parameter
+    const stale = p.mul(p).sum();
+    opt.update();
+    expect(() => stale.backward()).toThrow(/backward of mul: its input [01] .* modified by an in-place operation/);
+    opt.dispose();
+  });
+
+  it('every gradient rule says what it saves', () => {
+    expect(Object.keys(SAVED_FOR_BACKWARD).sort()).toEqual(Object.keys(GRAD_RULES).sort());
   });
 });

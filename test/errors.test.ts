@@ -39,7 +39,7 @@ describe('errors name the op, the shapes and what was expected', () => {
   it('dtype mismatches', () => {
     expectError(() => t.matmul(t.zeros([2, 2], { dtype: 'i32' }), t.zeros([2, 2])), 'matmul', /expected an f32 tensor, got \(\[2, 2\], i32\)/);
     expectError(() => a().indexSelect(0, t.zeros([2])), 'indexSelect', /index must be an i32 tensor, got \(\[2\], f32\)/);
-    expectError(() => t.embedding(t.zeros([4, 3]), t.zeros([2])), 'embedding', /index must be an i32 tensor/);
+    expectError(() => t.embedding(t.zeros([2]), t.zeros([4, 3])), 'embedding', /index must be an i32 tensor/);
     expectError(() => t.zeros([2], { dtype: 'i32' }).requiresGrad_(), 'requiresGrad_', /only f32 tensors can require gradients, got i32/);
     expectError(() => t.tensor([1], { dtype: 'f64' as 'f32' }), 'tensor', /unknown dtype f64/);
     expectError(() => t.crossEntropy(a(), t.zeros([2])), 'crossEntropy', /index must be an i32 tensor/);
@@ -74,10 +74,10 @@ describe('errors name the op, the shapes and what was expected', () => {
   });
   it('an out-of-range index is detected on the GPU and reported at the next readback', async () => {
     const w = t.randn([4, 3]);
-    const bad = t.embedding(w, t.tensor([0, 7], { dtype: 'i32' }));
+    const bad = t.embedding(t.tensor([0, 7], { dtype: 'i32' }), w);
     await expect(bad.toArray()).rejects.toThrow(/embedding|indexSelect.*index was out of range/);
     // the flag is cleared: the next correct use works
-    expect((await t.embedding(w, t.tensor([3], { dtype: 'i32' })).toArray()).length).toBe(3);
+    expect((await t.embedding(t.tensor([3], { dtype: 'i32' }), w).toArray()).length).toBe(3);
   });
   it('a target token outside the vocabulary is reported at the next readback', async () => {
     const lp = t.tokenLogProbs(t.randn([2, 5]), t.tensor([1, 9], { dtype: 'i32' }));

@@ -364,7 +364,7 @@ describe('indexing', () => {
     }
   });
   it('embedding', async () => {
-    await helperTestOp('embedding', [[11, 33], { shape: [4, 9], dtype: 'i32', low: 0, high: 11 }], (w, i) => t.embedding(w, i), (w, i) => R.embedding(w, i));
+    await helperTestOp('embedding', [[11, 33], { shape: [4, 9], dtype: 'i32', low: 0, high: 11 }], (w, i) => t.embedding(i, w), (w, i) => R.embedding(i, w));
   });
   it('gather', async () => {
     await helperTestOp('gather axis 1', [[5, 7], { shape: [5, 9], dtype: 'i32', low: 0, high: 7 }], (x, i) => x.gather(1, i), (x, i) => x.gather(1, i));
@@ -379,8 +379,14 @@ describe('losses and dropout', () => {
         const targets: InputSpec = { shape: [N], dtype: 'i32', values: Array.from({ length: N }, (_, i) => (i % 5 === 3 ? -100 : (i * 7) % C)) };
         await helperTestOp(`crossEntropy ${reduction} ${N}x${C}`, [[N, C], targets], (l, y) => t.crossEntropy(l, y, { reduction }),
           (l, y) => R.crossEntropy(l, y, { reduction }));
-        await helperTestOp(`crossEntropy weighted ${reduction}`, [[N, C], targets, { shape: [N], low: 0.1, high: 2, noGrad: true }],
+        await helperTestOp(`crossEntropy token-weighted ${reduction}`, [[N, C], targets, { shape: [N], low: 0.1, high: 2, noGrad: true }],
+          (l, y, w) => t.crossEntropy(l, y, { reduction, tokenWeight: w }), (l, y, w) => R.crossEntropy(l, y, { reduction, tokenWeight: w }));
+        await helperTestOp(`crossEntropy class-weighted ${reduction}`, [[N, C], targets, { shape: [C], low: 0.1, high: 2, noGrad: true }],
           (l, y, w) => t.crossEntropy(l, y, { reduction, weight: w }), (l, y, w) => R.crossEntropy(l, y, { reduction, weight: w }));
+        await helperTestOp(`crossEntropy class- and token-weighted ${reduction}`,
+          [[N, C], targets, { shape: [C], low: 0.1, high: 2, noGrad: true }, { shape: [N], low: 0.1, high: 2, noGrad: true }],
+          (l, y, w, tw) => t.crossEntropy(l, y, { reduction, weight: w, tokenWeight: tw }),
+          (l, y, w, tw) => R.crossEntropy(l, y, { reduction, weight: w, tokenWeight: tw }));
       }
     }
     await helperTestOp('crossEntropy [B,T,C] ignore 0', [[2, 3, 11], { shape: [2, 3], dtype: 'i32', values: [0, 4, 5, 0, 0, 10] }],

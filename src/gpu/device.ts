@@ -5,6 +5,7 @@
 import { BufferPool } from './memory.js';
 import { TrimpiError } from './errors.js';
 
+/** What the WebGPU adapter reports about itself (`trimpi doctor` prints it). */
 export interface AdapterDescription {
   vendor: string;
   architecture: string;
@@ -17,6 +18,7 @@ export interface AdapterDescription {
   subgroupMaxSize: number;
 }
 
+/** Options of createDevice() / init(). */
 export interface DeviceOptions {
   /** Dawn toggles/options passed to webgpu's create(), e.g. ['backend=vulkan']. */
   dawnOptions?: string[];
@@ -114,6 +116,11 @@ interface Profiler {
   segments: Promise<DispatchTiming[]>[];
 }
 
+/**
+ * A Dawn WebGPU device with the engine's execution state: the command encoder that batches
+ * dispatches, the pipeline cache, the buffer pool, uniforms and stats. Created by init() /
+ * createDevice(); tensors remember the device they live on.
+ */
 export class Device {
   readonly pool: BufferPool;
   readonly limits: Limits;
@@ -436,6 +443,7 @@ async function getGPU(dawnOptions: string[]): Promise<{ gpu: GPU; backend: strin
   return { gpu: webgpu.create(dawnOptions), backend: backendOpt ? backendOpt.slice(8) : 'dawn (default backend)' };
 }
 
+/** Thrown by init() when no WebGPU adapter is found; the message says what to install. */
 export class NoAdapterError extends TrimpiError {
   constructor(detail: string) {
     super('device', `no WebGPU adapter found (${detail}). ${installHint()}`);

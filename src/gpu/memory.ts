@@ -6,6 +6,7 @@
 // buffer is handed out again only after the commands that used it have been submitted (release()
 // parks it until onSubmit()), so a queue.writeBuffer to a reused buffer can never overtake them.
 
+/** GPU memory counters of a device's buffer pool (memoryStats()). */
 export interface MemoryStats {
   /** Bytes of buffers handed out to live storages (bucket sizes). */
   bytesInUse: number;
@@ -105,6 +106,11 @@ export class BufferPool {
 /** A GPU buffer shared by a tensor and its views; freed when the last of them is disposed. */
 export class Storage {
   private refs = 1;
+  /**
+   * Bumped by every in-place write into the buffer (assign, addInPlace, optimizer steps): autograd
+   * records it for the tensors a gradient rule reads, and backward() refuses a stale one.
+   */
+  version = 0;
   constructor(readonly buffer: GPUBuffer, readonly byteLength: number, private readonly pool: BufferPool) {
     pool.liveStorages++;
   }

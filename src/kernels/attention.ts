@@ -66,8 +66,8 @@ export interface AttentionMask {
    * is not causal, 0 for plain causal) or an i32 view of shape (B,) read on the GPU.
    */
   prefix: number | View;
-  /** (B, Tk) view, f32 or i32, nonzero = real key; null = no padding. */
-  keyPadding: View | null;
+  /** Key-valid mask: (B, Tk) view, f32 or i32, nonzero = a real key; null = no padding. */
+  keyValid: View | null;
 }
 
 /** Shapes and options of one attention call: q (B, H, Tq, D), k and v (B, H, Tk, D). */
@@ -156,7 +156,7 @@ function strided(v: View | null, unit: number): number[] {
 /** The uniform block (see attention.wgsl). */
 function params(p: AttentionProblem, unit: number, tl: Tiling, q: View, k: View, v: View, g: View | null): Params {
   const { mask } = p;
-  const pad = mask.keyPadding;
+  const pad = mask.keyValid;
   const pre = typeof mask.prefix === 'number' ? Math.min(Math.max(Math.trunc(mask.prefix), 0), p.Tk) : 0;
   const prefixView = typeof mask.prefix === 'number' ? null : mask.prefix;
   return new Params()
@@ -172,7 +172,7 @@ const MASK_BINDINGS: Bindings = [{ name: 'mask', type: 'u32' }, { name: 'prefix'
 
 /** Buffers for MASK_BINDINGS: the mask tensors, or `dummy` (never read) where absent. */
 function maskBuffers(mask: AttentionMask, dummy: GPUBuffer): GPUBuffer[] {
-  return [mask.keyPadding?.buffer ?? dummy, typeof mask.prefix === 'number' ? dummy : mask.prefix.buffer];
+  return [mask.keyValid?.buffer ?? dummy, typeof mask.prefix === 'number' ? dummy : mask.prefix.buffer];
 }
 
 function pipe(dev: Device, op: string, stage: Stage, D: number, tl: Tiling, prm: Params, bindings: Bindings): Pipe {

@@ -96,10 +96,11 @@ export function runGather(dev: Device, op: string, out: View, x: View, index: Vi
 
 /**
  * The destination linear indices of a gather, for its backward: keys[i] = contiguous linear index into a tensor
- * of shape xShape of the element that out[i] read (i over S in row-major order); out-of-range → 0xffffffff (skipped).
+ * of shape xShape of the element that out[i] read (i over S in row-major order); out-of-range → 0xffffffff (skipped,
+ * and reported through `errorFlag` when one is given: scatterAdd).
  * keys: contiguous i32 buffer view of shape S.
  */
-export function runGatherKeys(dev: Device, op: string, keys: View, xShape: readonly number[], index: View, axis: number): void {
+export function runGatherKeys(dev: Device, op: string, keys: View, xShape: readonly number[], index: View, axis: number, errorFlag?: GPUBuffer): void {
   const S = keys.shape;
   const ax = normAxis(axis, S.length, op);
   checkOtherDims(op, xShape, S, ax);
@@ -107,7 +108,7 @@ export function runGatherKeys(dev: Device, op: string, keys: View, xShape: reado
   check(keys.dtype === 'i32', op, () => `the keys must be i32, got ${keys.dtype}`);
   check(isContiguous(S, keys.strides), op, () => 'the keys view must be contiguous');
   check(keys.buffer !== index.buffer, op, () => 'the keys must not share a buffer with the index');
-  launchGather(dev, op, 'keys', keys, xShape, contiguousStrides(xShape), 0, null, index, ax, undefined);
+  launchGather(dev, op, 'keys', keys, xShape, contiguousStrides(xShape), 0, null, index, ax, errorFlag);
 }
 
 // ---- scatter-add by key -------------------------------------------------------------------------

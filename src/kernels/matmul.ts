@@ -6,6 +6,7 @@ import { Params, View, bindingDecls, fill, fixedSubgroupSize, paramsDecl, wgslSo
 import { runReduce } from './reduce.js';
 import { runMap } from './elementwise.js';
 
+/** The matmul kernel variants: 'simd' (CPU-SIMD adapters), 'tiled' (shared memory, GPUs), 'gemv' (M <= 4). */
 export type MatmulVariant = 'simd' | 'tiled' | 'gemv';
 
 export interface MatmulEpilogue {

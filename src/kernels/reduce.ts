@@ -1,8 +1,8 @@
-// Launcher for reduce.wgsl (sum, max, min, argmax over trailing dims of a strided view).
+// Launcher for reduce.wgsl (sum, prod, max, min, argmax, argmin over trailing dims of a strided view).
 import type { Device } from '../gpu/device.js';
 import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, isCpuAdapter, paramsDecl, wgslSource } from './kernel.js';
 
-export type ReduceKind = 'sum' | 'max' | 'min' | 'argmax';
+export type ReduceKind = 'sum' | 'prod' | 'max' | 'min' | 'argmax' | 'argmin';
 
 const WG = 64;
 
@@ -19,29 +19,32 @@ export function runReduce(dev: Device, op: string, kind: ReduceKind, out: View, 
   const T = x.dtype;
   const neg = T === 'f32' ? 'neg_inf()' : 'i32(-2147483647 - 1)';
   const pos = T === 'f32' ? 'pos_inf()' : 'i32(2147483647)';
-  const init = { sum: `${T}(0)`, max: neg, argmax: neg, min: pos }[kind];
+  const init = { sum: `${T}(0)`, prod: `${T}(1)`, max: neg, argmax: neg, min: pos, argmin: pos }[kind];
   const better = {
     sum: 'false',
+    prod: 'false',
     max: 'v > acc || (v == acc && vi < ai)',
     argmax: 'v > acc || (v == acc && vi < ai)',
     min: 'v < acc || (v == acc && vi < ai)',
+    argmin: 'v < acc || (v == acc && vi < ai)',
   }[kind];
   // the summand of an element v (its square for a sum of squares)
   const term = (v: string): string => (square ? `${v} * ${v}` : v);
-  const step = kind === 'sum' ? `acc = acc + ${term('v')};` : 'if (better(v, j, acc, ai)) { acc = v; ai = j; }';
-  const result = kind === 'argmax' ? 'i32(ai)' : kind === 'sum' && T === 'f32' ? 'acc * scale' : 'acc';
+  const step = kind === 'sum' ? `acc = acc + ${term('v')};` : kind === 'prod' ? 'acc = acc * v;' : 'if (better(v, j, acc, ai)) { acc = v; ai = j; }';
+  const result = kind === 'argmax' || kind === 'argmin' ? 'i32(ai)' : kind === 'sum' && T === 'f32' ? 'acc * scale' : 'acc';
   // thread mode (an invocation per output) for short reductions, for many outputs, and on CPU
   // adapters when the reduced elements are strided (column sums such as bias gradients): there
   // neighbouring lanes read neighbouring outputs' elements and one workgroup serves 64 outputs,
   // where row mode pays a workgroup (a fixed cost on CPUs) per output for strided gathers
   const stridedColumns = x.strides[x.strides.length - 1] !== 1 && outN >= 64 && isCpuAdapter(dev);
-  const rowMode = !(R <= 32 || (outN >= 4096 && R <= 512) || stridedColumns);
+  // products always run in thread mode (a serial loop per output: no tree of partial products)
+  const rowMode = kind !== 'prod' && !(R <= 32 || (outN >= 4096 && R <= 512) || stridedColumns);
   const sg = fixedSubgroupSize(dev);
   const wg = rowMode && sg ? sg : WG;
   // one subgroup per output: subgroup reductions replace the barrier tree
   const subgroupMerge = kind === 'sum'
     ? '  let total = subgroupAdd(acc);\n  if (lid.x == 0u) { acc = total; out[word(2u) + o] = ' + result + '; }'
-    : `  let best = ${kind === 'min' ? 'subgroupMin' : 'subgroupMax'}(acc);
+    : `  let best = ${kind === 'min' || kind === 'argmin' ? 'subgroupMin' : 'subgroupMax'}(acc);
   let first = subgroupMin(select(0xffffffffu, ai, acc == best));
   if (lid.x == 0u) { acc = best; ai = first; out[word(2u) + o] = ${result}; }`;
   // row mode: one workgroup per output, each lane over its strided share of the reduced elements;

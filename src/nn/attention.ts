@@ -1,4 +1,4 @@
-// Multi-head self-attention on the fused attention kernel (causal, key-padding and prefix masks; an
+// Multi-head self-attention on the fused attention kernel (causal, key-valid and prefix masks; an
 // optional KV cache for generation) and the pre-LN transformer block.
 import { attention } from '../tensor/attention.js';
 import { isGradEnabled } from '../tensor/autograd.js';
@@ -10,15 +10,15 @@ import { Dropout, LayerNorm, Linear, MLP, Module } from './module.js';
 
 /**
  * Keys and values of every layer for incremental decoding: (B, H, capacity, D) per layer, written in
- * place at [length, length + T) by each forward, plus a (B, capacity) key-padding mask (1 = real key).
+ * place at [length, length + T) by each forward, plus a (B, capacity) key-valid mask (1 = a real key).
  * All sequences of a batch share one length: prompts are left-padded, the padding masked out.
  * GPU memory is explicit: dispose() frees it.
  */
 export class KVCache {
   readonly keys: Tensor[];
   readonly values: Tensor[];
-  /** (B, capacity) f32: 1 = a real key, 0 = padding (never attended). Starts all ones. */
-  readonly keyPadding: Tensor;
+  /** (B, capacity) f32 key-valid mask: 1 = a real key, 0 = padding (never attended). Starts all ones. */
+  readonly keyValid: Tensor;
   /** Positions filled so far (the same for every sequence). */
   length = 0;
 
@@ -32,16 +32,16 @@ export class KVCache {
     const shape = [batch, heads, capacity, headDim];
     this.keys = Array.from({ length: layers }, () => keep(zeros(shape)));
     this.values = Array.from({ length: layers }, () => keep(zeros(shape)));
-    this.keyPadding = keep(ones([batch, capacity]));
+    this.keyValid = keep(ones([batch, capacity]));
   }
 
-  /** The key-padding mask over the filled positions plus `extra` new ones: (B, length + extra). */
-  paddingView(extra: number): Tensor {
-    return slice(this.keyPadding, 1, 0, this.length + extra);
+  /** The key-valid mask over the filled positions plus `extra` new ones: (B, length + extra). */
+  keyValidView(extra: number): Tensor {
+    return slice(this.keyValid, 1, 0, this.length + extra);
   }
 
   dispose(): void {
-    for (const t of [...this.keys, ...this.values, this.keyPadding]) t.dispose();
+    for (const t of [...this.keys, ...this.values, this.keyValid]) t.dispose();
   }
 }
 
@@ -52,15 +52,17 @@ export interface LayerCache {
   start: number;
 }
 
+/** The masks of a self-attention forward (passed down the transformer blocks). */
 export interface AttentionMasks {
   /** Causal (default true for the decoder, false for the ViT). */
   causal: boolean;
-  /** (B, Tk) nonzero = real key, 0 = padding; with a cache, Tk = start + T. */
-  keyPaddingMask?: Tensor;
+  /** Key-valid mask (B, Tk): nonzero = a real key, 0 = padding (never attended); with a cache, Tk = start + T. */
+  keyValid?: Tensor;
   /** Keys j < prefixLength are visible to every query (prefix-LM); a number or an i32 (B,) tensor. */
   prefixLength?: number | Tensor;
 }
 
+/** Multi-head self-attention: fused qkv projection, the fused attention kernel, output projection and dropout. */
 export class MultiHeadAttention extends Module {
   readonly qkv: Linear;
   readonly proj: Linear;
@@ -108,7 +110,7 @@ export class MultiHeadAttention extends Module {
       k = slice(cache.keys, 2, 0, cache.start + T);
       v = slice(cache.values, 2, 0, cache.start + T);
     }
-    const y = attention(q, k, v, { causal: masks.causal, keyPaddingMask: masks.keyPaddingMask, prefixLength: masks.prefixLength }); // (B, H, T, D)
+    const y = attention(q, k, v, { causal: masks.causal, keyValid: masks.keyValid, prefixLength: masks.prefixLength }); // (B, H, T, D)
     const merged = reshape(permute(y, [0, 2, 1, 3]), [B, T, C]); // re-assemble the heads side by side
     return this.drop.forward(this.proj.forward(merged));
   }

@@ -9,6 +9,7 @@ import { preset } from './presets.js';
 import { Trainer } from './train.js';
 import { VisionLanguageModel, VlmBatch, VlmConfig } from './vlm.js';
 
+/** Options of benchmarkPreset(): the preset, batch and sequence sizes, steps to time. */
 export interface PresetBenchOptions {
   /** Preset name: 'tiny', 'cpu' or 'gpu'. */
   preset: string;
@@ -30,6 +31,7 @@ export interface PresetBenchOptions {
   promptTokens?: number;
 }
 
+/** What benchmarkPreset() measured: step times, throughput and FLOP rates of training and sampling. */
 export interface PresetBenchResult {
   preset: string;
   config: VlmConfig;

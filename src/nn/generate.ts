@@ -148,7 +148,7 @@ export async function generate(model: VisionLanguageModel, prompts: readonly (re
       logits = noGrad(() => tidy(() => model.forward({
         tokens: tensor(feed, { shape: [B, 1], dtype: 'i32' }),
         positions: tensor(positions, { shape: [B, 1], dtype: 'i32' }),
-        images: null, gatherIndex: null, keyPadding: null,
+        images: null, gatherIndex: null, keyValid: null,
       }, { cache, lastOnly: true })));
     }
   } finally {

@@ -35,6 +35,10 @@ export interface HostTensor {
   data: Float32Array | Int32Array;
 }
 
+/**
+ * The base of every layer: named parameters and submodules (registered with addParameter /
+ * addModule), train()/eval() mode, state export and import, dispose().
+ */
 export abstract class Module {
   /** Train mode (dropout on) or eval mode (dropout off); set with train()/eval(). */
   training = true;
@@ -255,7 +259,7 @@ export class Embedding extends Module {
   }
 
   forward(ids: Tensor): Tensor {
-    return embedding(this.weight, ids);
+    return embedding(ids, this.weight);
   }
 }
 

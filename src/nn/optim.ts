@@ -165,6 +165,10 @@ export class AdamW {
             runAdamW(p.device, 'AdamW', p, m, v, grad, { clip, skip: skipped, biasCorrection: bc }, {
               lr: this.lr, beta1: b1, beta2: b2, eps: this.eps, weightDecay: g.weightDecay,
             });
+            // in-place writes: a graph that saved p (or reads it in a later backward) must see them
+            p.bumpVersion();
+            m.bumpVersion();
+            v.bumpVersion();
           }
         }
       });

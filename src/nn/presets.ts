@@ -5,7 +5,9 @@
 import { TrimpiError } from '../gpu/errors.js';
 import type { VlmConfig } from './vlm.js';
 
+/** The model presets: 'tiny' (tests), 'cpu' (lavapipe-sized) and 'gpu'. */
 export const PRESET_NAMES = ['tiny', 'cpu', 'gpu'] as const;
+/** One of PRESET_NAMES. */
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 /** Optimizer and schedule defaults that go with a model preset. */
@@ -20,6 +22,7 @@ export interface TrainPreset {
   batchSize: number;
 }
 
+/** A model configuration with its training defaults (preset()). */
 export interface Preset {
   name: PresetName;
   model: VlmConfig;

@@ -43,6 +43,7 @@ export class PatchEmbed extends Module {
   }
 }
 
+/** Shape of a ViTEncoder: image and patch size, channels, width, depth, heads. */
 export interface ViTOptions {
   imageSize: number;
   patchSize: number;

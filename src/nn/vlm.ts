@@ -63,6 +63,7 @@ export interface SequenceLayout {
   images: number;
 }
 
+/** How VisionLanguageModel.prepareBatch pads a batch. */
 export interface BatchOptions {
   /** 'right' (training: positions start at 0 everywhere) or 'left' (generation: every prompt ends at T − 1). Default 'right'. */
   padSide?: 'right' | 'left';
@@ -102,8 +103,8 @@ export interface VlmInputs {
   images: Tensor | null;
   /** (B·T,) i32 row of each slot in [token embeddings (B·T) ; image tokens (N·P)], or null without images. */
   gatherIndex: Tensor | null;
-  /** (B, T) f32 1 = real token, 0 = padding; null when nothing is padded. */
-  keyPadding: Tensor | null;
+  /** (B, T) f32 key-valid mask: 1 = a real token, 0 = padding (never attended); null when nothing is padded. */
+  keyValid: Tensor | null;
 }
 
 /** The causal decoder LM: token + learned position embeddings, pre-LN blocks, final LN, tied output head. */
@@ -136,7 +137,7 @@ export class DecoderLM extends Module {
    * advances cache.length afterwards.
    */
   forwardEmbeddings(x: Tensor, positions: Tensor, masks: AttentionMasks, cache?: KVCache): Tensor {
-    let h = x.add(embedding(this.positionEmbedding.weight, positions));
+    let h = x.add(embedding(positions, this.positionEmbedding.weight));
     this.blocks.forEach((block, i) => {
       h = block.forward(h, masks, cache ? { keys: cache.keys[i], values: cache.values[i], start: cache.length } : undefined);
     });
@@ -287,7 +288,7 @@ export class VisionLanguageModel extends Module {
       positions: tensor(batch.positions, { shape: [B, T], dtype: 'i32' }),
       images: withImages ? images : null,
       gatherIndex: gather ? tensor(gather, { shape: [B * T], dtype: 'i32' }) : null,
-      keyPadding: padded ? tensor(batch.attention, { shape: [B, T] }) : null,
+      keyValid: padded ? tensor(batch.attention, { shape: [B, T] }) : null,
     };
   }
 
@@ -330,10 +331,10 @@ export class VisionLanguageModel extends Module {
     if (cache) {
       check(cache.batch === B && cache.length + T <= cache.capacity, 'VisionLanguageModel.forward',
         () => `the cache (batch ${cache.batch}, ${cache.length} of ${cache.capacity} positions used) cannot take a (B, T) = ${fmtShape([B, T])} batch`);
-      if (inputs.keyPadding) assign(slice(cache.keyPadding, 1, cache.length, cache.length + T), inputs.keyPadding);
-      masks.keyPaddingMask = cache.paddingView(T);
-    } else if (inputs.keyPadding) {
-      masks.keyPaddingMask = inputs.keyPadding;
+      if (inputs.keyValid) assign(slice(cache.keyValid, 1, cache.length, cache.length + T), inputs.keyValid);
+      masks.keyValid = cache.keyValidView(T);
+    } else if (inputs.keyValid) {
+      masks.keyValid = inputs.keyValid;
     }
     let h = this.decoder.forwardEmbeddings(x, inputs.positions, masks, cache);
     if (cache) cache.length += T;

@@ -1,5 +1,5 @@
 // The attention op: fused scaled-dot-product attention (FlashAttention-2 style) with causal,
-// prefix-LM and key-padding masks, and its gradient. Kernels in src/kernels/attention.ts.
+// prefix-LM and key-valid (padding) masks, and its gradient. Kernels in src/kernels/attention.ts.
 import type { Device } from '../gpu/device.js';
 import { TrimpiError, check, fmtShape } from '../gpu/errors.js';
 import { isGradEnabled, record } from './autograd.js';
@@ -8,6 +8,7 @@ import { Tensor } from './tensor.js';
 import type { View } from '../kernels/kernel.js';
 import { ATTENTION_MAX_D, AttentionMask, AttentionProblem, runAttentionBackward, runAttentionForward } from '../kernels/attention.js';
 
+/** Options of attention(): scale and masks. */
 export interface AttentionOptions {
   /** Softmax scale, default 1/sqrt(D). */
   scale?: number;
@@ -18,8 +19,11 @@ export interface AttentionOptions {
    * prefix); the rest follows `causal`. A number (same for the batch) or an i32 Tensor (B,). Implies causal for j >= prefix.
    */
   prefixLength?: number | Tensor;
-  /** Key padding: (B, Tk) tensor, nonzero = real key, 0 = padding (never attended). */
-  keyPaddingMask?: Tensor;
+  /**
+   * Key-valid mask (B, Tk), f32 or i32: nonzero = a real key, 0 = padding (never attended). The
+   * opposite polarity of PyTorch's key_padding_mask (true = ignore): name and values say what 1 means.
+   */
+  keyValid?: Tensor;
 }
 
 const OP = 'attention';
@@ -33,7 +37,7 @@ function problem(q: Tensor, k: Tensor, opts: { scale: number; causal: boolean; p
   const causal = opts.causal || opts.prefix !== null;
   const mask: AttentionMask = {
     prefix: !causal ? Tk : opts.prefix === null ? 0 : typeof opts.prefix === 'number' ? opts.prefix : view(opts.prefix),
-    keyPadding: opts.pad ? view(opts.pad) : null,
+    keyValid: opts.pad ? view(opts.pad) : null,
   };
   return { B, H, Tq, Tk, D, scale: opts.scale, mask };
 }
@@ -54,7 +58,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     check(x.ndim === 4, OP, () => `${name} must have shape (B, H, T, D), got ${x.describe()}`);
   }
   const dev: Device = q.device;
-  for (const x of [k, v, opts.keyPaddingMask, opts.prefixLength]) {
+  for (const x of [k, v, opts.keyValid, opts.prefixLength]) {
     if (x instanceof Tensor && x.device !== dev) throw new TrimpiError(OP, `tensors are on different devices (${x.describe()} is not on q's device)`);
   }
   const shapes = `q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`;
@@ -70,12 +74,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const causal = opts.causal ?? false;
   check(typeof causal === 'boolean', OP, () => `causal must be a boolean, got ${String(causal)}`);
 
-  const pad = opts.keyPaddingMask ?? null;
+  const pad = opts.keyValid ?? null;
   if (pad !== null) {
-    check(pad instanceof Tensor, OP, () => 'keyPaddingMask must be a tensor of shape (B, Tk)');
+    check(pad instanceof Tensor, OP, () => 'keyValid must be a tensor of shape (B, Tk)');
     pad.assertAlive(OP);
     check(pad.ndim === 2 && pad.shape[0] === B && pad.shape[1] === Tk, OP,
-      () => `keyPaddingMask must have shape (B, Tk) = ${fmtShape([B, Tk])}, got ${pad.describe()} (${shapes})`);
+      () => `keyValid must have shape (B, Tk) = ${fmtShape([B, Tk])}, got ${pad.describe()} (${shapes})`);
   }
   const prefix = opts.prefixLength ?? null;
   if (prefix instanceof Tensor) {

@@ -5,7 +5,7 @@
 import { TrimpiError, check, fmtShape } from '../gpu/errors.js';
 import { keep, tidy } from './memory.js';
 import type { Tensor } from './tensor.js';
-import { GRAD_RULES, GradContext } from './gradients.js';
+import { GRAD_RULES, GradContext, SAVED_FOR_BACKWARD } from './gradients.js';
 import * as ops from './ops.js';
 
 export interface GradNode {
@@ -14,6 +14,12 @@ export interface GradNode {
   inputs: readonly (Tensor | number | null)[];
   /** Extra values the rule needs (axes, saved tensors, ...). */
   saved: Record<string, unknown>;
+  /**
+   * The tensors whose values the gradient rule reads (input indices, or 'out'), each with the
+   * version of its memory at the forward: backward() refuses to run the rule if one was written in
+   * place since.
+   */
+  versions: readonly (readonly [number | 'out', number])[];
 }
 
 let gradDepth = 0;
@@ -38,9 +44,26 @@ export function record(op: string, inputs: readonly (Tensor | number | null)[], 
   if (gradDepth > 0) return out;
   if (!inputs.some((t) => typeof t === 'object' && t !== null && t.requiresGrad)) return out;
   if (!(op in GRAD_RULES)) throw new TrimpiError(op, 'no gradient rule is defined for this op');
+  const versions: (readonly [number | 'out', number])[] = [];
+  for (const k of SAVED_FOR_BACKWARD[op]) {
+    const x = k === 'out' ? out : inputs[k];
+    if (typeof x === 'object' && x !== null) versions.push([k, x.version]);
+  }
   out.requiresGrad = true;
-  out.node = { op, inputs, saved };
+  out.node = { op, inputs, saved, versions };
   return out;
+}
+
+/** Throws if a tensor the rule of `t`'s node reads was written in place after the forward. */
+function checkVersions(t: Tensor, node: GradNode): void {
+  for (const [k, then] of node.versions) {
+    const x = (k === 'out' ? t : node.inputs[k]) as Tensor;
+    if (x.version === then) continue;
+    const what = k === 'out' ? `its output ${x.describe()}` : `its input ${k} ${x.describe()}`;
+    throw new TrimpiError(`backward of ${node.op}`,
+      `${what}, saved for the gradient, was modified by an in-place operation (assign, an optimizer step, ...) after the forward: ` +
+      `it is at version ${x.version}, ${node.op} saw version ${then}. Write into a clone() instead, or after backward()`);
+  }
 }
 
 function topoOrder(root: Tensor): Tensor[] {
@@ -97,6 +120,7 @@ export function backward(root: Tensor, gradient?: Tensor): void {
       }
       const node = t.node;
       for (const x of node.inputs) if (typeof x === 'object' && x !== null) x.assertAlive(`backward of ${node.op}`);
+      checkVersions(t, node);
       const ctx: GradContext = { inputs: node.inputs, out: t, saved: node.saved };
       const inGrads = tidy(() => noGrad(() => {
         const raw = GRAD_RULES[node.op](g, ctx);

@@ -4,13 +4,15 @@ import type { Device } from '../gpu/device.js';
 import { currentDevice } from '../gpu/device.js';
 import { DType, promote, isDType } from '../gpu/dtype.js';
 import { TrimpiError, check, fmtShape } from '../gpu/errors.js';
-import { isGradEnabled, record } from './autograd.js';
+import { isGradEnabled, noGrad, record } from './autograd.js';
 import type { GradContext } from './gradients.js';
 import { Shape, broadcastShapes, broadcastStrides, contiguousStrides, inferShape, normAxes, normAxis, numel, viewStrides } from '../gpu/shape.js';
 import { NestedArray, Tensor } from './tensor.js';
 import { MapOperand, runMap } from '../kernels/elementwise.js';
 import type { View } from '../kernels/kernel.js';
 import { runReduce, ReduceKind } from '../kernels/reduce.js';
+import { runScan, ScanKind, ScanOptions } from '../kernels/scan.js';
+import { runTopk } from '../kernels/topk.js';
 import { runMatmul } from '../kernels/matmul.js';
 import { runSoftmax, runSoftmaxBackward, runTokenLogProbs, runTokenLogProbsBackward } from '../kernels/softmax.js';
 import { runLayerNorm, runLayerNormBackward } from '../kernels/layernorm.js';
@@ -18,6 +20,7 @@ import { runRandom, RandomKind } from '../kernels/random.js';
 import { runGather, runGatherKeys, runScatterAddByKey } from '../kernels/gather.js';
 
 type Scalar = number;
+/** An operand of the element-wise ops: a tensor, or a JS number (broadcast as a scalar). */
 export type TensorOrScalar = Tensor | Scalar;
 
 // ---- helpers --------------------------------------------------------------------------------------
@@ -85,9 +88,13 @@ export function fmap(expr: string, ...args: (TensorOrScalar | { scalars?: number
 
 // ---- creation -----------------------------------------------------------------------------------
 
+/** Options of the creation functions (tensor, zeros, full, arange, rand, ...). */
 export interface CreateOptions {
+  /** 'f32' (default) or 'i32'. */
   dtype?: DType;
+  /** Make the result a leaf that accumulates gradients (f32 only). */
   requiresGrad?: boolean;
+  /** The device (default: the current one, see init()). */
   device?: Device;
 }
 
@@ -103,7 +110,14 @@ function flatten(data: NestedArray, shape: number[], out: number[], depth: numbe
   for (const d of data) flatten(d, shape, out, depth + 1);
 }
 
-/** A tensor from JS data: nested arrays, a typed array or a flat array with `shape`. */
+/**
+ * A tensor from JS data: nested arrays, a typed array or a flat array with `shape`. f32 unless
+ * `dtype` says otherwise (an Int32Array gives i32).
+ *
+ * @example
+ * const x = t.tensor([[1, 2], [3, 4]]);                 // [2, 2] f32
+ * const ids = t.tensor([0, 2, 1], { dtype: 'i32' });   // [3] i32
+ */
 export function tensor(data: NestedArray | ArrayLike<number>, opts: CreateOptions & { shape?: readonly number[] } = {}): Tensor {
   let flat: ArrayLike<number>;
   let shape: number[];
@@ -133,6 +147,7 @@ export function tensor(data: NestedArray | ArrayLike<number>, opts: CreateOption
   return t;
 }
 
+/** A tensor of `shape` filled with `value` (f32 unless `opts.dtype`). */
 export function full(shape: readonly number[], value: number, opts: CreateOptions = {}): Tensor {
   const dev = opts.device ?? currentDevice('full');
   const dtype = opts.dtype ?? 'f32';
@@ -141,9 +156,13 @@ export function full(shape: readonly number[], value: number, opts: CreateOption
   if (opts.requiresGrad) t.requiresGrad_();
   return t;
 }
+/** Zeros of `shape` (f32 unless `opts.dtype`). */
 export const zeros = (shape: readonly number[], opts: CreateOptions = {}): Tensor => full(shape, 0, opts);
+/** Ones of `shape` (f32 unless `opts.dtype`). */
 export const ones = (shape: readonly number[], opts: CreateOptions = {}): Tensor => full(shape, 1, opts);
+/** Zeros with t's shape, dtype and device. */
 export const zerosLike = (t: Tensor): Tensor => full(t.shape, 0, { dtype: t.dtype, device: t.device });
+/** Ones with t's shape, dtype and device. */
 export const onesLike = (t: Tensor): Tensor => full(t.shape, 1, { dtype: t.dtype, device: t.device });
 
 /** [start, end) with `step`; one argument means [0, n). */
@@ -204,6 +223,15 @@ const UNARY: Record<string, { f32: string; i32?: string }> = {
   gelu_tanh: { f32: 'gelu_tanh(a)' },
   silu: { f32: 'silu_f(a)' },
   abs: { f32: 'abs(a)', i32: 'abs(a)' },
+  log1p: { f32: 'log1p_f(a)' },
+  expm1: { f32: 'expm1_f(a)' },
+  logsigmoid: { f32: 'min(a, 0.0) - log1p_f(exp(-abs(a)))' },
+  erf: { f32: 'erf_f(a)' },
+  sin: { f32: 'sin(a)' },
+  cos: { f32: 'cos(a)' },
+  sign: { f32: 'sign(a)', i32: 'sign(a)' },
+  floor: { f32: 'floor(a)', i32: 'a' },
+  round: { f32: 'round(a)', i32: 'a' },
 };
 
 function unary(op: string, x: Tensor): Tensor {
@@ -214,16 +242,71 @@ function unary(op: string, x: Tensor): Tensor {
   runMap(dev, op, { expr: dt === 'i32' ? e.i32! : e.f32, compute: dt }, out, [bview(x, x.shape)]);
   return record(op, [x], out);
 }
+/** −x (i32 stays i32). */
 export const neg = (x: Tensor): Tensor => unary('neg', x);
+/** e^x, element-wise (f32). */
 export const exp = (x: Tensor): Tensor => unary('exp', x);
+/** Natural logarithm, element-wise (f32). */
 export const log = (x: Tensor): Tensor => unary('log', x);
+/** Square root, element-wise (f32). */
 export const sqrt = (x: Tensor): Tensor => unary('sqrt', x);
+/** 1 / sqrt(x), element-wise (f32). */
 export const rsqrt = (x: Tensor): Tensor => unary('rsqrt', x);
+/** Hyperbolic tangent (finite for any |x|). */
 export const tanh = (x: Tensor): Tensor => unary('tanh', x);
+/** 1 / (1 + e^−x), without overflow. */
 export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x);
+/** max(x, 0) (i32 stays i32); the gradient at 0 is 0. */
 export const relu = (x: Tensor): Tensor => unary('relu', x);
+/** x · sigmoid(x) (SiLU / swish). */
 export const silu = (x: Tensor): Tensor => unary('silu', x);
+/** |x| (i32 stays i32); the gradient at 0 is 0. */
 export const abs = (x: Tensor): Tensor => unary('abs', x);
+/** log(1 + x), accurate for small |x|. */
+export const log1p = (x: Tensor): Tensor => unary('log1p', x);
+/** exp(x) − 1, accurate for small |x|. */
+export const expm1 = (x: Tensor): Tensor => unary('expm1', x);
+/** log(sigmoid(x)) = −softplus(−x), without overflow. */
+export const logsigmoid = (x: Tensor): Tensor => unary('logsigmoid', x);
+/** The error function (max abs error ~1.2e-7). */
+export const erf = (x: Tensor): Tensor => unary('erf', x);
+/** Sine (radians). */
+export const sin = (x: Tensor): Tensor => unary('sin', x);
+/** Cosine (radians). */
+export const cos = (x: Tensor): Tensor => unary('cos', x);
+/** −1, 0 or 1 by the sign of x (i32 stays i32); the gradient is 0. */
+export const sign = (x: Tensor): Tensor => unary('sign', x);
+/** Rounds down to an integer value (i32 unchanged); the gradient is 0. */
+export const floor = (x: Tensor): Tensor => unary('floor', x);
+/** Rounds to the nearest integer value, halves to even as in PyTorch (i32 unchanged); the gradient is 0. */
+export const round = (x: Tensor): Tensor => unary('round', x);
+
+/**
+ * softplus(x) = log(1 + exp(beta·x)) / beta, and x itself where beta·x > threshold (PyTorch's
+ * F.softplus). Gradient sigmoid(beta·x) (1 past the threshold).
+ */
+export function softplus(x: Tensor, beta = 1, threshold = 20): Tensor {
+  const dev = deviceOf('softplus', x);
+  check(Number.isFinite(beta) && beta > 0, 'softplus', () => `beta must be a positive number, got ${beta}`);
+  check(typeof threshold === 'number' && !Number.isNaN(threshold), 'softplus', () => `threshold must be a number, got ${threshold}`);
+  const out = empty(x.shape, 'f32', dev);
+  runMap(dev, 'softplus', { expr: 'select(softplus_f(p.x * a) / p.x, a, p.x * a > p.y)', compute: 'f32' }, out, [bview(x, x.shape)], [beta, threshold]);
+  return record('softplus', [x], out, { beta, threshold });
+}
+
+/**
+ * Linear interpolation start + weight · (end − start), broadcasting (PyTorch's lerp); f32. Gradients
+ * to start (1 − weight), end (weight) and a tensor weight (end − start).
+ *
+ * @example
+ * t.lerp(t.zeros([3]), t.ones([3]), 0.25) // [0.25, 0.25, 0.25]
+ */
+export function lerp(start: Tensor, end: TensorOrScalar, weight: TensorOrScalar): Tensor {
+  check(start instanceof Tensor, 'lerp', () => 'start must be a tensor');
+  deviceOf('lerp', start, end, weight);
+  for (const x of [start, end, weight]) if (x instanceof Tensor) checkF32('lerp', x);
+  return record('lerp', [start, end, weight], fmap('a + c * (b - a)', start, end, weight));
+}
 /** GELU: exact (erf) by default, or the tanh approximation. */
 export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   check(approximate === 'none' || approximate === 'tanh', 'gelu', () => `approximate must be 'none' or 'tanh', got ${String(approximate)}`);
@@ -260,19 +343,36 @@ function binary(op: string, a: TensorOrScalar, b: TensorOrScalar): Tensor {
   runMap(dev, op, { expr: spec.expr, compute }, out, [operand(a, shape), operand(b, shape)]);
   return spec.compare ? out : record(op, [a, b], out);
 }
+/**
+ * a + b with broadcasting; either may be a number. i32 + i32 stays i32.
+ *
+ * @example
+ * t.add(t.ones([2, 3]), t.tensor([1, 2, 3])) // [[2, 3, 4], [2, 3, 4]]
+ */
 export const add = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('add', a, b);
+/** a − b with broadcasting. */
 export const sub = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('sub', a, b);
+/** a · b with broadcasting. */
 export const mul = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('mul', a, b);
+/** a / b with broadcasting (always f32). */
 export const div = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('div', a, b);
+/** a^b with broadcasting (f32; a negative base needs an integral exponent, else NaN). */
 export const pow = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('pow', a, b);
+/** Element-wise max with broadcasting; ties send half the gradient to each side. */
 export const maximum = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('maximum', a, b);
+/** Element-wise min with broadcasting; ties send half the gradient to each side. */
 export const minimum = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('minimum', a, b);
-/** Comparisons return f32 tensors of 0/1 and carry no gradient. */
+/** a == b with broadcasting. Comparisons return f32 tensors of 0/1 and carry no gradient. */
 export const eq = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('eq', a, b);
+/** a != b as f32 0/1 (no gradient). */
 export const ne = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('ne', a, b);
+/** a < b as f32 0/1 (no gradient). */
 export const lt = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('lt', a, b);
+/** a <= b as f32 0/1 (no gradient). */
 export const le = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('le', a, b);
+/** a > b as f32 0/1 (no gradient). */
 export const gt = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('gt', a, b);
+/** a >= b as f32 0/1 (no gradient). */
 export const ge = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('ge', a, b);
 
 /** cond ? a : b, element-wise with broadcasting; cond is any tensor (nonzero = true). */
@@ -336,9 +436,13 @@ export function dropout(x: Tensor, p: number, training = true, opts: { seed?: nu
 
 // ---- in place (not recorded) ----------------------------------------------------------------------
 
-/** dst[...] = src (broadcast to dst's shape, converted to dst's dtype). dst may be a view. */
+/**
+ * dst[...] = src (broadcast to dst's shape, converted to dst's dtype). dst may be a view. Bumps the
+ * version of dst's memory: a backward that needs the old values then raises.
+ */
 export function assign(dst: Tensor, src: TensorOrScalar): void {
   const dev = deviceOf('assign', dst, src);
+  dst.bumpVersion();
   if (src instanceof Tensor) {
     const shape = broadcastShapes('assign', dst.shape, src.shape);
     check(shape.length === dst.shape.length && shape.every((d, i) => d === dst.shape[i]), 'assign',
@@ -355,9 +459,10 @@ export function assign(dst: Tensor, src: TensorOrScalar): void {
   runMap(dev, 'assign', { expr: 'a', compute: dst.dtype }, dst, [operand(src, dst.shape)]);
 }
 
-/** dst += src in place (gradient accumulation). */
+/** dst += src in place (gradient accumulation); bumps the version of dst's memory. */
 export function addInPlace(dst: Tensor, src: Tensor): void {
   const dev = deviceOf('addInPlace', dst, src);
+  dst.bumpVersion();
   runMap(dev, 'addInPlace', { expr: 'a + b', compute: dst.dtype }, dst, [dst, bview(src, dst.shape)]);
 }
 
@@ -387,6 +492,7 @@ export function contiguous(x: Tensor): Tensor {
   return record('contiguous', [x], contiguousCopy(x));
 }
 
+/** x with a new shape (one -1 is inferred): a view when the strides allow, else a copy. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   deviceOf('reshape', x);
   const to = inferShape('reshape', x.shape, shape);
@@ -401,6 +507,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   return record('reshape', [x], out);
 }
 
+/** A view with the axes reordered: out.shape[i] = x.shape[dims[i]]. */
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
   deviceOf('permute', x);
   const r = x.ndim;
@@ -412,6 +519,7 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   return record('permute', [x], out, { inverse });
 }
 
+/** A view with axes a and b swapped (the last two by default). */
 export function transpose(x: Tensor, a = -2, b = -1): Tensor {
   const r = x.ndim;
   check(r >= 2 || (r === 1 && (a === -1 || a === 0) && (b === -1 || b === 0)), 'transpose', () => `needs a tensor of rank >= 2, got ${x.describe()}`);
@@ -453,6 +561,7 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   return record('expand', [x], out);
 }
 
+/** A view with a size-1 axis inserted at `axis`. */
 export function unsqueeze(x: Tensor, axis: number): Tensor {
   const a = normAxis(axis, x.ndim + 1, 'unsqueeze');
   const shape = [...x.shape];
@@ -460,6 +569,7 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
   return reshape(x, shape);
 }
 
+/** A view without size-1 axes (all of them, or only `axis`; a no-op if that axis is not 1, as PyTorch). */
 export function squeeze(x: Tensor, axis?: number): Tensor {
   if (axis === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
   const a = normAxis(axis, x.ndim, 'squeeze');
@@ -509,18 +619,129 @@ export function stack(xs: readonly Tensor[], axis = 0): Tensor {
   return concat(xs.map((x) => unsqueeze(x, a)), a);
 }
 
+/**
+ * Disposes the intermediate tensors of a composite op when nothing was recorded (then no graph
+ * node refers to them); with a graph they live on as its nodes' inputs (free them with tidy()).
+ */
+function releaseTemps(result: Tensor, temps: readonly Tensor[], keepAlive: readonly Tensor[] = []): void {
+  if (result.node) return;
+  for (const t of temps) if (t !== result && !keepAlive.includes(t)) t.dispose();
+}
+
+/**
+ * Views of consecutive pieces along `axis` (PyTorch's split): pieces of `size` elements (the last
+ * may be shorter), or of the listed sizes (which must add up to the axis length). No copies.
+ *
+ * @example
+ * const [a, b] = t.split(t.arange(5), [2, 3]); // [0, 1] and [2, 3, 4]
+ */
+export function split(x: Tensor, sizes: number | readonly number[], axis = 0): Tensor[] {
+  deviceOf('split', x);
+  const a = normAxis(axis, x.ndim, 'split');
+  const n = x.shape[a];
+  let lens: number[];
+  if (typeof sizes === 'number') {
+    check(Number.isInteger(sizes) && sizes > 0, 'split', () => `the split size must be a positive integer, got ${sizes}`);
+    lens = [];
+    for (let at = 0; at < n; at += sizes) lens.push(Math.min(sizes, n - at));
+    if (n === 0) lens.push(0);
+  } else {
+    lens = [...sizes];
+    check(lens.every((l) => Number.isInteger(l) && l >= 0) && lens.reduce((p, q) => p + q, 0) === n, 'split',
+      () => `sizes ${JSON.stringify(sizes)} must be non-negative integers adding up to ${n}, the size of axis ${a} of ${x.describe()}`);
+  }
+  let at = 0;
+  return lens.map((l) => {
+    const piece = slice(x, a, at, at + l);
+    at += l;
+    return piece;
+  });
+}
+
+/** `chunks` views of (nearly) equal size along `axis`: ceil(n / chunks) each, the last shorter (PyTorch's chunk). */
+export function chunk(x: Tensor, chunks: number, axis = 0): Tensor[] {
+  deviceOf('chunk', x);
+  check(Number.isInteger(chunks) && chunks > 0, 'chunk', () => `chunks must be a positive integer, got ${chunks}`);
+  const a = normAxis(axis, x.ndim, 'chunk');
+  return split(x, Math.max(1, Math.ceil(x.shape[a] / chunks)), a);
+}
+
+/** x with the order of the elements reversed along each of `axes` (a copy, as in PyTorch). */
+export function flip(x: Tensor, axes: number | readonly number[]): Tensor {
+  deviceOf('flip', x);
+  const ax = normAxes(axes, x.ndim, 'flip');
+  return record('flip', [x], flipCopy(x, ax), { axes: ax });
+}
+
+/** A contiguous copy of x read backwards along `axes` (a view with negative strides, wrapped in u32 by the map kernel). */
+export function flipCopy(x: Tensor, axes: readonly number[]): Tensor {
+  const strides = x.strides.map((st, d) => (axes.includes(d) ? -st : st));
+  const offset = x.offset + axes.reduce((o, d) => o + Math.max(0, x.shape[d] - 1) * x.strides[d], 0);
+  const out = empty(x.shape, x.dtype, x.device);
+  runMap(x.device, 'flip', { expr: 'a', compute: x.dtype }, out, [{ buffer: x.buffer, dtype: x.dtype, shape: x.shape, strides, offset }]);
+  return out;
+}
+
+/**
+ * x tiled `sizes[d]` times along each dim (PyTorch's Tensor.repeat): sizes.length >= x.ndim, extra
+ * leading sizes add dims. One copy (an expanded view made contiguous); gradient: the sum of the tiles.
+ *
+ * @example
+ * t.repeat(t.tensor([1, 2]), [2, 2]) // [[1, 2, 1, 2], [1, 2, 1, 2]]
+ */
+export function repeat(x: Tensor, sizes: readonly number[]): Tensor {
+  deviceOf('repeat', x);
+  check(sizes.length >= x.ndim && sizes.every((r) => Number.isInteger(r) && r >= 0), 'repeat',
+    () => `sizes ${JSON.stringify(sizes)} must be ${x.ndim} or more non-negative integers for ${x.describe()}`);
+  const dims = [...new Array<number>(sizes.length - x.ndim).fill(1), ...x.shape];
+  const spread = reshape(x, dims.flatMap((d) => [1, d]));
+  const tiled = expand(spread, dims.flatMap((d, i) => [sizes[i], d]));
+  const out = reshape(tiled, dims.map((d, i) => d * sizes[i]));
+  releaseTemps(out, [spread, tiled], [x]);
+  return out;
+}
+
+/** torch.tile: repeat() with `dims` padded by leading 1s to x's rank. */
+export function tile(x: Tensor, dims: readonly number[]): Tensor {
+  return repeat(x, dims.length < x.ndim ? [...new Array<number>(x.ndim - dims.length).fill(1), ...dims] : dims);
+}
+
+/** The (lower or upper) triangle of the last two dims as a copy, the rest zero; not recorded. */
+export function triangle(x: Tensor, upper: boolean, diagonal: number): Tensor {
+  const op = upper ? 'triu' : 'tril';
+  const dev = deviceOf(op, x);
+  check(x.ndim >= 2, op, () => `needs a tensor of rank >= 2, got ${x.describe()}`);
+  check(Number.isInteger(diagonal), op, () => `diagonal must be an integer, got ${diagonal}`);
+  const [R, C] = x.shape.slice(-2);
+  const out = empty(x.shape, x.dtype, dev);
+  // o0 is the element's linear index (contiguous output): column o0 % C, row (o0 / C) % R
+  const diff = 'i32(o0 % u32(p.x)) - i32((o0 / u32(p.x)) % u32(p.y))';
+  runMap(dev, op, { expr: `select(${x.dtype}(0), a, ${diff} ${upper ? '>=' : '<='} i32(p.z))`, compute: x.dtype }, out, [bview(x, x.shape)], [C, R, diagonal]);
+  return out;
+}
+
+/** The lower triangle of the last two dims (j − i <= diagonal kept, the rest 0), PyTorch's tril. */
+export function tril(x: Tensor, diagonal = 0): Tensor {
+  return record('tril', [x], triangle(x, false, diagonal), { diagonal });
+}
+
+/** The upper triangle of the last two dims (j − i >= diagonal kept, the rest 0), PyTorch's triu. */
+export function triu(x: Tensor, diagonal = 0): Tensor {
+  return record('triu', [x], triangle(x, true, diagonal), { diagonal });
+}
+
 // ---- reductions -----------------------------------------------------------------------------------
 
-function reduceInto(op: string, kind: ReduceKind, x: Tensor, axes: number[], scale = 1): { out: Tensor; keepShape: number[] } {
+function reduceInto(op: string, kind: ReduceKind, x: Tensor, axes: number[], scale = 1, square = false): { out: Tensor; keepShape: number[] } {
   const dev = deviceOf(op, x);
   const keep = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
   const outer = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
   const order = [...outer, ...axes];
   const view: View = { buffer: x.buffer, dtype: x.dtype, shape: order.map((i) => x.shape[i]), strides: order.map((i) => x.strides[i]), offset: x.offset };
   const outShape = outer.map((i) => x.shape[i]);
-  const out = empty(outShape, kind === 'argmax' ? 'i32' : (kind === 'sum' && x.dtype === 'i32' ? 'i32' : x.dtype), dev);
-  check(numel(axes.map((i) => x.shape[i])) > 0 || kind === 'sum', op, () => `cannot reduce over an empty dimension of ${x.describe()}`);
-  runReduce(dev, op, kind, out, view, axes.length, scale);
+  const out = empty(outShape, kind === 'argmax' || kind === 'argmin' ? 'i32' : x.dtype, dev);
+  check(numel(axes.map((i) => x.shape[i])) > 0 || kind === 'sum' || kind === 'prod', op, () => `cannot reduce over an empty dimension of ${x.describe()}`);
+  runReduce(dev, op, kind, out, view, axes.length, scale, square);
   return { out, keepShape: keep };
 }
 
@@ -569,10 +790,117 @@ function reduction(op: 'sum' | 'max' | 'min', x: Tensor, axis: number | readonly
   return record(op, [x], res, { keepShape, axes });
 }
 
+/**
+ * Sum over `axis` (a number, a list, or every axis when omitted); `keepdim` keeps the reduced axes
+ * as size 1. i32 sums stay i32.
+ *
+ * @example
+ * t.tensor([[1, 2], [3, 4]]).sum(1) // [3, 7]
+ */
 export const sum = (x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor => reduction('sum', x, axis, keepdim);
+/** Largest value over `axis` (every axis when omitted); the gradient is split evenly among ties (torch.amax). */
 export const max = (x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor => reduction('max', x, axis, keepdim);
+/** Smallest value over `axis` (every axis when omitted); the gradient is split evenly among ties (torch.amin). */
 export const min = (x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor => reduction('min', x, axis, keepdim);
 
+/**
+ * Product over `axis` (every axis when omitted), f32 or i32. The gradient is exact with zeros in the
+ * input: each element gets the product of the others (exclusive cumulative products from both ends).
+ */
+export function prod(x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor {
+  x.assertAlive('prod');
+  const axes = normAxes(axis, x.ndim, 'prod');
+  const { out, keepShape } = reduceInto('prod', 'prod', x, axes);
+  const res = finish(out, keepShape, keepdim);
+  if (res !== out) out.dispose();
+  return record('prod', [x], res, { axes });
+}
+
+/** d x for prod: g times the product of every other element of the reduced group. */
+export function prodBackward(g: Tensor, { inputs: [x], saved: { axes } }: GradContext): (Tensor | null)[] {
+  const xt = x as Tensor;
+  const ax = axes as number[];
+  const outer = [...xt.shape.keys()].filter((i) => !ax.includes(i));
+  const order = [...outer, ...ax];
+  const outerN = numel(outer.map((i) => xt.shape[i]));
+  const R = numel(ax.map((i) => xt.shape[i]));
+  const rows = reshape(permute(xt, order), [outerN, R]);
+  const before = cumulative(rows, 'prod', 1, { exclusive: true });
+  const after = cumulative(rows, 'prod', 1, { exclusive: true, reverse: true });
+  const d = reshape(fmap('a * b * c', before, after, reshape(g, [outerN, 1])), order.map((i) => xt.shape[i]));
+  const inverse = new Array<number>(order.length);
+  order.forEach((p, i) => (inverse[p] = i));
+  return [permute(d, inverse)];
+}
+
+/** Cumulative sum or product along `axis` as a new tensor of x's shape and dtype; not recorded. */
+export function cumulative(x: Tensor, kind: ScanKind, axis: number, opts: ScanOptions = {}): Tensor {
+  const out = empty(x.shape, x.dtype, x.device);
+  runScan(x.device, `cum${kind}`, kind, bview(out, x.shape), bview(x, x.shape), axis, opts);
+  return out;
+}
+
+/**
+ * Cumulative sum along `axis` (PyTorch's cumsum): out[..., j, ...] = Σ_{k <= j} x[..., k, ...]. f32
+ * or i32 (kept). A sequential scan per row on the GPU; gradient: the reverse cumulative sum.
+ *
+ * @example
+ * t.cumsum(t.tensor([1, 2, 3]), 0) // [1, 3, 6]
+ */
+export function cumsum(x: Tensor, axis: number): Tensor {
+  deviceOf('cumsum', x);
+  const a = normAxis(axis, x.ndim, 'cumsum');
+  return record('cumsum', [x], cumulative(x, 'sum', a), { axis: a });
+}
+
+/**
+ * The k largest (or, with largest = false, smallest) elements along `axis`, sorted best first (ties
+ * to the lower index, NaN counted largest): values (x's dtype) and their i32 indices, x's shape
+ * with k along the axis. The gradient flows to the values' positions. A per-row selection kernel.
+ *
+ * @example
+ * const { values, indices } = t.topk(t.tensor([1, 5, 3]), 2); // [5, 3] and [1, 2]
+ */
+export function topk(x: Tensor, k: number, axis = -1, largest = true): { values: Tensor; indices: Tensor } {
+  const dev = deviceOf('topk', x);
+  check(x.ndim >= 1, 'topk', () => `needs a tensor of rank >= 1, got ${x.describe()}`);
+  const a = normAxis(axis, x.ndim, 'topk');
+  check(Number.isInteger(k) && k >= 0 && k <= x.shape[a], 'topk', () => `k = ${k} must be an integer in [0, ${x.shape[a]}] (the size of axis ${a} of ${x.describe()})`);
+  const shape = x.shape.map((d, i) => (i === a ? k : d));
+  const indices = empty(shape, 'i32', dev);
+  if (k > 0) runTopk(dev, 'topk', bview(indices, shape), bview(x, x.shape), a, k, largest);
+  return { values: gather(x, a, indices), indices };
+}
+
+/** The extreme value along one axis and its (first) index, as one op with torch.max(x, dim)'s gradient. */
+function extremeWithIndices(op: 'maxWithIndices' | 'minWithIndices', x: Tensor, axis: number, keepdim: boolean): { values: Tensor; indices: Tensor } {
+  deviceOf(op, x);
+  const a = normAxis(axis, x.ndim, op);
+  const idx = argExtreme(op, op === 'maxWithIndices' ? 'argmax' : 'argmin', x, a, true);
+  const kept = gather(x, a, idx);
+  if (keepdim) return { values: kept, indices: idx };
+  const values = squeeze(kept, a);
+  const indices = squeeze(idx, a);
+  releaseTemps(values, [kept]);
+  if (!values.node) idx.dispose();
+  return { values, indices };
+}
+
+/**
+ * The largest value along `axis` and its index (the first among ties), as PyTorch's
+ * torch.max(x, dim): `{ values, indices }` (i32). The gradient goes to that index only; max() (no
+ * indices) splits it among ties instead.
+ *
+ * @example
+ * const { values, indices } = t.maxWithIndices(t.tensor([[1, 5], [7, 2]]), 1); // [5, 7] and [1, 0]
+ */
+export const maxWithIndices = (x: Tensor, axis: number, keepdim = false): { values: Tensor; indices: Tensor } =>
+  extremeWithIndices('maxWithIndices', x, axis, keepdim);
+/** The smallest value along `axis` and its index (the first among ties), as torch.min(x, dim). */
+export const minWithIndices = (x: Tensor, axis: number, keepdim = false): { values: Tensor; indices: Tensor } =>
+  extremeWithIndices('minWithIndices', x, axis, keepdim);
+
+/** Mean over `axis` (every axis when omitted), f32. */
 export function mean(x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor {
   x.assertAlive('mean');
   const axes = normAxes(axis, x.ndim, 'mean');
@@ -584,7 +912,11 @@ export function mean(x: Tensor, axis?: number | readonly number[], keepdim = fal
   return record('mean', [x], res, { keepShape, n });
 }
 
-/** Variance over axes with Bessel's correction (divide by n - correction). */
+/**
+ * Variance over `axis` (every axis when omitted), dividing by n − correction: correction 1 (the
+ * default, as in PyTorch) is Bessel's unbiased estimate, 0 the population variance. `var` is a
+ * reserved word in JavaScript: the function is `variance`, the method `x.var()`.
+ */
 export function variance(x: Tensor, axis?: number | readonly number[], keepdim = false, correction = 1): Tensor {
   x.assertAlive('var');
   const axes = normAxes(axis, x.ndim, 'var');
@@ -594,14 +926,79 @@ export function variance(x: Tensor, axis?: number | readonly number[], keepdim =
   return mul(sum(mul(d, d), axes, keepdim), 1 / (n - correction));
 }
 
-/** Index of the first maximum along axis (i32, no gradient). */
-export function argmax(x: Tensor, axis: number, keepdim = false): Tensor {
-  x.assertAlive('argmax');
-  const a = normAxis(axis, x.ndim, 'argmax');
-  const { out, keepShape } = reduceInto('argmax', 'argmax', x, [a]);
+/** Standard deviation: sqrt(variance(x, axis, keepdim, correction)), correction 1 by default as in PyTorch. */
+export function std(x: Tensor, axis?: number | readonly number[], keepdim = false, correction = 1): Tensor {
+  const v = variance(x, axis, keepdim, correction);
+  const out = sqrt(v);
+  releaseTemps(out, [v]);
+  return out;
+}
+
+function argExtreme(op: string, kind: 'argmax' | 'argmin', x: Tensor, axis: number | undefined, keepdim: boolean): Tensor {
+  x.assertAlive(op);
+  if (axis === undefined) {
+    // over the flattened tensor (PyTorch's argmax() without dim)
+    const flat = reshape(x, [-1]);
+    const r = argExtreme(op, kind, flat, 0, false);
+    flat.dispose();
+    return keepdim ? reshapeOwned(r, x.shape.map(() => 1)) : r;
+  }
+  const a = normAxis(axis, x.ndim, op);
+  const { out, keepShape } = reduceInto(op, kind, x, [a]);
   const res = finish(out, keepShape, keepdim);
   if (res !== out) out.dispose();
   return res;
+}
+
+/** reshape() of a fresh, unrecorded tensor, disposing the original object. */
+function reshapeOwned(t: Tensor, shape: readonly number[]): Tensor {
+  const r = reshape(t, shape);
+  t.dispose();
+  return r;
+}
+
+/** Index of the first maximum along `axis` (i32, no gradient); over the flattened tensor when axis is omitted. */
+export const argmax = (x: Tensor, axis?: number, keepdim = false): Tensor => argExtreme('argmax', 'argmax', x, axis, keepdim);
+/** Index of the first minimum along `axis` (i32, no gradient); over the flattened tensor when axis is omitted. */
+export const argmin = (x: Tensor, axis?: number, keepdim = false): Tensor => argExtreme('argmin', 'argmin', x, axis, keepdim);
+
+/**
+ * Vector p-norm over `axis` (every axis when omitted), as torch.linalg.vector_norm: p = 2 (default)
+ * in one pass (sum of squares, then sqrt; gradient x / norm, 0 where the norm is 0); p = 1, ±Infinity
+ * (max / min of |x|), 0 (count of nonzeros, no gradient) and any other p as (Σ |x|^p)^(1/p).
+ *
+ * @example
+ * t.norm(t.tensor([3, 4])) // 5
+ */
+export function norm(x: Tensor, p = 2, axis?: number | readonly number[], keepdim = false): Tensor {
+  x.assertAlive('norm');
+  checkF32('norm', x);
+  check(typeof p === 'number' && !Number.isNaN(p), 'norm', () => `p must be a number, got ${String(p)}`);
+  const axes = normAxes(axis, x.ndim, 'norm');
+  if (p === 2) {
+    const { out, keepShape } = reduceInto('norm', 'sum', x, axes, 1, true);
+    runMap(x.device, 'norm', { expr: 'sqrt(a)', compute: 'f32' }, out, [out]);
+    const res = finish(out, keepShape, keepdim);
+    if (res !== out) out.dispose();
+    return record('norm', [x], res, { keepShape });
+  }
+  if (p === 0) {
+    const nz = ne(x, 0);
+    const out = sum(nz, axes, keepdim);
+    nz.dispose();
+    return out;
+  }
+  const a = abs(x);
+  if (p === Infinity || p === -Infinity || p === 1) {
+    const out = p === 1 ? sum(a, axes, keepdim) : p > 0 ? max(a, axes, keepdim) : min(a, axes, keepdim);
+    releaseTemps(out, [a]);
+    return out;
+  }
+  const powered = pow(a, p);
+  const total = sum(powered, axes, keepdim);
+  const out = pow(total, 1 / p);
+  releaseTemps(out, [a, powered, total]);
+  return out;
 }
 
 /** Sums a (broadcast) gradient back to `shape`. */
@@ -616,7 +1013,13 @@ export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
 
 // ---- matmul -----------------------------------------------------------------------------------------
 
-/** Matrix product with PyTorch semantics: batched, broadcasting batch dims, 1-D operands promoted. */
+/**
+ * Matrix product with PyTorch semantics: batched, broadcasting batch dims, 1-D operands promoted.
+ * a (..., M, K) @ b (..., K, N) → (..., M, N), f32; transposed views are read in place.
+ *
+ * @example
+ * t.matmul(t.randn([8, 16]), t.randn([16, 4])) // [8, 4]
+ */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   const dev = deviceOf('matmul', a, b);
   checkF32('matmul', a, b);
@@ -709,7 +1112,14 @@ function softmaxLike(op: 'softmax' | 'logSoftmax', x: Tensor, axis: number): Ten
   if (rows !== x) rows.dispose();
   return record(op, [x], undoRows(out, perm), { axis: normAxis(axis, x.ndim, op) });
 }
+/**
+ * exp(x) / Σ exp(x) along `axis` (the last by default), one fused row kernel each way.
+ *
+ * @example
+ * t.softmax(t.tensor([1, 2, 3])) // [0.090, 0.245, 0.665]
+ */
 export const softmax = (x: Tensor, axis = -1): Tensor => softmaxLike('softmax', x, axis);
+/** x − logsumexp(x) along `axis` (the last by default), stable for large logits. */
 export const logSoftmax = (x: Tensor, axis = -1): Tensor => softmaxLike('logSoftmax', x, axis);
 
 /** dx for softmax (y = out) or log-softmax along axis, by the fused row kernel. */
@@ -844,22 +1254,84 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
   return record('indexSelect', [x, index], out, { axis: a });
 }
 
-/** Embedding lookup: weight [V, D], ids i32 of any shape → [...ids.shape, D]. */
-export function embedding(weight: Tensor, ids: Tensor): Tensor {
+/**
+ * Embedding lookup, in PyTorch's F.embedding(input, weight) order: ids i32 of any shape, weight
+ * [V, D] → [...ids.shape, D]. The gradient to weight is a deterministic scatter-add.
+ *
+ * @example
+ * t.embedding(t.tensor([2, 0], { dtype: 'i32' }), weight) // rows 2 and 0 of weight: [2, D]
+ */
+export function embedding(ids: Tensor, weight: Tensor): Tensor {
+  check(ids instanceof Tensor && weight instanceof Tensor, 'embedding', () => 'expected embedding(ids, weight), two tensors');
   check(weight.ndim === 2, 'embedding', () => `weight must be [V, D], got ${weight.describe()}`);
   checkIndex('embedding', ids);
-  return reshape(indexSelect(weight, 0, reshape(ids, [-1])), [...ids.shape, weight.shape[1]]);
+  const flat = reshape(ids, [-1]);
+  const rows = indexSelect(weight, 0, flat);
+  const out = reshape(rows, [...ids.shape, weight.shape[1]]);
+  releaseTemps(out, [rows]);
+  return out;
 }
 
-/** Gradient of gather: a deterministic scatter-add of g into zeros of x's shape. */
-export function gatherBackward(g: Tensor, xShape: readonly number[], axis: number, index: Tensor): Tensor {
-  const dev = deviceOf('gather.backward', g, index);
+/**
+ * One-hot rows: ids i32 of any shape → [...ids.shape, numClasses] with 1 at each id (PyTorch's
+ * F.one_hot), i32 unless `dtype` says otherwise. An id outside [0, numClasses) gives a row of zeros
+ * and is reported (TrimpiError at the next readback).
+ */
+export function oneHot(ids: Tensor, numClasses: number, opts: { dtype?: DType } = {}): Tensor {
+  const dev = deviceOf('oneHot', ids);
+  checkIndex('oneHot', ids);
+  check(Number.isInteger(numClasses) && numClasses >= 1, 'oneHot', () => `numClasses must be a positive integer, got ${numClasses}`);
+  const dtype = opts.dtype ?? 'i32';
+  check(isDType(dtype), 'oneHot', () => `unknown dtype ${String(dtype)}`);
+  const shape = [...ids.shape, numClasses];
+  const out = empty(shape, dtype, dev);
+  const idv: View = { buffer: ids.buffer, dtype: 'i32', shape, strides: [...ids.strides, 0], offset: ids.offset };
+  runMap(dev, 'oneHot', { expr: 'select(0, 1, a == i32(o0 % u32(p.x)))', compute: 'i32' }, out, [idv], [numClasses]);
+  // the range check: the keys of a gather along a last axis of size numClasses flag every bad id
+  const probe = [...ids.shape, 1];
+  const keys = empty(probe, 'i32', dev);
+  runGatherKeys(dev, 'oneHot', bview(keys, probe), shape, { ...idv, shape: probe }, ids.ndim,
+    dev.assertFlags(`oneHot: an index was outside [0, ${numClasses})`));
+  keys.dispose();
+  return out;
+}
+
+/**
+ * out = x + the values of `src` added at `index` along `axis` (PyTorch's scatter_add): for axis 0,
+ * out[index[i][j]][j] += src[i][j]. index: i32 of x's rank, no larger than src anywhere nor than x
+ * off the axis; only src's leading index-shaped block is used. f32; summed in a fixed order
+ * (deterministic, no float atomics). Gradients: g to x, gather(g, axis, index) to src. An index
+ * outside [0, x.shape[axis]) is skipped and reported (TrimpiError at the next readback).
+ */
+export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor): Tensor {
+  deviceOf('scatterAdd', x, index, src);
+  checkF32('scatterAdd', x, src);
+  checkIndex('scatterAdd', index);
+  const a = normAxis(axis, x.ndim, 'scatterAdd');
+  check(index.ndim === x.ndim && src.ndim === x.ndim && index.shape.every((d, i) => d <= src.shape[i] && (i === a || d <= x.shape[i])), 'scatterAdd',
+    () => `index ${index.describe()} must have the rank of x ${x.describe()} and src ${src.describe()}, be no larger than src, and no larger than x off axis ${a}`);
+  let block = src;
+  const temps: Tensor[] = [];
+  for (let d = 0; d < src.ndim; d++) if (block.shape[d] !== index.shape[d]) temps.push((block = slice(block, d, 0, index.shape[d])));
+  const spread = record('scatterAdd', [block, index], gatherBackward(block, x.shape, a, index, 'scatterAdd'), { axis: a });
+  const out = add(x, spread);
+  releaseTemps(out, [...temps, spread]);
+  return out;
+}
+
+/**
+ * Gradient of gather: a deterministic scatter-add of g into zeros of x's shape. With `checkOp`,
+ * indices out of range are reported under that op's name (they are skipped either way).
+ */
+export function gatherBackward(g: Tensor, xShape: readonly number[], axis: number, index: Tensor, checkOp?: string): Tensor {
+  const op = checkOp ?? 'gather.backward';
+  const dev = deviceOf(op, g, index);
   // torch.gather allows an index smaller than x off the axis: scatter into that sub-block, then place it
   const sub = xShape.map((d, i) => (i === axis ? d : index.shape[i]));
   const keys = empty(index.shape, 'i32', dev);
-  runGatherKeys(dev, 'gather.backward', keys, sub, bview(index, index.shape), axis);
+  runGatherKeys(dev, op, keys, sub, bview(index, index.shape), axis, checkOp ? dev.assertFlags(`${checkOp}: an index was out of range`) : undefined);
   const out = empty(sub, 'f32', dev);
-  runScatterAddByKey(dev, 'gather.backward', out, keys, bview(g, g.shape));
+  runScatterAddByKey(dev, op, out, keys, bview(g, g.shape));
   keys.dispose();
   if (sub.every((d, i) => d === xShape[i])) return out;
   const full = zeros(xShape, { device: dev });
@@ -916,25 +1388,38 @@ export function tokenLogProbsBackward(g: Tensor, { inputs: [logits, tokens], sav
 
 // ---- losses -----------------------------------------------------------------------------------------------
 
+/** Options of {@link crossEntropy}. */
 export interface CrossEntropyOptions {
   /** Targets equal to this contribute nothing (default -100). */
   ignoreIndex?: number;
-  /** Per-token weights, shape of targets. */
+  /** Per-class weights (C,), as PyTorch's `weight`: token i's loss is scaled by weight[target_i]. Not differentiated. */
   weight?: Tensor;
-  /** 'mean' (weighted mean over non-ignored tokens; 0 if their total weight is 0), 'sum' or 'none'. */
+  /** Per-token weights, the targets' shape (a trimpi extension; multiplies the class weight). Not differentiated. */
+  tokenWeight?: Tensor;
+  /** 'mean' (weighted mean over non-ignored tokens: Σ w·loss / Σ w; 0 if Σ w is 0), 'sum' or 'none'. */
   reduction?: 'mean' | 'sum' | 'none';
 }
 
-/** Cross-entropy of logits [..., C] against i32 targets [...]. */
+/**
+ * Cross-entropy of logits [..., C] against i32 class targets [...] (PyTorch's F.cross_entropy with
+ * class indices): loss_i = −w_i · log softmax(logits_i)[target_i], w_i = weight[target_i] ·
+ * tokenWeight_i (1 when absent, 0 for ignored targets), reduced by `reduction`. The softmax is never
+ * stored (fused log-prob kernels).
+ *
+ * @example
+ * const loss = t.crossEntropy(logits, targets, { ignoreIndex: -100 }); // logits [N, C], targets [N] i32
+ */
 export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
-  deviceOf('crossEntropy', logits, targets, opts.weight);
-  checkF32('crossEntropy', logits);
+  deviceOf('crossEntropy', logits, targets, opts.weight, opts.tokenWeight);
+  checkF32('crossEntropy', logits, opts.weight, opts.tokenWeight);
   checkIndex('crossEntropy', targets);
   const C = logits.shape[logits.ndim - 1];
   check(logits.ndim >= 1 && targets.ndim === logits.ndim - 1 && targets.shape.every((d, i) => d === logits.shape[i]), 'crossEntropy',
     () => `targets ${targets.describe()} must have the shape of logits ${logits.describe()} without the class dim`);
-  if (opts.weight) check(opts.weight.shape.length === targets.ndim && opts.weight.shape.every((d, i) => d === targets.shape[i]), 'crossEntropy',
-    () => `weight ${opts.weight!.describe()} must have the targets' shape ${fmtShape(targets.shape)}`);
+  if (opts.weight) check(opts.weight.ndim === 1 && opts.weight.shape[0] === C, 'crossEntropy',
+    () => `weight ${opts.weight!.describe()} holds one weight per class: it must have shape [${C}] (per-token weights go in tokenWeight)`);
+  if (opts.tokenWeight) check(opts.tokenWeight.shape.length === targets.ndim && opts.tokenWeight.shape.every((d, i) => d === targets.shape[i]), 'crossEntropy',
+    () => `tokenWeight ${opts.tokenWeight!.describe()} must have the targets' shape ${fmtShape(targets.shape)}`);
   const reduction = opts.reduction ?? 'mean';
   check(['mean', 'sum', 'none'].includes(reduction), 'crossEntropy', () => `reduction must be 'mean', 'sum' or 'none', got ${reduction}`);
   const ignore = opts.ignoreIndex ?? -100;
@@ -943,7 +1428,14 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const valid = ne(t, ignore);
   const safe = where(valid, t, 0);
   const picked = tokenLogProbs(L, safe);
-  const w = opts.weight ? mul(valid, reshape(opts.weight, [-1])) : valid;
+  const classWeight = opts.weight;
+  const tokenWeight = opts.tokenWeight;
+  const w = noGrad(() => {
+    let wt = valid;
+    if (classWeight) wt = mul(wt, indexSelect(classWeight, 0, safe));
+    if (tokenWeight) wt = mul(wt, reshape(tokenWeight, [-1]));
+    return wt;
+  });
   const per = mul(neg(picked), w);
   if (reduction === 'none') return reshape(per, targets.shape);
   const total = sum(per);

@@ -12,11 +12,20 @@ import { backward as runBackward } from './autograd.js';
 import * as ops from './ops.js';
 import { formatTensor } from '../gpu/format.js';
 
+/** The host copy of a tensor's values: Float32Array for f32, Int32Array for i32. */
 export type TensorData = Float32Array | Int32Array;
+/** A number or (nested) arrays of numbers: tensor() input and toNested() output. */
 export type NestedArray = number | NestedArray[];
 
 let nextId = 1;
 
+/**
+ * An n-dimensional f32 or i32 array on the GPU: a strided view (shape, strides, offset) of a
+ * reference-counted buffer, with an optional autograd node. Ops are functions of the package
+ * (`t.add(a, b)`) and methods (`a.add(b)`); work is recorded and runs on the GPU, and only
+ * toArray() / item() / toNested() wait for it. Create with tensor(), zeros(), randn(), ...; free
+ * with dispose() or tidy().
+ */
 export class Tensor implements Disposable {
   readonly id = nextId++;
   readonly shape: readonly number[];
@@ -80,6 +89,18 @@ export class Tensor implements Disposable {
   /** True if no other live tensor views this tensor's memory. */
   get ownsStorage(): boolean {
     return this.storage.refCount === 1;
+  }
+  /**
+   * The in-place write counter of this tensor's memory (shared by its views), as PyTorch's
+   * `_version`: every assign(), addInPlace and optimizer step into it adds one. Backward checks that
+   * the tensors a gradient needs were not written since the forward.
+   */
+  get version(): number {
+    return this.storage.version;
+  }
+  /** @internal Records an in-place write into this tensor's memory (kernels that write in place call it). */
+  bumpVersion(): void {
+    this.storage.version++;
   }
   /** True if this tensor and `other` share GPU memory. */
   sharesStorage(other: Tensor): boolean {
@@ -202,6 +223,13 @@ export class Tensor implements Disposable {
   unsqueeze(axis: number): Tensor { return ops.unsqueeze(this, axis); }
   squeeze(axis?: number): Tensor { return ops.squeeze(this, axis); }
   contiguous(): Tensor { return ops.contiguous(this); }
+  split(sizes: number | readonly number[], axis = 0): Tensor[] { return ops.split(this, sizes, axis); }
+  chunk(chunks: number, axis = 0): Tensor[] { return ops.chunk(this, chunks, axis); }
+  flip(axes: number | readonly number[]): Tensor { return ops.flip(this, axes); }
+  repeat(sizes: readonly number[]): Tensor { return ops.repeat(this, sizes); }
+  tile(dims: readonly number[]): Tensor { return ops.tile(this, dims); }
+  tril(diagonal = 0): Tensor { return ops.tril(this, diagonal); }
+  triu(diagonal = 0): Tensor { return ops.triu(this, diagonal); }
 
   // ---- element-wise ------------------------------------------------------------------------------
   neg(): Tensor { return ops.neg(this); }
@@ -215,6 +243,15 @@ export class Tensor implements Disposable {
   gelu(approximate: 'none' | 'tanh' = 'none'): Tensor { return ops.gelu(this, approximate); }
   silu(): Tensor { return ops.silu(this); }
   abs(): Tensor { return ops.abs(this); }
+  log1p(): Tensor { return ops.log1p(this); }
+  expm1(): Tensor { return ops.expm1(this); }
+  erf(): Tensor { return ops.erf(this); }
+  sin(): Tensor { return ops.sin(this); }
+  cos(): Tensor { return ops.cos(this); }
+  sign(): Tensor { return ops.sign(this); }
+  floor(): Tensor { return ops.floor(this); }
+  round(): Tensor { return ops.round(this); }
+  lerp(end: Tensor | number, weight: Tensor | number): Tensor { return ops.lerp(this, end, weight); }
   square(): Tensor { return ops.mul(this, this); }
   add(b: Tensor | number): Tensor { return ops.add(this, b); }
   sub(b: Tensor | number): Tensor { return ops.sub(this, b); }
@@ -239,8 +276,16 @@ export class Tensor implements Disposable {
   mean(axis?: number | readonly number[], keepdim = false): Tensor { return ops.mean(this, axis, keepdim); }
   max(axis?: number | readonly number[], keepdim = false): Tensor { return ops.max(this, axis, keepdim); }
   min(axis?: number | readonly number[], keepdim = false): Tensor { return ops.min(this, axis, keepdim); }
+  prod(axis?: number | readonly number[], keepdim = false): Tensor { return ops.prod(this, axis, keepdim); }
   var(axis?: number | readonly number[], keepdim = false, correction = 1): Tensor { return ops.variance(this, axis, keepdim, correction); }
-  argmax(axis: number, keepdim = false): Tensor { return ops.argmax(this, axis, keepdim); }
+  std(axis?: number | readonly number[], keepdim = false, correction = 1): Tensor { return ops.std(this, axis, keepdim, correction); }
+  norm(p = 2, axis?: number | readonly number[], keepdim = false): Tensor { return ops.norm(this, p, axis, keepdim); }
+  argmax(axis?: number, keepdim = false): Tensor { return ops.argmax(this, axis, keepdim); }
+  argmin(axis?: number, keepdim = false): Tensor { return ops.argmin(this, axis, keepdim); }
+  maxWithIndices(axis: number, keepdim = false): { values: Tensor; indices: Tensor } { return ops.maxWithIndices(this, axis, keepdim); }
+  minWithIndices(axis: number, keepdim = false): { values: Tensor; indices: Tensor } { return ops.minWithIndices(this, axis, keepdim); }
+  cumsum(axis: number): Tensor { return ops.cumsum(this, axis); }
+  topk(k: number, axis = -1, largest = true): { values: Tensor; indices: Tensor } { return ops.topk(this, k, axis, largest); }
 
   // ---- linear algebra, normalisation, indexing ---------------------------------------------------------
   matmul(b: Tensor): Tensor { return ops.matmul(this, b); }
@@ -249,6 +294,7 @@ export class Tensor implements Disposable {
   logsumexp(axis: number | readonly number[], keepdim = false): Tensor { return ops.logsumexp(this, axis, keepdim); }
   indexSelect(axis: number, index: Tensor): Tensor { return ops.indexSelect(this, axis, index); }
   gather(axis: number, index: Tensor): Tensor { return ops.gather(this, axis, index); }
+  scatterAdd(axis: number, index: Tensor, src: Tensor): Tensor { return ops.scatterAdd(this, axis, index, src); }
 
   // ---- in place (optimizers; not recorded by autograd) ------------------------------------------------
   /** Overwrites this tensor's elements with `src` (broadcast to this shape). */

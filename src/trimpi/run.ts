@@ -158,6 +158,8 @@ export interface RunHooks {
   log?: (line: string) => void;
   /** Progress bars on this stream (default stderr; null: none). */
   progress?: NodeJS.WriteStream | null;
+  /** After the table: the evaluation suite (<setting>/evals.json) and the report (out/report.html), src/trimpi/suite.ts. Default true. */
+  suite?: boolean;
 }
 
 // ---- the run -----------------------------------------------------------------------------------------
@@ -299,6 +301,8 @@ export async function runPipeline(config: RunConfig, tok: Tokenizer, hooks: RunH
   }
   results.wallSeconds = (performance.now() - started) / 1000;
   writeJsonAtomic(join(root, 'results.json'), results);
+  // the evaluation suite and the HTML report (issue 10; loaded lazily: suite.ts imports this module)
+  if (hooks.suite !== false) await (await import('./suite.js')).suiteAfterRun(config.out, root, tok, log);
   return results;
 }
 

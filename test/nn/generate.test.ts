@@ -58,7 +58,7 @@ describe('generate', () => {
         const pos = Int32Array.from(batch.layouts, (l) => l.ids.length + s);
         logits = t.noGrad(() => t.tidy(() => model.forward({
           tokens: t.tensor(ids, { shape: [3, 1], dtype: 'i32' }), positions: t.tensor(pos, { shape: [3, 1], dtype: 'i32' }),
-          images: null, gatherIndex: null, keyPadding: null,
+          images: null, gatherIndex: null, keyValid: null,
         }, { cache, lastOnly: true })));
       }
       stepLogits.push((await logits.toArray()) as Float32Array);

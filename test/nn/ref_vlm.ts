@@ -29,7 +29,7 @@ function refLayerNorm(ps: Params, name: string, x: Ref, eps: number): Ref {
   return layerNorm(x, [w.shape[0]], w, get(ps, `${name}.bias`), eps);
 }
 
-/** Naive attention with a causal flag and a (B, Tk) key-padding mask; rows that see no key give zeros. */
+/** Naive attention with a causal flag and a (B, Tk) key-valid mask (1 = a real key); rows that see no key give zeros. */
 function refAttention(q: Ref, k: Ref, v: Ref, causal: boolean, pad: number[][] | null): Ref {
   const [B, , Tq, D] = q.shape;
   const Tk = k.shape[2];
@@ -65,7 +65,7 @@ function refBlock(ps: Params, name: string, x: Ref, heads: number, causal: boole
 export function refVlmLogits(ps: Params, cfg: t.nn.VlmConfig, batch: t.nn.VlmBatch, images: Ref | null): Ref {
   const { B, T } = batch;
   const eps = cfg.layerNormEps;
-  const tok = embedding(get(ps, 'decoder.wte.weight'), new Ref(batch.ids, [B, T], { dtype: 'i32' }));
+  const tok = embedding(new Ref(batch.ids, [B, T], { dtype: 'i32' }), get(ps, 'decoder.wte.weight'));
   let x = tok;
   if (images && batch.numImages > 0) {
     const [N, Ch, S] = images.shape;
@@ -79,7 +79,7 @@ export function refVlmLogits(ps: Params, cfg: t.nn.VlmConfig, batch: t.nn.VlmBat
     const index = Array.from(batch.imageRow, (r, i) => (r < 0 ? i : B * T + r));
     x = concat([tok.reshape([B * T, cfg.dim]), img], 0).indexSelect(0, new Ref(index, [B * T], { dtype: 'i32' })).reshape([B, T, cfg.dim]);
   }
-  x = x.add(embedding(get(ps, 'decoder.wpe.weight'), new Ref(batch.positions, [B, T], { dtype: 'i32' })));
+  x = x.add(embedding(new Ref(batch.positions, [B, T], { dtype: 'i32' }), get(ps, 'decoder.wpe.weight')));
   const padded = batch.attention.some((a) => a === 0);
   const pad = padded ? Array.from({ length: B }, (_, b) => Array.from(batch.attention.subarray(b * T, (b + 1) * T))) : null;
   for (let l = 0; l < cfg.layers; l++) x = refBlock(ps, `decoder.blocks.${l}`, x, cfg.heads, true, pad, eps);

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { Ref, Rng, erf, erfc, where, concat, stack, embedding, layerNorm, crossEntropy } from './ref.js';
+import { Ref, Rng, erf, erfc, where, concat, stack, embedding, layerNorm, crossEntropy, split, oneHot, scatterAdd, roundHalfEven } from './ref.js';
 
 // ---------------------------------------------------------------------------------------------
 // Finite-difference gradient checker
@@ -246,8 +246,8 @@ describe('gradcheck: indexing', () => {
   gradcheck('indexSelect axis 1, repeated', (r) => [randn([3, 4, 2])(r)], ([x]) => x.indexSelect(1, idx([2, 0, 2, 2, 3])));
   gradcheck('indexSelect axis 0', (r) => [randn([5, 3])(r)], ([x]) => x.indexSelect(0, idx([4, 4, 1])));
   gradcheck('indexSelect axis -1', (r) => [randn([2, 6])(r)], ([x]) => x.indexSelect(-1, idx([5, 0, 5])));
-  gradcheck('embedding ids [2,4] with repeats', (r) => [randn([5, 3])(r)], ([w]) => embedding(w, idx([1, 4, 1, 0, 1, 4, 4, 2], [2, 4])));
-  gradcheck('embedding ids 1-D', (r) => [randn([6, 2])(r)], ([w]) => embedding(w, idx([5, 5, 0])));
+  gradcheck('embedding ids [2,4] with repeats', (r) => [randn([5, 3])(r)], ([w]) => embedding(idx([1, 4, 1, 0, 1, 4, 4, 2], [2, 4]), w));
+  gradcheck('embedding ids 1-D', (r) => [randn([6, 2])(r)], ([w]) => embedding(idx([5, 5, 0]), w));
   gradcheck('gather axis 1, repeated', (r) => [randn([3, 5])(r)], ([x]) =>
     x.gather(1, idx([0, 0, 4, 4, 2, 1, 1, 1, 3, 0, 4, 0], [3, 4])),
   );
@@ -257,11 +257,15 @@ describe('gradcheck: indexing', () => {
 
 describe('gradcheck: crossEntropy', () => {
   const targets = new Ref([2, -100, 0, 4, 4, -100, 1], [7], { dtype: 'i32' });
-  const weight = new Ref([0.5, 2, 1.5, 0.25, 1, 3, 0.75], [7]);
+  const tokenWeight = new Ref([0.5, 2, 1.5, 0.25, 1, 3, 0.75], [7]);
+  const weight = new Ref([0.3, 1.7, 0.9, 2.2, 1.1], [5]);
   for (const reduction of ['mean', 'sum', 'none'] as const) {
     gradcheck(`crossEntropy ${reduction}, ignored rows`, (r) => [randn([7, 5], 2)(r)], ([x]) => crossEntropy(x, targets, { reduction }));
-    gradcheck(`crossEntropy ${reduction}, weights + ignored rows`, (r) => [randn([7, 5], 2)(r)], ([x]) =>
-      crossEntropy(x, targets, { reduction, weight }),
+    gradcheck(`crossEntropy ${reduction}, token weights + ignored rows`, (r) => [randn([7, 5], 2)(r)], ([x]) =>
+      crossEntropy(x, targets, { reduction, tokenWeight }),
+    );
+    gradcheck(`crossEntropy ${reduction}, class + token weights + ignored rows`, (r) => [randn([7, 5], 2)(r)], ([x]) =>
+      crossEntropy(x, targets, { reduction, weight, tokenWeight }),
     );
   }
   gradcheck('crossEntropy custom ignoreIndex', (r) => [randn([4, 3])(r)], ([x]) =>
@@ -273,6 +277,37 @@ describe('gradcheck: crossEntropy', () => {
   gradcheck('crossEntropy [2,3,5] none', (r) => [randn([2, 3, 5])(r)], ([x]) =>
     crossEntropy(x, new Ref([0, 4, -100, 2, 2, 1], [2, 3], { dtype: 'i32' }), { reduction: 'none' }),
   );
+});
+
+describe('gradcheck: everyday ops', () => {
+  for (const op of ['log1p', 'expm1', 'logsigmoid', 'erf', 'sin', 'cos'] as const)
+    for (const shape of [[3, 7], [1]]) gradcheck(`${op} ${JSON.stringify(shape)}`, (r) => [uniform(shape, -0.9, 3)(r)], ([x]) => x[op]());
+  gradcheck('softplus beta 1', (r) => [randn([4, 7], 3)(r)], ([x]) => x.softplus());
+  gradcheck('softplus beta 2 threshold 3', (r) => [awayFrom([4, 7], [1.5], r, 0.01)], ([x]) => x.softplus(2, 3));
+  gradcheck('lerp tensors, broadcast weight', (r) => [randn([3, 5])(r), randn([3, 5])(r), randn([5])(r)], ([a, b, w]) => a.lerp(b, w));
+  gradcheck('lerp number weight', (r) => [randn([4])(r), randn([4])(r)], ([a, b]) => a.lerp(b, 0.3));
+  gradcheck('std axis 1', (r) => [randn([3, 6])(r)], ([x]) => x.std(1));
+  gradcheck('std all, correction 0', (r) => [randn([2, 5])(r)], ([x]) => x.std(undefined, false, 0));
+  gradcheck('prod axis 1', (r) => [uniform([3, 5], -2, 2)(r)], ([x]) => x.prod(1));
+  gradcheck('prod axes [0, 2] keepdim', (r) => [uniform([2, 3, 3], -2, 2)(r)], ([x]) => x.prod([0, 2], true));
+  gradcheck('prod with a zero', () => [new Ref([1.5, 0, -2, 0.5, 3, 1.1], [2, 3])], ([x]) => x.prod(1));
+  gradcheck('prod with two zeros', () => [new Ref([0, 2, 0, 3], [4])], ([x]) => x.prod());
+  for (const p of [2, 1, 3, 0.5, Infinity, -Infinity])
+    gradcheck(`norm p=${p}`, (r) => distinct([[3, 5]], r), ([x]) => x.norm(p, 1));
+  gradcheck('norm all', (r) => [randn([2, 3, 4])(r)], ([x]) => x.norm());
+  gradcheck('cumsum axis 0', (r) => [randn([4, 3])(r)], ([x]) => x.cumsum(0));
+  gradcheck('cumsum axis -1', (r) => [randn([2, 3, 5])(r)], ([x]) => x.cumsum(-1));
+  gradcheck('flip', (r) => [randn([2, 3, 4])(r)], ([x]) => x.flip([0, 2]).mul(x));
+  gradcheck('repeat', (r) => [randn([2, 3])(r)], ([x]) => x.repeat([2, 1, 3]));
+  gradcheck('tril', (r) => [randn([2, 3, 4])(r)], ([x]) => x.tril());
+  gradcheck('triu -1', (r) => [randn([4, 3])(r)], ([x]) => x.triu(-1));
+  gradcheck('topk largest', (r) => distinct([[3, 6]], r), ([x]) => x.topk(3, 1).values);
+  gradcheck('topk smallest axis 0', (r) => distinct([[5, 2]], r), ([x]) => x.topk(2, 0, false).values);
+  gradcheck('maxWithIndices', (r) => distinct([[3, 4]], r), ([x]) => x.maxWithIndices(1).values);
+  gradcheck('minWithIndices keepdim', (r) => distinct([[3, 4]], r), ([x]) => x.minWithIndices(0, true).values);
+  gradcheck('split', (r) => [randn([7, 2])(r)], ([x]) => concat(split(x, 3).map((p, i) => p.mul(i + 1)), 0));
+  gradcheck('scatterAdd', (r) => [randn([4, 3])(r), randn([3, 3])(r)], ([x, src]) =>
+    scatterAdd(x, 0, new Ref([3, 0, 3, 1, 1, 0], [2, 3], { dtype: 'i32' }), src));
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -363,7 +398,7 @@ describe('forward values', () => {
     const i = new Ref([2, 0, 1, 1], [2, 2], { dtype: 'i32' });
     expect(m.gather(1, i).toArray()).toEqual([2, 0, 4, 4]);
     expect(m.indexSelect(1, new Ref([2, 2], [2], { dtype: 'i32' })).toArray()).toEqual([2, 2, 5, 5]);
-    const e = embedding(m, new Ref([1, 0, 1], [3, 1], { dtype: 'i32' }));
+    const e = embedding(new Ref([1, 0, 1], [3, 1], { dtype: 'i32' }), m);
     expect(e.shape).toEqual([3, 1, 3]);
     expect(e.toArray()).toEqual([3, 4, 5, 0, 1, 2, 3, 4, 5]);
     expect(m.permute([1, 0]).toArray()).toEqual([0, 3, 1, 4, 2, 5]);
@@ -385,13 +420,34 @@ describe('forward values', () => {
     close(crossEntropy(logits, t, { reduction: 'sum' }).data, [2 * lse - 4]);
     close(crossEntropy(logits, t).data, [lse - 2]);
     const w = new Ref([1, 3], [2]);
-    close(crossEntropy(logits, t, { weight: w }).data, [(lse - 3 + 3 * (lse - 1)) / 4]);
+    close(crossEntropy(logits, t, { tokenWeight: w }).data, [(lse - 3 + 3 * (lse - 1)) / 4]);
+    // class weights: target 2 weighs 0.5, target 0 weighs 2 (PyTorch: Σ w[t_i] l_i / Σ w[t_i])
+    const cw = new Ref([2, 1, 0.5], [3]);
+    close(crossEntropy(logits, t, { weight: cw }).data, [(0.5 * (lse - 3) + 2 * (lse - 1)) / 2.5]);
     // all rows ignored → 0 with zero gradient
     const allIgnored = crossEntropy(logits, new Ref([-100, -100], [2], { dtype: 'i32' }));
     expect(allIgnored.item()).toBe(0);
     allIgnored.backward();
     expect(Array.from(logits.grad ?? [])).toEqual([0, 0, 0, 0, 0, 0]);
     expect(() => crossEntropy(logits, new Ref([3, 0], [2], { dtype: 'i32' }))).toThrow(/crossEntropy/);
+  });
+  it('everyday ops: round half to even, cumsum, topk order, flip, repeat, triangles, oneHot, scatterAdd, split', () => {
+    expect([0.5, 1.5, 2.5, -0.5, -1.5, 2.4, -2.6].map(roundHalfEven)).toEqual([0, 2, 2, -0, -2, 2, -3]);
+    expect(new Ref([1, 2, 3, 4], [2, 2]).cumsum(1).toArray()).toEqual([1, 3, 3, 7]);
+    const { values, indices } = new Ref([3, 1, 3, 5], [4]).topk(3);
+    expect(values.toArray()).toEqual([5, 3, 3]);
+    expect(indices.toArray()).toEqual([3, 0, 2]);
+    expect(new Ref([3, 1, 3, 5], [4]).topk(2, 0, false).indices.toArray()).toEqual([1, 0]);
+    expect(Ref.arange(6).reshape([2, 3]).flip(1).toArray()).toEqual([2, 1, 0, 5, 4, 3]);
+    expect(new Ref([1, 2], [2]).repeat([2, 2]).toArray()).toEqual([1, 2, 1, 2, 1, 2, 1, 2]);
+    expect(Ref.ones([3, 3]).tril().toArray()).toEqual([1, 0, 0, 1, 1, 0, 1, 1, 1]);
+    expect(Ref.ones([2, 3]).triu(1).toArray()).toEqual([0, 1, 1, 0, 0, 1]);
+    expect(oneHot(new Ref([2, 0], [2], { dtype: 'i32' }), 3).toArray()).toEqual([0, 0, 1, 1, 0, 0]);
+    expect(scatterAdd(Ref.zeros([3]), 0, new Ref([2, 2, 0], [3], { dtype: 'i32' }), new Ref([1, 2, 4], [3])).toArray()).toEqual([4, 0, 3]);
+    expect(split(Ref.arange(5), [2, 3]).map((p) => p.toArray())).toEqual([[0, 1], [2, 3, 4]]);
+    close(new Ref([3, 4], [2]).norm().data, [5]);
+    close(new Ref([1, -2, 3], [3]).prod().data, [-6]);
+    close(new Ref([1, 2, 3, 4], [4]).std().data, [Math.sqrt(5 / 3)]);
   });
   it('dropoutWithMask scales kept entries', () => {
     const x = new Ref([1, 2, 3, 4], [4]);

@@ -226,6 +226,13 @@ const GELU_K = Math.sqrt(2 / Math.PI);
 const GELU_C = 0.044715;
 const sigmoid = (x: number): number => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
 
+/** Rounds half to even (PyTorch's and WGSL's round). */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+const softplusOf = (z: number): number => Math.max(z, 0) + Math.log1p(Math.exp(-Math.abs(z)));
+
 interface UnaryRule {
   f: (x: number) => number;
   df: (x: number, y: number) => number;
@@ -242,6 +249,15 @@ const UNARY = {
   abs: { f: Math.abs, df: (x) => (x > 0 ? 1 : x < 0 ? -1 : 0) },
   silu: { f: (x) => x * sigmoid(x), df: (x) => sigmoid(x) * (1 + x * (1 - sigmoid(x))) },
   gelu: { f: (x) => x * normalCdf(x), df: (x) => normalCdf(x) + x * normalPdf(x) },
+  log1p: { f: Math.log1p, df: (x) => 1 / (1 + x) },
+  expm1: { f: Math.expm1, df: (x) => Math.exp(x) },
+  logsigmoid: { f: (x) => -softplusOf(-x), df: (x) => sigmoid(-x) },
+  erf: { f: erf, df: (x) => TWO_OVER_SQRT_PI * Math.exp(-x * x) },
+  sin: { f: Math.sin, df: Math.cos },
+  cos: { f: Math.cos, df: (x) => -Math.sin(x) },
+  sign: { f: (x) => Math.sign(x), df: () => 0 },
+  floor: { f: Math.floor, df: () => 0 },
+  round: { f: roundHalfEven, df: () => 0 },
   geluTanh: {
     f: (x) => 0.5 * x * (1 + Math.tanh(GELU_K * (x + GELU_C * x * x * x))),
     df: (x) => {
@@ -459,6 +475,26 @@ export class Ref {
   relu(): Ref { return this.unary(UNARY.relu); }
   abs(): Ref { return this.unary(UNARY.abs); }
   silu(): Ref { return this.unary(UNARY.silu); }
+  log1p(): Ref { return this.unary(UNARY.log1p); }
+  expm1(): Ref { return this.unary(UNARY.expm1); }
+  logsigmoid(): Ref { return this.unary(UNARY.logsigmoid); }
+  erf(): Ref { return this.unary(UNARY.erf); }
+  sin(): Ref { return this.unary(UNARY.sin); }
+  cos(): Ref { return this.unary(UNARY.cos); }
+  sign(): Ref { return this.unary(UNARY.sign); }
+  floor(): Ref { return this.unary(UNARY.floor); }
+  round(): Ref { return this.unary(UNARY.round); }
+  /** log(1 + exp(beta x)) / beta, x where beta x > threshold (PyTorch's F.softplus). */
+  softplus(beta = 1, threshold = 20): Ref {
+    return this.unary({
+      f: (x) => (beta * x > threshold ? x : softplusOf(beta * x) / beta),
+      df: (x) => (beta * x > threshold ? 1 : sigmoid(beta * x)),
+    });
+  }
+  /** start + weight · (end − start). */
+  lerp(end: Scalarish, weight: Scalarish): Ref {
+    return this.add(Ref.lift(weight).mul(Ref.lift(end).sub(this)));
+  }
   gelu(approximate: 'none' | 'tanh' = 'none'): Ref {
     return this.unary(approximate === 'tanh' ? UNARY.geluTanh : UNARY.gelu);
   }
@@ -578,6 +614,144 @@ export class Ref {
     return Ref.result(y, outShape, [this], (g) => [
       x.map((v, i) => (g[group[i]] * 2 * (v - m[group[i]])) / (n - correction)),
     ]);
+  }
+
+  std(axis?: number | number[], keepdim = false, correction = 1): Ref {
+    return this.var(axis, keepdim, correction).sqrt();
+  }
+
+  /** Product over axes; each element's gradient is g times the product of the other elements of its group (zeros allowed). */
+  prod(axis?: number | number[], keepdim = false): Ref {
+    const { outShape, group, groups } = reducePlan(this.shape, axis, keepdim, 'prod');
+    const x = this.data;
+    const y = new Float64Array(groups).fill(1);
+    x.forEach((v, i) => (y[group[i]] *= v));
+    return Ref.result(y, outShape, [this], (g) => [
+      x.map((_, i) => {
+        let others = 1;
+        x.forEach((v, k) => {
+          if (k !== i && group[k] === group[i]) others *= v;
+        });
+        return g[group[i]] * others;
+      }),
+    ]);
+  }
+
+  /** p-norm over axes as compositions (p = 2: sqrt of the sum of squares; ±Infinity: max/min |x|; 0: nonzero count). */
+  norm(p = 2, axis?: number | number[], keepdim = false): Ref {
+    if (p === 2) return this.mul(this).sum(axis, keepdim).sqrt();
+    if (p === Infinity) return this.abs().max(axis, keepdim);
+    if (p === -Infinity) return this.abs().min(axis, keepdim);
+    if (p === 1) return this.abs().sum(axis, keepdim);
+    if (p === 0) return this.ne(0).sum(axis, keepdim);
+    return this.abs().pow(p).sum(axis, keepdim).pow(1 / p);
+  }
+
+  /** Cumulative sum along `axis`; the gradient is the reverse cumulative sum. */
+  cumsum(axis: number): Ref {
+    const ax = normAxis(axis, this.ndim, 'cumsum');
+    const st = stridesOf(this.shape);
+    const n = this.shape[ax];
+    const scan = (v: Float64Array, reverse: boolean): Float64Array => {
+      const out = new Float64Array(v.length);
+      forEachIndex(this.shape, (flat, idx) => {
+        if (idx[ax] !== 0) return;
+        let acc = 0;
+        for (let j = 0; j < n; j++) {
+          const at = flat + (reverse ? n - 1 - j : j) * st[ax];
+          acc += v[at];
+          out[at] = acc;
+        }
+      });
+      return out;
+    };
+    return Ref.result(scan(this.data, false), this.shape, [this], (g) => [scan(g, true)], this.dtype);
+  }
+
+  /** Elements reversed along each of `axes`. */
+  flip(axes: number | number[]): Ref {
+    const ax = (Array.isArray(axes) ? axes : [axes]).map((a) => normAxis(a, this.ndim, 'flip'));
+    const st = stridesOf(this.shape);
+    const map = new Int32Array(this.numel);
+    forEachIndex(this.shape, (flat, idx) => {
+      let o = 0;
+      for (let d = 0; d < idx.length; d++) o += (ax.includes(d) ? this.shape[d] - 1 - idx[d] : idx[d]) * st[d];
+      map[flat] = o;
+    });
+    return this.take([...this.shape], map);
+  }
+
+  /** Tiled sizes[d] times along each dim (PyTorch's Tensor.repeat; extra leading sizes add dims). */
+  repeat(sizes: number[]): Ref {
+    const k = sizes.length - this.ndim;
+    if (k < 0) fail('repeat', `sizes ${fmt(sizes)} shorter than the rank of ${fmt(this.shape)}`);
+    const dims = [...new Array<number>(k).fill(1), ...this.shape];
+    const shape = dims.map((d, i) => d * sizes[i]);
+    const st = stridesOf(dims);
+    const map = new Int32Array(prod(shape));
+    forEachIndex(shape, (flat, idx) => {
+      let o = 0;
+      for (let d = 0; d < idx.length; d++) o += (idx[d] % dims[d]) * st[d];
+      map[flat] = o;
+    });
+    return this.take(shape, map);
+  }
+
+  /** Lower (upper) triangle of the last two dims: keeps j − i <= diagonal (>= for triu). */
+  tril(diagonal = 0): Ref {
+    return this.triangle(diagonal, false);
+  }
+  triu(diagonal = 0): Ref {
+    return this.triangle(diagonal, true);
+  }
+  private triangle(diagonal: number, upper: boolean): Ref {
+    const [R, C] = this.shape.slice(-2);
+    const mask = Float64Array.from({ length: this.numel }, (_, i) => {
+      const d = (i % C) - (Math.floor(i / C) % R);
+      return (upper ? d >= diagonal : d <= diagonal) ? 1 : 0;
+    });
+    return Ref.result(this.data.map((v, i) => v * mask[i]), this.shape, [this], (g) => [g.map((v, i) => v * mask[i])], this.dtype);
+  }
+
+  /** The k largest (smallest) along `axis`, best first, ties to the lower index: values (gather) and i32 indices. */
+  topk(k: number, axis = -1, largest = true): { values: Ref; indices: Ref } {
+    const ax = normAxis(axis, this.ndim, 'topk');
+    const n = this.shape[ax];
+    if (k < 0 || k > n) fail('topk', `k = ${k} out of range for size ${n}`);
+    const st = stridesOf(this.shape);
+    const shape = this.shape.map((d, i) => (i === ax ? k : d));
+    const ist = stridesOf(shape);
+    const idx = new Float64Array(prod(shape));
+    forEachIndex(this.shape, (flat, at) => {
+      if (at[ax] !== 0) return;
+      const order = Array.from({ length: n }, (_, j) => j).sort((p, q) => {
+        const a = this.data[flat + p * st[ax]];
+        const b = this.data[flat + q * st[ax]];
+        return a === b ? p - q : (largest ? b - a : a - b);
+      });
+      let base = 0;
+      for (let d = 0; d < at.length; d++) base += at[d] * ist[d];
+      for (let i = 0; i < k; i++) idx[base + i * ist[ax]] = order[i];
+    });
+    const indices = new Ref(idx, shape, { dtype: 'i32' });
+    return { values: this.gather(ax, indices), indices };
+  }
+
+  /** torch.max(x, dim): the maximum along `axis` and its first index; the gradient goes to that index. */
+  maxWithIndices(axis: number, keepdim = false): { values: Ref; indices: Ref } {
+    const indices = this.argmax(axis, true);
+    const values = this.gather(axis, indices);
+    return keepdim ? { values, indices } : { values: values.squeeze(axis), indices: indices.squeeze(axis) };
+  }
+  minWithIndices(axis: number, keepdim = false): { values: Ref; indices: Ref } {
+    const indices = this.argmin(axis, true);
+    const values = this.gather(axis, indices);
+    return keepdim ? { values, indices } : { values: values.squeeze(axis), indices: indices.squeeze(axis) };
+  }
+
+  /** Index of the first minimum along `axis` (over the flattened tensor if undefined); dtype 'i32'. */
+  argmin(axis?: number, keepdim = false): Ref {
+    return this.neg().argmax(axis, keepdim);
   }
 
   /** Index of the first maximum along `axis` (over the flattened tensor if undefined); dtype 'i32'. */
@@ -866,10 +1040,57 @@ export function stack(tensors: Ref[], axis = 0): Ref {
   return concat(tensors.map((t) => t.unsqueeze(ax)), ax);
 }
 
-/** weight [V, D], ids (integer, any shape) → [...ids.shape, D]; gradient scatter-adds into weight. */
-export function embedding(weight: Ref, ids: Ref): Ref {
+/** ids (integer, any shape), weight [V, D] → [...ids.shape, D] (PyTorch's order); gradient scatter-adds into weight. */
+export function embedding(ids: Ref, weight: Ref): Ref {
   if (weight.ndim !== 2) fail('embedding', `weight must be 2-D, got ${fmt(weight.shape)}`);
   return weight.indexSelect(0, ids.reshape([-1])).reshape([...ids.shape, weight.shape[1]]);
+}
+
+/** Pieces along `axis`: of `size` elements each (the last shorter), or of the listed sizes. */
+export function split(x: Ref, sizes: number | number[], axis = 0): Ref[] {
+  const ax = normAxis(axis, x.ndim, 'split');
+  const n = x.shape[ax];
+  const lens: number[] = [];
+  if (typeof sizes === 'number') for (let at = 0; at < n; at += sizes) lens.push(Math.min(sizes, n - at));
+  else lens.push(...sizes);
+  let at = 0;
+  return lens.map((l) => x.slice(ax, at, (at += l)));
+}
+
+/** ids (i32, any shape) → [...shape, C] i32 with a 1 at each id. */
+export function oneHot(ids: Ref, numClasses: number): Ref {
+  const y = new Float64Array(ids.numel * numClasses);
+  ids.data.forEach((v, i) => (y[i * numClasses + checkIndex(v, numClasses, 'oneHot')] = 1));
+  return new Ref(y, [...ids.shape, numClasses], { dtype: 'i32' });
+}
+
+/**
+ * x + src scattered along `axis` at index (torch.scatter_add): out[pos with pos[axis] := index[pos]] += src[pos]
+ * for pos over index's shape. Gradients: g to x; g read back at the same places to src (0 outside index's block).
+ */
+export function scatterAdd(x: Ref, axis: number, index: Ref, src: Ref): Ref {
+  const ax = normAxis(axis, x.ndim, 'scatterAdd');
+  const sx = stridesOf(x.shape);
+  const ss = stridesOf(src.shape);
+  const dest = new Int32Array(index.numel);
+  const from = new Int32Array(index.numel);
+  forEachIndex(index.shape, (flat, idx) => {
+    let o = 0;
+    let f = 0;
+    for (let d = 0; d < idx.length; d++) {
+      o += (d === ax ? checkIndex(index.data[flat], x.shape[ax], 'scatterAdd') : idx[d]) * sx[d];
+      f += idx[d] * ss[d];
+    }
+    dest[flat] = o;
+    from[flat] = f;
+  });
+  const y = x.data.slice();
+  dest.forEach((o, i) => (y[o] += src.data[from[i]]));
+  return Ref.result(y, [...x.shape], [x, src], (g) => {
+    const gs = new Float64Array(src.numel);
+    dest.forEach((o, i) => (gs[from[i]] += g[o]));
+    return [g.slice(), gs];
+  });
 }
 
 /** Normalizes over the trailing `normalizedShape` dims (biased variance), then ·weight + bias. */
@@ -890,27 +1111,31 @@ export function layerNorm(x: Ref, normalizedShape: number[], weight?: Ref, bias?
 
 export interface CrossEntropyOpts {
   ignoreIndex?: number;
-  /** Per-token (per-row) weights, same shape as targets. Not differentiated. */
+  /** Per-class weights [C] (PyTorch's weight). Not differentiated. */
   weight?: Ref;
+  /** Per-token (per-row) weights, same shape as targets. Not differentiated. */
+  tokenWeight?: Ref;
   reduction?: 'mean' | 'sum' | 'none';
 }
 
 /**
- * l_i = logsumexp(logits_i) − logits_i[t_i], w_i = t_i == ignoreIndex ? 0 : (weight_i ?? 1).
+ * l_i = logsumexp(logits_i) − logits_i[t_i], w_i = t_i == ignoreIndex ? 0 : weight[t_i] · tokenWeight_i (each 1 when absent).
  * 'none' → w·l (targets' shape), 'sum' → Σ w l, 'mean' → Σ w l / Σ w (0, with zero gradient, if Σ w = 0).
  * Logits [..., C] with targets [...]. Gradient only w.r.t. logits.
  */
 export function crossEntropy(logits: Ref, targets: Ref, opts: CrossEntropyOpts = {}): Ref {
-  const { ignoreIndex = -100, weight, reduction = 'mean' } = opts;
+  const { ignoreIndex = -100, weight, tokenWeight, reduction = 'mean' } = opts;
   const C = logits.shape[logits.ndim - 1];
   if (logits.ndim < 1 || fmt(logits.shape.slice(0, -1)) !== fmt(targets.shape))
     fail('crossEntropy', `logits ${fmt(logits.shape)} vs targets ${fmt(targets.shape)}`);
-  if (weight && fmt(weight.shape) !== fmt(targets.shape))
-    fail('crossEntropy', `weight ${fmt(weight.shape)} vs targets ${fmt(targets.shape)}`);
+  if (weight && fmt(weight.shape) !== fmt([C]))
+    fail('crossEntropy', `class weight ${fmt(weight.shape)} vs ${C} classes`);
+  if (tokenWeight && fmt(tokenWeight.shape) !== fmt(targets.shape))
+    fail('crossEntropy', `tokenWeight ${fmt(tokenWeight.shape)} vs targets ${fmt(targets.shape)}`);
   const N = targets.numel;
   const ignored = (i: number): boolean => targets.data[i] === ignoreIndex;
   const t = Float64Array.from(targets.data, (v, i) => (ignored(i) ? 0 : checkIndex(v, C, 'crossEntropy')));
-  const w = Float64Array.from(targets.data, (_, i) => (ignored(i) ? 0 : weight ? weight.data[i] : 1));
+  const w = Float64Array.from(targets.data, (_, i) => (ignored(i) ? 0 : (weight ? weight.data[t[i]] : 1) * (tokenWeight ? tokenWeight.data[i] : 1)));
   const x = logits.reshape([N, C]);
   const picked = x.gather(1, new Ref(t, [N, 1], { dtype: 'i32' })).reshape([N]);
   const losses = x.logsumexp(-1).sub(picked).mul(new Ref(w, [N]));

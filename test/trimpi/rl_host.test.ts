@@ -118,7 +118,7 @@ describe('buildPolicyRolloutBatch', () => {
     const adv = t.tensor(batch.advantages);
     try {
       const out = t.tidy(() => {
-        const logpOf = (w: t.Tensor): t.Tensor => L.nextTokenLogProbs(t.embedding(w, tokens), tokens);
+        const logpOf = (w: t.Tensor): t.Tensor => L.nextTokenLogProbs(t.embedding(tokens, w), tokens);
         const m = L.targetMask(respMask);
         return { loss: L.policyLoss({ logp: logpOf(W[0]), oldLogp: logpOf(W[1]), refLogp: logpOf(W[2]), advantages: adv, mask: m }, cfg).loss, old: logpOf(W[1]), m };
       });

@@ -53,7 +53,7 @@
 //   tensor), [6] Tk - Tq (i32), [7] D4 = ceil(D / 4),
 //   [8..13) q, [13..18) k, [18..23) v, [23..28) dO: offset, batch stride, head stride, row stride, dim
 //   stride (in vec4 units for fwd/dq/dkv, whose operands are vec4 views; in floats for delta and pack),
-//   [28..31) key padding mask: offset, batch stride, key stride, [31] its mode (0 none, 1 f32, 2 i32),
+//   [28..31) key-valid mask: offset, batch stride, key stride, [31] its mode (0 none, 1 f32, 2 i32),
 //   [32..34) prefix tensor: offset, stride, [34] 1 if the prefix is that tensor (else word 5),
 //   [35] BLK, [36] R.
 // The mask and prefix bindings are always there (another input's buffer when unused): one pipeline
@@ -93,7 +93,7 @@ fn first_query(j: u32, pre: i32) -> u32 {
 
 //@stage masks
 
-// key j of batch b is real (key padding mask)
+// key j of batch b is real (key-valid mask)
 fn pad_ok(b: u32, j: u32) -> bool {
   let mode = word(31u); // 0: no mask, 1: f32 mask (-0.0 counts as 0), 2: i32 mask
   if (mode == 0u) { return true; }

@@ -56,3 +56,24 @@ fn pow_f(a: f32, b: f32) -> f32 {
   return select(m, -m, (i32(b) & 1) == 1);
 }
 
+
+// log(1 + x), accurate near 0: log(1 + x) = 2 atanh(s) with s = x / (2 + x), an odd series in s
+// (|s| <= 0.1716 on 1 + x in [1/sqrt 2, sqrt 2], 7 terms: below f32 rounding); log(1 + x) elsewhere
+fn log1p_f(x: f32) -> f32 {
+  if (x < -0.29289322 || x > 0.41421356) { return log(1.0 + x); }
+  let s = x / (2.0 + x);
+  let s2 = s * s;
+  return 2.0 * s * (1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 +
+         s2 * (1.0 / 11.0 + s2 * (1.0 / 13.0)))))));
+}
+
+// exp(x) - 1, accurate near 0: the Taylor series to x^9 for |x| < 0.5 (remainder below 3e-10
+// relative), exp(x) - 1 elsewhere
+fn expm1_f(x: f32) -> f32 {
+  if (abs(x) >= 0.5) { return exp(x) - 1.0; }
+  return x * (1.0 + x * (1.0 / 2.0 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x * (1.0 / 120.0 + x * (1.0 / 720.0 +
+         x * (1.0 / 5040.0 + x * (1.0 / 40320.0 + x * (1.0 / 362880.0)))))))));
+}
+
+// log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|))
+fn softplus_f(x: f32) -> f32 { return max(x, 0.0) + log1p_f(exp(-abs(x))); }

@@ -1,4 +1,4 @@
-// reduce.wgsl: sum / max / min / argmax over the trailing RR dims of a strided view.
+// reduce.wgsl: sum / prod / max / min / argmax / argmin over the trailing RR dims of a strided view.
 //
 //   x is viewed as [outer (RO dims)..., reduced (RR dims)...] (the launcher permutes the reduced
 //   axes last, as strides only: no copy). out[o] = REDUCE_j x[o, j] * scale (or of x² for a
@@ -10,8 +10,8 @@
 //   thread mode: one invocation per output, a serial loop over j (small reductions, many outputs,
 //                and on CPU adapters strided columns); column sums of 16-byte aligned columns take
 //                a vec4 of outputs per invocation.
-// Both visit j in a fixed order, so results are bit-identical run to run. argmax keeps the first
-// index of the maximum. Floor: the kernel reads each input element once (4 B) and writes 4 B per output.
+// Both visit j in a fixed order, so results are bit-identical run to run. argmax/argmin keep the
+// first index of the extreme. Products always run in thread mode. Floor: the kernel reads each input element once (4 B) and writes 4 B per output.
 //
 // With a fixed subgroup size, row mode uses one subgroup per output and subgroup reductions
 // (argmax: the subgroup max, then the smallest index holding it) instead of the barrier tree.

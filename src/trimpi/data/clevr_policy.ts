@@ -3,6 +3,7 @@
 // that reaches a chosen case, and the exact-match scorer. No GPU needed (crops are rendered elsewhere).
 import { TrimpiError, check } from '../../gpu/errors.js';
 import { Rng, rng } from './rng.js';
+import { lastBoxed } from './boxed.js';
 import {
   ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, AttributeType, ObjectAttributes, Scene, SceneOptions, describeObject,
   placeObjects, randomAttributes, resolveSceneOptions, sceneCamera,
@@ -215,7 +216,8 @@ function noun(c: Condition): string {
   return c.type === 'shape' ? c.value : `${c.value} object`;
 }
 
-function conditionText(c: Condition, asImage: boolean): string {
+/** The check of a condition as the policy text (asImage: a -M crop as `<image>`) or the gold CoT (the crop's value in words) writes it. */
+export function conditionText(c: Condition, asImage: boolean): string {
   if (c.crop !== undefined && asImage) return `check if there is any object with the same ${c.type} as <image>.`;
   if (c.crop !== undefined) return `check if there is any object with the same ${c.type} as the image (${c.value}).`;
   return `check if there is any ${noun(c)}.`;
@@ -416,17 +418,8 @@ export function sceneForCase(r: Rng, p: Policy, k: number, opts: SceneOptions = 
 
 // ---- scoring ------------------------------------------------------------------------------------
 
-/** The content of the last `\boxed{...}` (balanced braces), or null. */
-export function lastBoxed(text: string): string | null {
-  const start = text.lastIndexOf('\\boxed{');
-  if (start < 0) return null;
-  let depth = 0;
-  for (let i = start + 6; i < text.length; i++) {
-    if (text[i] === '{') depth++;
-    else if (text[i] === '}' && --depth === 0) return text.slice(start + 7, i);
-  }
-  return null;
-}
+// the one \boxed{} extractor (braces inside JSON strings skipped): ./boxed.ts
+export { lastBoxed };
 
 export interface ClevrScore {
   correct: boolean;

@@ -14,7 +14,7 @@ settings:
   random-t, random-m random policies for stage 0 (never a target policy of the same seed)
 
 options:
-  --depth N          policy depth 2, 4 or 6 (default 6)
+  --depth N          policy depth 2, 4 or 6 (default 6; clevr-* and random-* only)
   --seed S           non-negative integer (required)
   --out DIR          output directory (required; must not exist unless --force)
   --size F           scale of the paper-sized sample counts (default 1; e.g. 0.01 for a quick look)
@@ -106,6 +106,8 @@ export function parseDataArgs(argv: readonly string[]): Parsed {
   if (!o.setting) fail('--setting is required');
   if (o.seed === undefined) fail('--seed is required');
   if (!o.out) fail('--out is required');
+  // the tool and sceneqa data have no policy depth: a --depth there would be silently ignored
+  if (o.depth !== undefined && (o.setting === 'tool' || o.setting === 'sceneqa')) fail(`--depth applies to clevr-t, clevr-m, random-t and random-m only, not ${o.setting}`);
   return { opts: o as DataOptions, quiet };
 }
 

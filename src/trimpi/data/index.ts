@@ -4,6 +4,7 @@ export * from './rng.js';
 export * from './png.js';
 export * from './scene.js';
 export * from './clevr_policy.js';
+export { BOX, boxContent } from './boxed.js';
 export * from './sceneqa.js';
 export * from './tool_policy.js';
 export * from './tokenizer.js';

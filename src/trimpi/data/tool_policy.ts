@@ -549,14 +549,117 @@ export function tokenF1(pred: string, gold: string): number {
   return (2 * precision * recall) / (precision + recall);
 }
 
+/** Python's banker's rounding (round(2.5) == 2), to `digits` decimals. */
+function roundHalfEven(x: number, digits = 0): number {
+  const m = 10 ** digits;
+  const y = x * m;
+  const r = Math.round(y);
+  const v = Math.abs(y % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  return v / m;
+}
+
+function domain(ok: boolean, what: string): void {
+  if (!ok) throw new Error(`math domain error: ${what}`);
+}
+
+function integral(x: number, what: string): number {
+  domain(Number.isInteger(x), `${what} needs an integer`);
+  return x;
+}
+
+function factorial(n: number): number {
+  domain(Number.isInteger(n) && n >= 0 && n <= 170, 'factorial');
+  let f = 1;
+  for (let k = 2; k <= n; k++) f *= k;
+  return f;
+}
+
+function gcd2(a: number, b: number): number {
+  a = Math.abs(integral(a, 'gcd'));
+  b = Math.abs(integral(b, 'gcd'));
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+/** Fixed or variadic arity, and the function. */
+type PyFunction = { arity: [number, number]; f: (...xs: number[]) => number };
+const fn = (min: number, max: number, f: (...xs: number[]) => number): PyFunction => ({ arity: [min, max], f });
+const unaryFn = (f: (x: number) => number, ok: (x: number) => boolean = () => true, name = 'argument'): PyFunction =>
+  fn(1, 1, (x) => {
+    domain(ok(x), name);
+    return f(x);
+  });
+
+/** Python's `math` module, as far as numbers go (functions taking iterables are left out). */
+const PY_MATH_FUNCTIONS: Readonly<Record<string, PyFunction>> = {
+  sqrt: unaryFn(Math.sqrt, (x) => x >= 0, 'sqrt'),
+  isqrt: unaryFn((x) => Math.floor(Math.sqrt(integral(x, 'isqrt'))), (x) => x >= 0, 'isqrt'),
+  cbrt: unaryFn(Math.cbrt),
+  pow: fn(2, 2, (x, y) => x ** y),
+  exp: unaryFn(Math.exp),
+  exp2: unaryFn((x) => 2 ** x),
+  expm1: unaryFn(Math.expm1),
+  log: fn(1, 2, (x, base) => {
+    domain(x > 0 && (base === undefined || (base > 0 && base !== 1)), 'log');
+    return base === undefined ? Math.log(x) : Math.log(x) / Math.log(base);
+  }),
+  log2: unaryFn(Math.log2, (x) => x > 0, 'log2'),
+  log10: unaryFn(Math.log10, (x) => x > 0, 'log10'),
+  log1p: unaryFn(Math.log1p, (x) => x > -1, 'log1p'),
+  sin: unaryFn(Math.sin), cos: unaryFn(Math.cos), tan: unaryFn(Math.tan),
+  asin: unaryFn(Math.asin, (x) => Math.abs(x) <= 1, 'asin'), acos: unaryFn(Math.acos, (x) => Math.abs(x) <= 1, 'acos'), atan: unaryFn(Math.atan),
+  atan2: fn(2, 2, Math.atan2),
+  sinh: unaryFn(Math.sinh), cosh: unaryFn(Math.cosh), tanh: unaryFn(Math.tanh),
+  asinh: unaryFn(Math.asinh), acosh: unaryFn(Math.acosh, (x) => x >= 1, 'acosh'), atanh: unaryFn(Math.atanh, (x) => Math.abs(x) < 1, 'atanh'),
+  floor: unaryFn(Math.floor), ceil: unaryFn(Math.ceil), trunc: unaryFn(Math.trunc),
+  fabs: unaryFn(Math.abs),
+  fmod: fn(2, 2, (x, y) => {
+    domain(y !== 0, 'fmod');
+    return x % y;
+  }),
+  copysign: fn(2, 2, (x, y) => (Object.is(y, -0) || y < 0 ? -Math.abs(x) : Math.abs(x))),
+  factorial: unaryFn(factorial),
+  comb: fn(2, 2, (n, k) => {
+    domain(Number.isInteger(n) && Number.isInteger(k) && n >= 0 && k >= 0, 'comb');
+    return k > n ? 0 : Math.round(factorial(n) / (factorial(k) * factorial(n - k)));
+  }),
+  perm: fn(1, 2, (n, k) => {
+    domain(Number.isInteger(n) && n >= 0 && (k === undefined || (Number.isInteger(k) && k >= 0)), 'perm');
+    return k === undefined ? factorial(n) : k > n ? 0 : Math.round(factorial(n) / factorial(n - k));
+  }),
+  gcd: fn(0, Infinity, (...xs) => xs.reduce(gcd2, 0)),
+  lcm: fn(0, Infinity, (...xs) => xs.reduce((a, b) => (a === 0 || b === 0 ? 0 : Math.abs(a * b) / gcd2(a, b)), 1)),
+  hypot: fn(0, Infinity, Math.hypot),
+  degrees: unaryFn((x) => (x * 180) / Math.PI),
+  radians: unaryFn((x) => (x * Math.PI) / 180),
+};
+
+const PY_MATH_CONSTANTS: Readonly<Record<string, number>> = { pi: Math.PI, e: Math.E, tau: 2 * Math.PI, inf: Infinity, nan: NaN };
+
+/** Python builtins that need no import. */
+const PY_BUILTINS: Readonly<Record<string, PyFunction>> = {
+  abs: unaryFn(Math.abs),
+  round: fn(1, 2, (x, n) => roundHalfEven(x, n === undefined ? 0 : integral(n, 'round'))),
+  min: fn(1, Infinity, Math.min),
+  max: fn(1, Infinity, Math.max),
+  pow: fn(2, 3, (x, y, mod) => (mod === undefined ? x ** y : ((x ** y % mod) + mod) % mod)),
+  int: unaryFn(Math.trunc),
+  float: unaryFn((x) => x),
+};
+
 /**
- * Evaluates a Python-style arithmetic expression: numbers, + - * / // % **, unary +/-, parentheses.
- * Returns null when it is not one.
+ * Evaluates a Python-style arithmetic expression: numbers, + - * / // % **, unary +/-, parentheses,
+ * the `math` module's functions and constants (`math.sqrt(64)`, `math.pi`, `math.log(8, 2)`,
+ * `math.factorial(5)`, ...) and the builtins abs, round (half to even), min, max, pow, int, float.
+ * Returns null when it is not one, or where Python raises (math domain errors, division by zero).
  */
 export function evalExpression(src: string): number | null {
-  const toks = src.match(/\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+|\*\*|\/\/|[-+*/%()]|\S/g) ?? [];
+  const toks = src.match(/\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+|[A-Za-z_]\w*|\*\*|\/\/|[-+*/%(),.]|\S/g) ?? [];
   let i = 0;
   const peek = (): string | undefined => toks[i];
+  const expect = (t: string): void => {
+    if (toks[i++] !== t) throw new Error(`expected ${t}`);
+  };
   const expr = (): number => {
     let v = term();
     while (peek() === '+' || peek() === '-') v = toks[i++] === '+' ? v + term() : v - term();
@@ -583,14 +686,36 @@ export function evalExpression(src: string): number | null {
     if (peek() === '**') { i++; return base ** unary(); }
     return base;
   };
+  const call = (name: string, f: PyFunction): number => {
+    expect('(');
+    const args: number[] = [];
+    if (peek() !== ')') {
+      args.push(expr());
+      while (peek() === ',') {
+        i++;
+        args.push(expr());
+      }
+    }
+    expect(')');
+    if (args.length < f.arity[0] || args.length > f.arity[1]) throw new Error(`${name} takes ${f.arity.join('..')} arguments`);
+    return f.f(...args);
+  };
   const atom = (): number => {
     const t = toks[i++];
     if (t === '(') {
       const v = expr();
-      if (toks[i++] !== ')') throw new Error('expected )');
+      expect(')');
       return v;
     }
     if (t !== undefined && /^[\d.]/.test(t)) return Number(t);
+    if (t === 'math' && peek() === '.') {
+      i++;
+      const name = toks[i++] ?? '';
+      if (Object.hasOwn(PY_MATH_FUNCTIONS, name) && peek() === '(') return call(`math.${name}`, PY_MATH_FUNCTIONS[name]);
+      if (Object.hasOwn(PY_MATH_CONSTANTS, name)) return PY_MATH_CONSTANTS[name];
+      throw new Error(`unknown math.${name}`);
+    }
+    if (t !== undefined && Object.hasOwn(PY_BUILTINS, t) && peek() === '(') return call(t, PY_BUILTINS[t]);
     throw new Error(`unexpected ${t}`);
   };
   try {

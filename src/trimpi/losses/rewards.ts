@@ -1,24 +1,10 @@
 // The rule-based reward: accuracy of the \boxed{} answer plus a format bonus (verl's default
 // 0.9·acc + 0.1·format for boxed-answer tasks).
 import { check } from '../../gpu/errors.js';
+import { BOX, boxContent, lastBoxed } from '../data/boxed.js';
 
-const BOX = '\\boxed{';
-
-/** The box's content from `start` (the index just after `\boxed{`) to its matching `}`; null if unclosed. */
-function boxContent(text: string, start: number): { content: string; end: number } | null {
-  let depth = 1;
-  for (let i = start; i < text.length; i++) {
-    if (text[i] === '{') depth++;
-    else if (text[i] === '}' && --depth === 0) return { content: text.slice(start, i), end: i + 1 };
-  }
-  return null;
-}
-
-/** The content of the last `\boxed{…}` in text (braces inside are matched, e.g. a JSON call), or null. */
-export function lastBoxed(text: string): string | null {
-  const at = text.lastIndexOf(BOX);
-  return at < 0 ? null : (boxContent(text, at + BOX.length)?.content ?? null);
-}
+// the project's one \boxed{} extractor (braces inside JSON strings skipped), shared with the scorers
+export { lastBoxed };
 
 /** Trims and collapses runs of whitespace: the only normalization before the exact match. */
 export function normalizeAnswer(s: string): string {

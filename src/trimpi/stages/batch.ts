@@ -7,7 +7,7 @@
 // `model.forward(inputs, { logitsAt })`, targets (B, R) and a 0/1 mask (B, R). So the output head
 // runs on targets only, and every loss reads (B, R) log-probs.
 import { check } from '../../gpu/errors.js';
-import { tensor, tokenLogProbs, reshape } from '../../tensor/ops.js';
+import { exp, logSoftmax, mul, neg, reshape, sum, tensor, tokenLogProbs } from '../../tensor/ops.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { VisionLanguageModel, VlmBatch, VlmInputs } from '../../nn/vlm.js';
 
@@ -99,9 +99,20 @@ export function toTargetInputs(model: VisionLanguageModel, tb: TargetBatch, imag
  * then the fused log-softmax gather. Padding holds the log-prob of the pad id at slot 0 (masked).
  */
 export function targetLogProbs(model: VisionLanguageModel, ti: TargetInputs): Tensor {
+  return targetLogProbsAndEntropy(model, ti, false).logp;
+}
+
+/**
+ * targetLogProbs and, with `entropy`, the entropy of the model's next-token distribution at every
+ * target slot, H = −Σ_v p_v log p_v, (B, R) (RL reports it; it is not optimized).
+ */
+export function targetLogProbsAndEntropy(model: VisionLanguageModel, ti: TargetInputs, entropy = true): { logp: Tensor; entropy: Tensor | null } {
   const [B, R] = ti.targets.shape;
-  const logits = model.forward(ti.inputs, { logitsAt: ti.rows }); // (B·R, V)
-  return tokenLogProbs(reshape(logits, [B, R, logits.shape[1]]), ti.targets);
+  const logits = reshape(model.forward(ti.inputs, { logitsAt: ti.rows }), [B, R, -1]); // (B, R, V)
+  const logp = tokenLogProbs(logits, ti.targets);
+  if (!entropy) return { logp, entropy: null };
+  const lsm = logSoftmax(logits, -1);
+  return { logp, entropy: neg(sum(mul(exp(lsm), lsm), -1)) };
 }
 
 /**

@@ -25,7 +25,8 @@ import { RlAlgorithm } from '../losses/configs.js';
 import { dynamicSampling } from '../losses/dynamic_sampling.js';
 import { PoRoGroup, SampledResponse, buildPolicyRolloutBatch } from '../losses/policy_rollout.js';
 import { policyLoss } from '../losses/policy.js';
-import { SequenceExample, TargetBatch, targetBatch, targetLogProbs, toTargetInputs } from './batch.js';
+import { SequenceExample, TargetBatch, targetBatch, targetLogProbs, targetLogProbsAndEntropy, toTargetInputs } from './batch.js';
+import { maskedMean } from '../losses/aggregate.js';
 
 /** A prompt as the model sees it: token ids (one `<image>` per image) and its images. */
 export interface RlPrompt {
@@ -96,6 +97,8 @@ export interface RlStepMetrics {
   approxKl: number;
   clipFracLow: number;
   clipFracHigh: number;
+  /** Mean entropy of π_old over the response tokens (nats). */
+  entropy: number;
   gradNorm: number;
   rolloutSeconds: number;
   updateSeconds: number;
@@ -143,11 +146,17 @@ export function rolloutRows(groups: readonly { group: PoRoGroup; images: readonl
 
 /** Step 6: log π(o | prompt) of each micro-batch's response tokens, (B, R) each, no gradient. */
 export function responseLogProbs(model: VisionLanguageModel, task: RlTask, batches: readonly { tb: TargetBatch; keys: string[] }[]): Tensor[] {
-  return batches.map(({ tb, keys }) => noGrad(() => tidy(() => {
-    const images = task.images(keys);
-    const lp = targetLogProbs(model, toTargetInputs(model, tb, images));
-    return lp;
+  return batches.map(({ tb, keys }) => noGrad(() => tidy(() => targetLogProbs(model, toTargetInputs(model, tb, keys.length ? task.images(keys) : null)))));
+}
+
+/** responseLogProbs plus the mean entropy of π over each micro-batch's response tokens (a 1-element tensor each). */
+function responseLogProbsAndEntropy(model: VisionLanguageModel, task: RlTask, batches: readonly { tb: TargetBatch; keys: string[] }[]): { logp: Tensor[]; entropy: Tensor[] } {
+  const out = batches.map(({ tb, keys }) => noGrad(() => tidy(() => {
+    const ti = toTargetInputs(model, tb, keys.length ? task.images(keys) : null);
+    const r = targetLogProbsAndEntropy(model, ti);
+    return [r.logp, maskedMean(r.entropy!, ti.mask)];
   })));
+  return { logp: out.map((o) => o[0]), entropy: out.map((o) => o[1]) };
 }
 
 export class RlRunner<I extends RlItem> {
@@ -220,7 +229,7 @@ export class RlRunner<I extends RlItem> {
       rolloutSeconds: (t1 - t0) / 1000, rolloutTokensPerSecond: tokens / Math.max(1e-9, (t1 - t0) / 1000),
     };
     if (groups.length === 0) {
-      return { ...base, loss: 0, pgLoss: 0, klRef: null, approxKl: 0, clipFracLow: 0, clipFracHigh: 0, gradNorm: 0, updateSeconds: 0 };
+      return { ...base, loss: 0, pgLoss: 0, klRef: null, approxKl: 0, clipFracLow: 0, clipFracHigh: 0, entropy: 0, gradNorm: 0, updateSeconds: 0 };
     }
 
     // 5. advantages over each (pooled) group; every row is (Q, I, o_i): the policy is in no row
@@ -239,10 +248,10 @@ export class RlRunner<I extends RlItem> {
 
     // 6. π_old and π_ref of every response under the no-policy prompt, before any update
     const flat = prepared.flat();
-    const oldLogp = responseLogProbs(this.model, this.task, flat);
+    const { logp: oldLogp, entropy } = responseLogProbsAndEntropy(this.model, this.task, flat);
     const refLogp = this.reference && c.algorithm.loss.kl ? responseLogProbs(this.reference, this.task, flat) : null;
 
-    const sums = { loss: 0, pgLoss: 0, kl: 0, approxKl: 0, clipLow: 0, clipHigh: 0, gradNorm: 0 };
+    const sums = { loss: 0, pgLoss: 0, kl: 0, approxKl: 0, clipLow: 0, clipHigh: 0, gradNorm: 0, entropy: 0 };
     const metricTensors: Tensor[][] = [];
     let k = 0;
     try {
@@ -280,7 +289,11 @@ export class RlRunner<I extends RlItem> {
         sums.kl += kl;
       }
     } finally {
+      let h = 0;
+      for (const e of entropy) h += await e.item();
+      sums.entropy = h / Math.max(1, entropy.length);
       for (const m of metricTensors) for (const t of m) t.dispose();
+      for (const e of entropy) e.dispose();
       for (const t of oldLogp) t.dispose();
       for (const t of refLogp ?? []) t.dispose();
     }
@@ -288,7 +301,7 @@ export class RlRunner<I extends RlItem> {
     const nM = metricTensors.length;
     return {
       ...base, loss: sums.loss / nU, gradNorm: sums.gradNorm / nU, pgLoss: sums.pgLoss / nM, approxKl: sums.approxKl / nM,
-      clipFracLow: sums.clipLow / nM, clipFracHigh: sums.clipHigh / nM, klRef: refLogp ? sums.kl / nM : null,
+      clipFracLow: sums.clipLow / nM, clipFracHigh: sums.clipHigh / nM, klRef: refLogp ? sums.kl / nM : null, entropy: sums.entropy,
       updateSeconds: (performance.now() - t1) / 1000,
     };
   }

@@ -1,0 +1,102 @@
+// Stage 0 and the packed-target batches every stage trains on: the stream is a pure function of
+// (seed, step) and never shows a target policy; a run resumes bit-for-bit; logits at packed target
+// slots are the full forward's rows, and the targets line up after an image's P slots.
+import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as t from '../../src/index.js';
+
+const S = t.stages;
+const work = mkdtempSync(join(tmpdir(), 'trimpi-stage0-'));
+const tok = t.data.defaultTokenizer();
+
+beforeAll(async () => {
+  await t.init();
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const tiny: t.stages.Stage0Config = {
+  ...S.STAGE0_DEFAULTS, preset: 'tiny', steps: 4, batchSize: 3, warmupSteps: 1, poolSize: 20, evalItems: 2, microBatchPositions: 2048,
+  model: { maxPositions: 1024, imageSize: 64 },
+};
+
+describe('stage 0', () => {
+  it('draws the same examples for the same (seed, step), never a target policy', () => {
+    const pool = new S.PolicyPool(0, 20);
+    const cfg = { ...tiny, mixStart: { describe: 0, sceneqa: 0, policy: 1 }, mixEnd: { describe: 0, sceneqa: 0, policy: 1 } };
+    const a = S.stage0Examples(cfg, pool, 2);
+    const b = S.stage0Examples(cfg, new S.PolicyPool(0, 20), 2);
+    expect(a.map((e) => e.prompt + e.response)).toEqual(b.map((e) => e.prompt + e.response));
+    const targets = new Set((['T', 'M'] as const).flatMap((m) => [2, 4, 6].flatMap((d) => t.data.targetPolicies(0, m, d).map((p) => p.name))));
+    for (let step = 0; step < 5; step++) {
+      for (const e of S.stage0Examples(cfg, pool, step)) {
+        const name = /Policy: (\S+) ---/.exec(e.prompt)![1];
+        expect(targets.has(name)).toBe(false);
+        // the gold response follows the policy given in context
+        expect(e.score(e.response)).toBe(1);
+      }
+    }
+  });
+
+  it('trains, resumes to the same weights, and evaluates on held-out items', async () => {
+    const full = join(work, 'full');
+    const a = await S.trainStage0(full, tiny, { noEval: false });
+    expect(a.done).toBe(true);
+    expect(a.eval!.policy.n).toBe(2 * tiny.policyKinds.length);
+    expect(existsSync(join(full, 'config.json')) && existsSync(join(full, 'vocab.json')) && existsSync(join(full, 'eval.json'))).toBe(true);
+    const split = join(work, 'split');
+    // stop after the first step (a step always outlasts 1 ms), then resume
+    const b1 = await S.trainStage0(split, tiny, { maxSeconds: 0.001, noEval: true });
+    expect(b1.done).toBe(false);
+    expect(b1.step).toBe(1);
+    b1.model.dispose();
+    const b = await S.trainStage0(split, tiny, { noEval: true });
+    expect(b.step).toBe(tiny.steps);
+    const wa = a.model.namedParameters();
+    const wb = new Map(b.model.namedParameters());
+    for (const [name, p] of wa) expect(Array.from(await p.value.toArray()), name).toEqual(Array.from(await wb.get(name)!.value.toArray()));
+    const losses = (d: string): number[] => readFileSync(join(d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { loss: number }).loss);
+    expect(losses(split)).toEqual(losses(full));
+    a.model.dispose();
+    b.model.dispose();
+  });
+});
+
+describe('targetBatch', () => {
+  it('packs the target slots: their logits are the full forward rows, targets follow an image\'s last slot', async () => {
+    const model = new t.nn.VisionLanguageModel(t.nn.preset('tiny', 40, { maxPositions: 64 }).model);
+    try {
+      const P = model.patchesPerImage;
+      const seqs = [
+        { prompt: [1, 4], response: [9, 10, 2] }, // the first target follows the image
+        { prompt: [1, 7, 8, 4, 11], response: [12, 2] },
+      ];
+      const tb = S.targetBatch(model, seqs);
+      expect(tb.R).toBe(3);
+      expect(Array.from(tb.targets)).toEqual([9, 10, 2, 12, 2, 0]);
+      expect(Array.from(tb.mask)).toEqual([1, 1, 1, 1, 1, 0]);
+      // row 0: token 1 is the image (slots 1..P), so target 9 is read at slot P
+      expect(tb.rows[0]).toBe(P);
+      expect(tb.rows[3]).toBe(tb.batch.T + 3 + P); // row 1: <bos> 7 8 <image>×P then 11 at 3 + P
+      const S_ = model.config.imageSize;
+      const images = t.rand([2, 3, S_, S_]);
+      const full = t.noGrad(() => model.forward(model.toInputs(tb.batch, images)));
+      const ti = S.toTargetInputs(model, tb, images);
+      const packed = t.noGrad(() => model.forward(ti.inputs, { logitsAt: ti.rows }));
+      const F = await full.toArray();
+      const Pk = await packed.toArray();
+      const V = 40;
+      tb.rows.forEach((slot, k) => {
+        if (!tb.mask[k]) return;
+        for (let v = 0; v < V; v++) expect(Pk[k * V + v]).toBeCloseTo(F[slot * V + v], 5);
+      });
+      // VM-CPT targets: every text token after the first, never an image place
+      const text = S.targetBatch(model, seqs, 'text');
+      expect(text.counts).toEqual([3, 5]);
+      t.tidy(() => [full, packed, images, ti.rows, ti.targets, ti.mask, ti.inputs.tokens, ti.inputs.positions].forEach((x) => x.dispose()));
+    } finally {
+      model.dispose();
+    }
+  });
+});
