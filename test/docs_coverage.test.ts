@@ -32,8 +32,6 @@ const PENDING = new Set([
   'data.distribution', 'data.randomAttributes', 'data.resolveSceneOptions', 'data.sceneGraph', 'data.sceneQaPrompt',
   'data.sceneQaResponse', 'data.toolPolicyRecord',
   'evaluation.AccuracyItem', 'evaluation.AccuracyOptions', 'evaluation.AccuracyResult', 'evaluation.Baselines',
-  'evaluation.ForgettingOptions', 'evaluation.ForgettingResult', 'evaluation.OverrideResult',
-  'evaluation.PrefillResult',
   'losses.AdvantageOptions', 'losses.DynamicSamplingOptions', 'losses.DynamicSamplingResult', 'losses.KL_KINDS',
   'losses.KlKind', 'losses.LOSS_AGGS', 'losses.PolicyLossConfig', 'losses.PolicyLossInputs',
   'losses.PolicyLossMetrics', 'losses.Reward', 'losses.RewardOptions', 'losses.RlAlgorithm', 'losses.SampledResponse',

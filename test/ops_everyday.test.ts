@@ -191,6 +191,9 @@ describe('views, copies and joins', () => {
     await helperTestOp('flip [0, 2]', [[3, 5, 7]], (x) => x.flip([0, 2]), (x) => x.flip([0, 2]));
     await helperTestOp('flip -1 of transpose', [[7, 33]], (x) => t.flip(x.T, -1), (x) => x.T.flip(-1));
     await helperTestOp('flip times itself', [[2, 1, 257]], (x) => x.flip([1, 2]).mul(x), (x) => x.flip([1, 2]).mul(x));
+    // innermost dims that are multiples of 4: the map kernel's runs of 4 step by the negative stride
+    await helperTestOp('flip runs of 4', [[3, 8]], (x) => x.flip(1), (x) => x.flip(1));
+    await helperTestOp('flip runs of 4, outer axis', [[5, 12]], (x) => x.flip([0, 1]), (x) => x.flip([0, 1]));
     const i = t.tensor([1, 2, 3], { dtype: 'i32' }).flip(0);
     expect([...(await i.toArray())]).toEqual([3, 2, 1]);
   });

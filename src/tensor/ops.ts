@@ -1268,7 +1268,7 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
   const flat = reshape(ids, [-1]);
   const rows = indexSelect(weight, 0, flat);
   const out = reshape(rows, [...ids.shape, weight.shape[1]]);
-  releaseTemps(out, [rows]);
+  releaseTemps(out, [rows, flat]);
   return out;
 }
 

@@ -188,6 +188,7 @@ export async function suiteAfterRun(out: string, root: string, tok: Tokenizer, l
   return { evals, report };
 }
 
+/** `trimpi eval --help`. */
 export const EVAL_USAGE = `usage: trimpi eval DIR [--quiet]
 
 Runs the evaluation suite on a run directory made by trimpi run (DIR = runs/NAME, or one setting
@@ -195,6 +196,7 @@ directory of it): policy override, policy referral, the policy in context after 
 efficiency and branching errors, for every method that has an accuracy evaluation. Writes
 <setting>/evals.json one entry at a time (a killed suite resumes) and then DIR/report.html.`;
 
+/** `trimpi report --help`. */
 export const REPORT_USAGE = `usage: trimpi report DIR
 
 Writes DIR/report.html for a run directory made by trimpi run (DIR = runs/NAME): one self-contained

@@ -61,6 +61,8 @@ for (const [name, override] of OVERRIDES) {
         await helperTestOp(`mean all ${shape}`, [shape], (x) => x.mean(), (x) => x.mean());
       }
       await helperTestOp('argmax', [{ shape: [7, 300], noGrad: true }], (x) => x.argmax(1), (x) => x.argmax(1), { grad: false });
+      await helperTestOp('argmin', [{ shape: [7, 300], noGrad: true }], (x) => x.argmin(1), (x) => x.argmin(1), { grad: false });
+      await helperTestOp('norm', [[7, 300]], (x) => x.norm(2, 1), (x) => x.norm(2, 1));
       await helperTestOp('sumOfSquares', [[300, 301], [33]], (a, b) => t.sumOfSquares([a, b]), (a, b) => a.mul(a).sum().add(b.mul(b).sum()), { grad: false });
     }));
     it('matmul and linear', run(async () => {

@@ -24,7 +24,7 @@ const tiny: t.stages.Stage0Config = {
 describe('stage 0', () => {
   it('draws the same examples for the same (seed, step), never a target policy', () => {
     const pool = new S.PolicyPool(0, 20);
-    const cfg = { ...tiny, mixStart: { describe: 0, sceneqa: 0, policy: 1 }, mixEnd: { describe: 0, sceneqa: 0, policy: 1 } };
+    const cfg = { ...tiny, mixStart: { crop: 0, describe: 0, sceneqa: 0, policy: 1 }, mixEnd: { crop: 0, describe: 0, sceneqa: 0, policy: 1 } };
     const a = S.stage0Examples(cfg, pool, 2);
     const b = S.stage0Examples(cfg, new S.PolicyPool(0, 20), 2);
     expect(a.map((e) => e.prompt + e.response)).toEqual(b.map((e) => e.prompt + e.response));

@@ -72,6 +72,7 @@ export interface PrefillTiming {
   seconds: number;
 }
 
+/** Prefill with vs without the policy in context on one batch of a setting's test prompts. */
 export interface PrefillResult {
   prompts: number;
   repeats: number;

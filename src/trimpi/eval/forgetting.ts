@@ -18,6 +18,7 @@ export const FRESH_POLICY_OFFSET = 20_000;
 /** The kinds of random policies the in-context part uses by default: those stage 0 learns to read. */
 export const FORGETTING_POLICY_KINDS: readonly { mode: PolicyMode; depth: number }[] = [{ mode: 'T', depth: 2 }, { mode: 'M', depth: 2 }, { mode: 'T', depth: 4 }];
 
+/** What the forgetting items are drawn from, and how they are generated. */
 export interface ForgettingOptions {
   /** Seeds the scenes, questions and policies (use the run's seed: random policies then avoid its target policies). */
   seed: number;
@@ -44,6 +45,7 @@ export function forgettingExamples(o: Pick<ForgettingOptions, 'seed' | 'n' | 'po
   return out.map((e) => ({ ...e, scenes: e.scenes.map((s) => ({ ...s, width: imageSize, height: imageSize })) }));
 }
 
+/** One model's general abilities on the forgetting items. */
 export interface ForgettingResult {
   /** SceneQA accuracy (exact answer). */
   sceneqa: number;

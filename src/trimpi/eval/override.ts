@@ -75,6 +75,7 @@ export function answersOld(output: string, old: Gold): boolean {
   return old.task === 'clevr' ? scoreClevr(output, old.case).correct : scoreToolCall(output, old.call).toolCorrect;
 }
 
+/** Policy override of one model: following the new policy, and answering by the old one. */
 export interface OverrideResult {
   /** Mean score against the new policy over all items. */
   follow: number;

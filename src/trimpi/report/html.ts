@@ -13,6 +13,7 @@ import type { RunView, SettingView } from './load.js';
 import { PAPER_EFFICIENCY, PAPER_MAIN, PAPER_NOTES, PAPER_OVERRIDE } from './paper.js';
 import { groupedBarSpec, lossSpec, panelBarSpec, renderSvg, rlSpec } from './plots.js';
 
+/** Options of renderReport / writeReport. */
 export interface ReportOptions {
   /** Test images per setting in the gallery (default 4). */
   galleryItems?: number;
@@ -113,10 +114,13 @@ function mainTable(run: RunView): string {
 <p class="note">Accuracy on held-out test data without the policy in context (the in-context row: the base model with the policy in the prompt), greedy decoding. Paper: Qwen2.5-VL-7B at N = 6 (docs/trimpi.md section 1). ${PAPER_NOTES.map(esc).join(' ')}</p>`;
 }
 
+/** A label without its parenthetical ("in-context (policy in prompt, no MPI)" → "in-context"), for plot axes. */
+const shortLabel = (label: string): string => label.replace(/\s*\(.*\)\s*$/, '');
+
 async function accuracyPlot(run: RunView): Promise<string> {
-  const order = methodOrder(run).map((m) => labelOf(run, m));
+  const order = methodOrder(run).map((m) => shortLabel(labelOf(run, m)));
   const rows = run.settings.flatMap((s) => [
-    ...Object.entries(s.results.methods).map(([, r]) => ({ x: r.label, group: settingTitle(s), value: r.accuracy })),
+    ...Object.entries(s.results.methods).map(([, r]) => ({ x: shortLabel(r.label), group: settingTitle(s), value: r.accuracy })),
     { x: 'majority baseline', group: settingTitle(s), value: s.results.baselines.majority },
     { x: 'random baseline', group: settingTitle(s), value: s.results.baselines.random },
   ]);
@@ -169,38 +173,43 @@ function branchingTables(run: RunView, s: SettingView): string {
   return `${summary}<details><summary>How many responses reference each ${s.results.setting === 'tool' ? 'rule' : 'condition'} (gold: the gold CoTs of the same items)</summary>${dist}</details>`;
 }
 
-function efficiencyTables(s: SettingView): string {
-  const eff = s.evals?.efficiency;
-  if (!eff) return '<p class="empty">no entries yet</p>';
+/** Efficiency over the run: prompt tokens per setting and depth (the same for every setting: shown once) and the prefill measured on each setting. */
+function efficiencyTables(run: RunView): string {
+  const withEff = run.settings.filter((s) => s.evals?.efficiency);
+  if (withEff.length === 0) return '<p class="empty">no entries yet</p>';
   const tokens = table(['setting', 'depth', 'tokens without', 'tokens with', 'saved', 'positions without', 'positions with', 'saved'],
-    eff.tokens.map((r) => [esc(r.setting), r.depth === null ? '—' : String(r.depth), fix(r.tokens.without, 1), fix(r.tokens.with, 1), pct(r.tokenReduction), fix(r.positions.without, 0), fix(r.positions.with, 0), pct(r.positionReduction)]));
-  const p = eff.prefill;
-  const prefill = p ? table(['prompts (one batch)', 'positions without', 'positions with', 'prefill without', 'prefill with', 'tokens saved', 'time saved', 'paper (tokens / time saved)'],
-    [[String(p.prompts), fix(p.without.positions, 0), p.with ? fix(p.with.positions, 0) : 'does not fit', `${fix(p.without.seconds * 1000, 1)} ms`, p.with ? `${fix(p.with.seconds * 1000, 1)} ms` : '—',
-      pct(p.tokenReduction), pct(p.timeReduction), `${PAPER_EFFICIENCY.tokenReduction}% / ${PAPER_EFFICIENCY.prefillReduction}%`]]) : '';
-  return `<p>Prompt tokens with vs without the policy (the seed's target policies; <code>&lt;image&gt;</code> counts 1 token, positions expand each image to its patches):</p>${tokens}
-<p>Prefill on this setting's test prompts (the base model, median of ${p?.repeats ?? 0} timed forwards after a warm-up; one forward over the batch, last position's logits, awaited readback):</p>${prefill}`;
+    withEff[0].evals!.efficiency!.tokens.map((r) => [esc(r.setting), r.depth === null ? '—' : String(r.depth), fix(r.tokens.without, 1), fix(r.tokens.with, 1), pct(r.tokenReduction), fix(r.positions.without, 0), fix(r.positions.with, 0), pct(r.positionReduction)]));
+  const prefill = table(['setting', 'prompts (one batch)', 'timed forwards', 'positions without', 'positions with', 'prefill without', 'prefill with', 'tokens saved', 'time saved'],
+    withEff.flatMap((s) => {
+      const p = s.evals!.efficiency!.prefill;
+      return p ? [[esc(settingTitle(s)), String(p.prompts), String(p.repeats), fix(p.without.positions, 0), p.with ? fix(p.with.positions, 0) : 'does not fit', `${fix(p.without.seconds * 1000, 1)} ms`,
+        p.with ? `${fix(p.with.seconds * 1000, 1)} ms` : '—', pct(p.tokenReduction), pct(p.timeReduction)]] : [];
+    }));
+  return `<p>Prompt tokens with vs without the policy in context (the seed's target policies; <code>&lt;image&gt;</code> counts 1 token; decoder positions expand each image to its patches). The paper saves up to ${PAPER_EFFICIENCY.tokenReduction}% of the prompt tokens and ${PAPER_EFFICIENCY.prefillReduction}% of the prefill time.</p>${tokens}
+<p>Prefill on each setting's test prompts with the base model: one forward over the batch (last position's logits, no gradients) up to the awaited readback, the median of the timed forwards after an untimed warm-up.</p>${prefill}`;
 }
 
-async function efficiencyPlot(s: SettingView): Promise<string> {
-  const eff = s.evals?.efficiency;
-  if (!eff) return '';
-  const rows = eff.tokens.flatMap((r) => {
+async function efficiencyPlot(run: RunView): Promise<string> {
+  const withEff = run.settings.filter((s) => s.evals?.efficiency);
+  if (withEff.length === 0) return '';
+  const rows = withEff[0].evals!.efficiency!.tokens.flatMap((r) => {
     const x = r.depth === null ? r.setting : `${r.setting} N=${r.depth}`;
     return [
       { panel: 'prompt tokens', x, group: 'without policy', value: r.tokens.without }, { panel: 'prompt tokens', x, group: 'with policy', value: r.tokens.with },
       { panel: 'decoder positions', x, group: 'without policy', value: r.positions.without }, { panel: 'decoder positions', x, group: 'with policy', value: r.positions.with },
     ];
   });
-  const p = eff.prefill;
-  if (p) {
-    rows.push({ panel: 'prefill ms (this setting)', x: settingTitle(s), group: 'without policy', value: p.without.seconds * 1000 });
-    if (p.with) rows.push({ panel: 'prefill ms (this setting)', x: settingTitle(s), group: 'with policy', value: p.with.seconds * 1000 });
+  for (const s of withEff) {
+    const p = s.evals!.efficiency!.prefill;
+    if (!p) continue;
+    rows.push({ panel: 'prefill time (ms)', x: settingTitle(s), group: 'without policy', value: p.without.seconds * 1000 });
+    if (p.with) rows.push({ panel: 'prefill time (ms)', x: settingTitle(s), group: 'with policy', value: p.with.seconds * 1000 });
   }
-  return figure(await renderSvg(panelBarSpec(rows, { groupTitle: 'prompt' })), 'Efficiency: prompt tokens and decoder positions per setting and depth, and the measured prefill time, with vs without the policy in context.');
+  const spec = panelBarSpec(rows, { groupTitle: 'prompt', panelOrder: ['prompt tokens', 'decoder positions', 'prefill time (ms)'], groupOrder: ['without policy', 'with policy'] });
+  return figure(await renderSvg(spec), 'Efficiency: prompt tokens and decoder positions per setting and depth, and the measured prefill time, with vs without the policy in context.');
 }
 
-const RL_METRICS: readonly (keyof RlStepMetrics)[] = ['reward', 'rewardWithPolicy', 'accuracy', 'accuracyWithPolicy', 'klRef', 'approxKl', 'clipFracLow', 'clipFracHigh', 'responseLength'];
+const RL_METRICS: readonly (keyof RlStepMetrics)[] = ['reward', 'rewardWithPolicy', 'accuracy', 'accuracyWithPolicy', 'klRef', 'approxKl', 'clipFracLow', 'clipFracHigh', 'responseLength', 'entropy'];
 
 async function trainingPlots(s: SettingView): Promise<string> {
   const out: string[] = [];
@@ -210,7 +219,7 @@ async function trainingPlots(s: SettingView): Promise<string> {
     const v = m[k];
     return typeof v === 'number' && Number.isFinite(v) ? [{ stage, step: m.step, metric: k, value: v }] : [];
   })));
-  if (rl.length) out.push(figure(await renderSvg(rlSpec(rl, RL_METRICS)), 'RL per rollout step: reward and accuracy of the no-policy half and (PoRo) of the policy-in-context half, KL to the reference, approximate KL to the old policy, clip fractions, mean response length.'));
+  if (rl.length) out.push(figure(await renderSvg(rlSpec(rl, RL_METRICS)), 'RL per rollout step: reward and accuracy of the no-policy half and (PoRo) of the policy-in-context half, KL to the reference, approximate KL to the old policy, clip fractions, mean response length, entropy of π_old.'));
   return out.join('\n') || '<p class="empty">no training metrics</p>';
 }
 
@@ -250,7 +259,7 @@ function imageTag(s: SettingView, path: string): string {
 }
 
 function gallery(run: RunView, s: SettingView, count: number): string {
-  const methods = Object.keys(s.accuracy);
+  const methods = [...Object.keys(s.results.methods).filter((m) => s.accuracy[m]), ...Object.keys(s.accuracy).filter((m) => !s.results.methods[m])];
   const first = methods.length ? s.accuracy[methods[0]].items.map((it) => it.id) : s.test.map((r) => r.id);
   const byId = new Map(s.test.map((r) => [r.id, r]));
   const ids = first.filter((id) => byId.has(id)).slice(0, count);
@@ -258,6 +267,7 @@ function gallery(run: RunView, s: SettingView, count: number): string {
   return ids.map((id) => {
     const r = byId.get(id)!;
     const policy = r.task === 'clevr' ? s.policies.get(r.policy) : undefined;
+    const goldRow = ['<i>gold</i>', '', `<div class="out">${policy ? highlightSteps(r.response, r.response, policy) : esc(r.response)}</div>`];
     const rows = methods.flatMap((m) => {
       const it = s.accuracy[m].items.find((x) => x.id === id);
       if (!it) return [];
@@ -265,10 +275,11 @@ function gallery(run: RunView, s: SettingView, count: number): string {
       const mark = it.score >= 1 ? '<span class="yes">✓</span>' : it.score > 0 ? `<span class="part">${it.score.toFixed(2)}</span>` : '<span class="no">✗</span>';
       return [[`${esc(labelOf(run, m))}${s.accuracy[m].withPolicy ? ' <small>(policy in context)</small>' : ''}`, mark, `<div class="out">${body || '<i>(empty)</i>'}</div>`]];
     });
-    const title = r.task === 'clevr' ? `${esc(r.policy)} — gold ${esc(r.answer)}` : `${esc(r.template)} — gold ${esc(r.answer)}`;
-    const context = r.task === 'tool' ? `<pre class="prompt">${esc(r.prompt)}</pre>` : '';
+    const answer = r.task === 'clevr' ? `Case ${r.case}` : r.target.name;
+    const title = `${esc(r.task === 'clevr' ? r.policy : r.template)}: gold answer <b>${esc(answer)}</b> <small>(${esc(r.id)})</small>`;
+    const context = r.task === 'tool' ? `<details><summary>prompt</summary><pre class="prompt">${esc(r.prompt)}</pre></details>` : '';
     return `<div class="item"><div class="images">${r.images.map((p) => imageTag(s, p)).join('')}</div><div class="detail"><h4>${title}</h4>${context}
-<details><summary>gold response</summary><div class="out">${esc(r.response)}</div></details>${table(['method', '', 'response'], rows, 'gallery')}</div></div>`;
+${table(['method', '', 'reasoning and answer'], [goldRow, ...rows], 'gallery')}</div></div>`;
   }).join('\n');
 }
 
@@ -276,7 +287,7 @@ function gallery(run: RunView, s: SettingView, count: number): string {
 
 function configSection(s: SettingView): string {
   const r = s.results;
-  const run = Object.entries(s.run).map(([k, v]) => `<dt>${esc(k)}</dt><dd><code>${esc(typeof v === 'string' ? v : JSON.stringify(v))}</code></dd>`).join('');
+  const run = Object.entries(s.run).filter(([k]) => !['seed', 'scale', 'base'].includes(k)).map(([k, v]) => `<dt>${esc(k)}</dt><dd><code>${esc(typeof v === 'string' ? v : JSON.stringify(v))}</code></dd>`).join('');
   const stages = table(['stage', 'from', 'steps', 'wall', 'positions/s', 'rollout tokens/s', 'peak GPU', 'final loss'],
     Object.values(r.stages).map((st) => [esc(st.stage), esc(st.from), String(st.steps), `${fix(st.seconds, 1)} s`, fix(st.positionsPerSecond, 0), fix(st.rolloutTokensPerSecond, 0), `${fix(st.peakGpuBytes / 2 ** 20, 0)} MiB`, fix(st.finalLoss, 3)]));
   const evals = table(['method', 'accuracy eval wall', 'prompt tokens', 'response tokens', 'format'],
@@ -297,7 +308,7 @@ h3{font-size:16px;margin:24px 0 8px}h4{font-size:14px;margin:14px 0 6px}
 .sub{color:#666;margin:0 0 16px}nav{font-size:13px;margin:8px 0 20px}nav a{margin-right:12px}
 table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}th,td{border:1px solid #e3e3e3;padding:4px 8px;text-align:right;vertical-align:top}
 th{background:#f4f6f8;font-weight:600}td:first-child,th:first-child{text-align:left}table.main td:first-child{white-space:nowrap}
-table.gallery td{text-align:left}table.gallery td:nth-child(2){text-align:center;width:36px}
+table.gallery{width:100%}table.gallery td,table.gallery th{text-align:left}table.gallery td:first-child{width:190px}table.gallery td:nth-child(2){text-align:center;width:36px}
 .note{color:#555;font-size:12.5px;max-width:980px}.empty{color:#999;font-style:italic}.error{color:#b00}
 figure.plot{margin:10px 0 18px;overflow-x:auto}figure.plot svg{max-width:100%;height:auto}figcaption{font-size:12.5px;color:#555}
 .item{display:flex;gap:16px;border-top:1px solid #eee;padding:12px 0}.images img{width:128px;height:128px;image-rendering:pixelated;border:1px solid #ccc;margin:0 6px 6px 0;display:block}
@@ -326,9 +337,9 @@ export async function renderReport(run: RunView, o: ReportOptions = {}): Promise
 <h4>Policy referral (exact, 0–10)</h4>${referralTable(run, s)}
 <h4>Policy in context after MPI (paper Table 4)</h4>${inContextTable(run, s)}
 <h4>Forgetting (SceneQA and in-context following of fresh random policies)</h4>${forgettingTable(run, s)}
-<h4>Branching errors (condition ids referenced vs the gold CoT)</h4>${branchingTables(run, s)}
-<h4>Efficiency</h4>${efficiencyTables(s)}${await efficiencyPlot(s)}`);
+<h4>Branching errors (condition ids referenced vs the gold CoT)</h4>${branchingTables(run, s)}`);
   }
+  parts.push(`<h3 id="efficiency">Efficiency</h3>${efficiencyTables(run)}${await efficiencyPlot(run)}`);
   parts.push('<h2 id="training">Training</h2>');
   for (const s of run.settings) parts.push(`<h3>${esc(settingTitle(s))}</h3>${await trainingPlots(s)}`);
   parts.push('<h2 id="gallery">Gallery</h2><p class="note">Test images with the gold answer and each method\'s reasoning and answer. Cited steps that agree with the policy and the gold CoT are green; wrong steps are red (hover for why).</p>');

@@ -75,6 +75,7 @@ export interface SettingView {
   policies: Map<string, PolicyRecord>;
 }
 
+/** A run directory (runs/NAME) and its settings. */
 export interface RunView {
   name: string;
   dir: string;

@@ -34,8 +34,8 @@ export function lossSpec(rows: readonly { stage: string; step: number; loss: num
     width: 520, height: 220, data: { values: [...rows] },
     mark: { type: 'line', point: rows.length < 60 },
     encoding: {
-      x: { field: 'step', type: 'quantitative', title: 'step' },
-      y: { field: 'loss', type: 'quantitative', title: 'training loss', scale: { zero: false } },
+      x: { field: 'step', type: 'quantitative', title: 'step', axis: { format: 'd', tickMinStep: 1 } },
+      y: { field: 'loss', type: 'quantitative', title: 'training loss', scale: { zero: false }, axis: { format: '.3~g' } },
       color: { field: 'stage', type: 'nominal', title: 'stage' },
     },
   };
@@ -51,8 +51,8 @@ export function rlSpec(rows: readonly { stage: string; step: number; metric: str
       width: 200, height: 120,
       mark: { type: 'line', point: true },
       encoding: {
-        x: { field: 'step', type: 'quantitative', title: 'rollout step', axis: { tickMinStep: 1 } },
-        y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
+        x: { field: 'step', type: 'quantitative', title: 'rollout step', axis: { format: 'd', tickMinStep: 1 } },
+        y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false }, axis: { format: '.3~g' } },
         color: { field: 'stage', type: 'nominal', title: 'stage' },
       },
     },
@@ -76,19 +76,19 @@ export function groupedBarSpec(rows: readonly { x: string; group: string; value:
 }
 
 /** Panels of grouped bars, one per `panel` with its own y scale (efficiency: tokens, positions, prefill time). */
-export function panelBarSpec(rows: readonly { panel: string; x: string; group: string; value: number }[], o: { groupTitle: string }): TopLevelSpec {
+export function panelBarSpec(rows: readonly { panel: string; x: string; group: string; value: number }[], o: { groupTitle: string; panelOrder?: readonly string[]; groupOrder?: readonly string[] }): TopLevelSpec {
   return {
     data: { values: [...rows] },
-    facet: { field: 'panel', type: 'nominal', title: null },
+    facet: { field: 'panel', type: 'nominal', title: null, sort: o.panelOrder ? [...o.panelOrder] : 'ascending' },
     columns: 3,
     spec: {
       width: { step: 26 }, height: 180,
       mark: { type: 'bar' },
       encoding: {
         x: { field: 'x', type: 'nominal', title: null, sort: null, axis: { labelAngle: -35 } },
-        xOffset: { field: 'group', type: 'nominal' },
-        y: { field: 'value', type: 'quantitative', title: null },
-        color: { field: 'group', type: 'nominal', title: o.groupTitle },
+        xOffset: { field: 'group', type: 'nominal', sort: o.groupOrder ? [...o.groupOrder] : 'ascending' },
+        y: { field: 'value', type: 'quantitative', title: null, axis: { format: '~s' } },
+        color: { field: 'group', type: 'nominal', title: o.groupTitle, sort: o.groupOrder ? [...o.groupOrder] : 'ascending' },
       },
     },
     resolve: { scale: { y: 'independent', x: 'independent' } },

@@ -3,13 +3,13 @@
 import { Policy, PolicyMode, clevrQuery, clevrResponse, policyText, randomPolicies, scoreClevr } from '../data/clevr_policy.js';
 import { policyCropScenes } from '../data/render.js';
 import { Rng } from '../data/rng.js';
-import { Scene, describeObject, sampleScene } from '../data/scene.js';
+import { Scene, cropScene, describeObject, randomAttributes, sampleScene } from '../data/scene.js';
 import { QaKind, sceneQaPrompt, sceneQaResponse, sceneQuestion, scoreSceneQa } from '../data/sceneqa.js';
 import { sceneForCase } from '../data/clevr_policy.js';
 
 /** One example: a prompt with one `<image>` per scene (in order), the gold response, and how to score an output. */
 export interface TextExample {
-  task: 'describe' | 'sceneqa' | 'policy';
+  task: 'crop' | 'describe' | 'sceneqa' | 'policy';
   prompt: string;
   response: string;
   /** Scenes for the prompt's `<image>` places, in order (policy crops first, then the image). */
@@ -34,6 +34,17 @@ export function describeExample(r: Rng): TextExample {
   const scene = sampleScene(r);
   const response = describeScene(scene);
   return { task: 'describe', group: 'describe', prompt: `<image>\n${DESCRIBE_QUESTION}`, response, scenes: [scene], score: (o) => Number(o.trim() === response) };
+}
+
+/**
+ * The easiest perception example: one large object filling the frame (the -M policies' crops), to
+ * be described: "There is a large red metal cube." A from-scratch ViT learns colours, shapes and
+ * materials here first, then finds them among several objects.
+ */
+export function cropExample(r: Rng): TextExample {
+  const scene = cropScene(r, randomAttributes(r));
+  const response = describeScene(scene);
+  return { task: 'crop', group: 'crop', prompt: `<image>\n${DESCRIBE_QUESTION}`, response, scenes: [scene], score: (o) => Number(o.trim() === response) };
 }
 
 export function sceneQaExample(r: Rng, kind?: QaKind): TextExample {

@@ -16,7 +16,7 @@ export function writeModelCard(dir: string, config: Stage0Config, ev: Record<str
   const wall = last?.seconds ?? seconds;
   const dev = currentDevice().adapter;
   const pol = ev.policy?.groups ?? {};
-  const groupRows = Object.entries({ ...ev.sceneqa?.groups, ...ev.describe?.groups, ...pol })
+  const groupRows = Object.entries({ ...ev.sceneqa?.groups, ...ev.crop?.groups, ...ev.describe?.groups, ...pol })
     .map(([g, v]) => `| ${g} | ${pct(v.accuracy)} | ${v.n} |`).join('\n');
   const majority = (g: string): string => (g.endsWith('2') ? '25.0%' : g.endsWith('4') ? `~${(100 / 10).toFixed(0)}% (1/cases)` : '');
   const text = `# Base model \`${dir.split('/').pop()}\` (stage 0)
@@ -28,6 +28,7 @@ an MPI target policy: policies come from \`randomPolicies()\`, which excludes ev
 
 ## Recipe
 - Tasks, one seeded stream (step s depends only on the seed and s), weights moving linearly from start to end:
+  - crop: one large object filling the frame, described (${config.mixStart.crop} → ${config.mixEnd.crop})
   - describe: \`<image> What objects are there?\` → every object, left to right (${config.mixStart.describe} → ${config.mixEnd.describe})
   - SceneQA: counting, existence (also of conjunctions), attribute queries (${config.mixStart.sceneqa} → ${config.mixEnd.sceneqa})
   - a random policy in context with the gold CoT (${config.mixStart.policy} → ${config.mixEnd.policy}); kinds: ${config.policyKinds.map((k) => `${k.mode}${k.depth} (${k.start} → ${k.end})`).join(', ')}

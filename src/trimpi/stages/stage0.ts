@@ -26,8 +26,16 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { check } from '../../gpu/errors.js';
 import { currentDevice } from '../../gpu/device.js';
 import { TargetBatch, microBatches, targetLogProbs, toTargetInputs } from './batch.js';
-import { PolicyPool, TextExample, describeExample, policyExample, sceneQaExample } from './examples.js';
+import { PolicyPool, TextExample, cropExample, describeExample, policyExample, sceneQaExample } from './examples.js';
 import { EvalSummary, encodeExample, evaluateExamples, renderExampleScenes } from './generation.js';
+
+/** Task weights: single-object crops, scene descriptions, SceneQA, policies in context. */
+export interface Stage0Mix {
+  crop: number;
+  describe: number;
+  sceneqa: number;
+  policy: number;
+}
 
 /** Everything that defines a stage-0 run (saved beside the checkpoint). */
 export interface Stage0Config {
@@ -41,8 +49,8 @@ export interface Stage0Config {
   minLr: number;
   warmupSteps: number;
   /** Task weights at the start and at the end of training (linear in between). */
-  mixStart: { describe: number; sceneqa: number; policy: number };
-  mixEnd: { describe: number; sceneqa: number; policy: number };
+  mixStart: Stage0Mix;
+  mixEnd: Stage0Mix;
   /** Kinds of policy (mode and depth) for the policy task, each with its weight at the start and end. */
   policyKinds: { mode: PolicyMode; depth: number; start: number; end: number }[];
   /** Padded positions per micro-batch at most (examples are sorted by length and grouped). */
@@ -56,9 +64,10 @@ export interface Stage0Config {
 }
 
 export const STAGE0_DEFAULTS: Stage0Config = {
-  preset: 'cpu', seed: 0, steps: 1100, batchSize: 16, lr: 1e-3, minLr: 1e-4, warmupSteps: 100,
-  mixStart: { describe: 0.5, sceneqa: 0.4, policy: 0.1 },
-  mixEnd: { describe: 0.15, sceneqa: 0.2, policy: 0.65 },
+  preset: 'cpu', seed: 0, steps: 1000, batchSize: 16, lr: 1e-3, minLr: 1e-4, warmupSteps: 100,
+  // perception first (crops are ~75 positions, a policy example 300-1,000), policies later
+  mixStart: { crop: 0.35, describe: 0.35, sceneqa: 0.3, policy: 0 },
+  mixEnd: { crop: 0.05, describe: 0.2, sceneqa: 0.25, policy: 0.5 },
   // -M at depth 4 (~1,450 positions with its crops) is left out at the cpu scale: one costs ~15 scene questions
   policyKinds: [{ mode: 'T', depth: 2, start: 1, end: 1 }, { mode: 'M', depth: 2, start: 1, end: 1 }, { mode: 'T', depth: 4, start: 0, end: 0.6 }],
   microBatchPositions: 4096,
@@ -70,13 +79,14 @@ const lerp = (a: number, b: number, t: number): number => a + (b - a) * t;
 /** The examples of step `step` (a pure function of the config and the step). */
 export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number): TextExample[] {
   const t = Math.min(1, step / Math.max(1, c.steps - 1));
-  const mix = (['describe', 'sceneqa', 'policy'] as const).map((k) => lerp(c.mixStart[k], c.mixEnd[k], t));
+  const mix = (['crop', 'describe', 'sceneqa', 'policy'] as const).map((k) => lerp(c.mixStart[k], c.mixEnd[k], t));
   const kindW = c.policyKinds.map((k) => lerp(k.start, k.end, t));
   return Array.from({ length: c.batchSize }, (_, k) => {
     const r = rng(c.seed, 'stage0', step, k);
     const task = r.weighted(mix);
-    if (task === 0) return describeExample(r);
-    if (task === 1) return sceneQaExample(r);
+    if (task === 0) return cropExample(r);
+    if (task === 1) return describeExample(r);
+    if (task === 2) return sceneQaExample(r);
     const { mode, depth } = c.policyKinds[r.weighted(kindW)];
     return policyExample(r, r.pick(pool.get(mode, depth)), c.seed);
   });
@@ -89,6 +99,7 @@ export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
   const r = rng(c.seed, 'stage0-eval');
   for (const kind of ['count', 'exist', 'query'] as const) for (let i = 0; i < n; i++) out.push(sceneQaExample(r, kind));
   for (let i = 0; i < n; i++) out.push(describeExample(r));
+  for (let i = 0; i < n; i++) out.push(cropExample(r));
   for (const { mode, depth } of c.policyKinds) {
     const pols = heldOut.get(mode, depth);
     for (let i = 0; i < n; i++) out.push(policyExample(r, pols[i], c.seed + 1));
@@ -233,7 +244,7 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
 export async function evaluateStage0(model: VisionLanguageModel, tok: Tokenizer, config: Stage0Config, n = config.evalItems): Promise<Record<string, EvalSummary>> {
   const all = stage0EvalExamples(config, n);
   const out: Record<string, EvalSummary> = {};
-  for (const task of ['sceneqa', 'describe', 'policy'] as const) {
+  for (const task of ['sceneqa', 'crop', 'describe', 'policy'] as const) {
     const ex = all.filter((e) => e.task === task);
     out[task] = await evaluateExamples(model, tok, ex, { maxNewTokens: task === 'policy' ? 160 : 64, batchSize: 32 });
   }
