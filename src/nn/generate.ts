@@ -18,6 +18,7 @@ import { tensor } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { VisionLanguageModel } from './vlm.js';
 
+/** How one token is drawn: temperature, top-k, suppressed ids. */
 export interface SampleOptions {
   /** 0 = greedy (argmax, lowest id on ties); otherwise logits are divided by it before sampling. Default 1. */
   temperature?: number;
@@ -27,6 +28,7 @@ export interface SampleOptions {
   suppress?: readonly number[];
 }
 
+/** generate()'s options: sampling, length, end-of-sequence id and seed. */
 export interface GenerateOptions extends SampleOptions {
   /** New tokens per sequence at most (also limited by the decoder's context). */
   maxNewTokens: number;
@@ -36,6 +38,7 @@ export interface GenerateOptions extends SampleOptions {
   seed?: number;
 }
 
+/** Generated ids, their log-probs (temperature 1) and whether each sequence reached eosId. */
 export interface GenerateResult {
   /** Generated ids per sequence (the end-of-sequence id included when reached). */
   tokens: number[][];

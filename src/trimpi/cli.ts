@@ -23,6 +23,8 @@ options:
   --base DIR     base model checkpoint (default models/base-cpu)
   --seed S       non-negative integer (default 0)
   --out DIR      output directory (required)
+  --no-suite     skip the evaluation suite after the table (override, referral, forgetting, ...):
+                 the table and DIR/report.html only (npm start's demo, to stay within minutes)
   --quiet        no progress bars`;
 
 export const PRETRAIN_USAGE = `usage: trimpi pretrain --out DIR [options]
@@ -68,15 +70,17 @@ function nonNegInt(op: string, flag: string, v: string): number {
   return Number(v);
 }
 
-export function parseRunArgs(argv: readonly string[]): { config: RunConfig; quiet: boolean } | { help: true } {
+export function parseRunArgs(argv: readonly string[]): { config: RunConfig; quiet: boolean; suite: boolean } | { help: true } {
   const op = 'trimpi run';
   const c: Partial<RunConfig> & { methods?: MethodName[] } = { depth: 2, seed: 0, scale: 'demo', base: 'models/base-cpu' };
   let quiet = false;
   let help = false;
-  parseFlags(op, argv, ['--quiet', '--help', '-h'], (flag, value) => {
+  let suite = true;
+  parseFlags(op, argv, ['--quiet', '--no-suite', '--help', '-h'], (flag, value) => {
     switch (flag) {
       case '--help': case '-h': help = true; break;
       case '--quiet': quiet = true; break;
+      case '--no-suite': suite = false; break;
       case '--setting': {
         const v = value();
         if (!['clevr-t', 'clevr-m', 'tool'].includes(v)) fail(op, `--setting must be clevr-t, clevr-m or tool, got '${v}'`);
@@ -119,7 +123,7 @@ export function parseRunArgs(argv: readonly string[]): { config: RunConfig; quie
   c.methods ??= [...DEMO_METHODS];
   if (c.setting === 'tool' && argv.some((a) => a.startsWith('--depth'))) fail(op, '--depth applies to clevr-t and clevr-m only');
   if (!existsSync(`${c.base}/config.json`)) fail(op, `--base ${c.base} is not a checkpoint directory (no config.json); train one with trimpi pretrain --out ${c.base}`);
-  return { config: c as RunConfig, quiet };
+  return { config: c as RunConfig, quiet, suite };
 }
 
 export function parsePretrainArgs(argv: readonly string[]): { config: Stage0Config; out: string; maxMinutes?: number; noEval: boolean; quiet: boolean } | { help: true } {
@@ -170,7 +174,7 @@ export async function runRunCommand(argv: string[]): Promise<number> {
     return 0;
   }
   await init();
-  const r = await runPipeline(parsed.config, defaultTokenizer(), { progress: parsed.quiet ? null : process.stderr });
+  const r = await runPipeline(parsed.config, defaultTokenizer(), { progress: parsed.quiet ? null : process.stderr, suite: parsed.suite });
   console.log(formatResults(r));
   return 0;
 }

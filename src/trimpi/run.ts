@@ -24,7 +24,9 @@ import { MpiData, MpiDataSpec, MpiRecord } from './stages/mpi_data.js';
 import { SupervisedConfig, SupervisedKind, supervisedSequences, supervisedSteps, trainSupervised } from './stages/supervised.js';
 import { RlConfig, RlItem, RlRunner, RlStepMetrics, RlTask } from './stages/rl.js';
 import type { TargetBatch } from './stages/batch.js';
-import { AccuracyResult, Baselines, baselines, evaluateAccuracy } from './eval/accuracy.js';
+import { AccuracyResult, baselines, evaluateAccuracy } from './eval/accuracy.js';
+import type { RunResults, StageSummary } from './eval/results.js';
+export type { MethodResult, RunResults, StageSummary } from './eval/results.js';
 
 // ---- the table ---------------------------------------------------------------------------------------
 
@@ -37,6 +39,7 @@ interface StageSpec {
   rl?: { algorithm: RlAlgorithm; poro: boolean };
 }
 
+/** The stages of the table as a DAG: each starts from its `from` stage's final model (or the base). */
 export const STAGES: Readonly<Record<StageName, StageSpec>> = {
   'direct-sft': { from: 'base', sft: 'direct-sft' },
   'cot-sft': { from: 'base', sft: 'cot-sft' },
@@ -61,16 +64,19 @@ export const METHODS = {
   'trimpi-poro-grpo': { label: 'TriMPI, PoRo-GRPO', stage: 'trimpi-poro-grpo', withPolicy: false },
   'trimpi-poro-dapo': { label: 'TriMPI, PoRo-DAPO', stage: 'trimpi-poro-dapo', withPolicy: false },
 } as const satisfies Record<string, { label: string; stage: StageName | 'base'; withPolicy: boolean }>;
+/** A row of the paper's table ('in-context', 'cot-sft-grpo', 'trimpi-poro-dapo', …). */
 export type MethodName = keyof typeof METHODS;
+/** Every method of the paper's table, in the table's order. */
 export const METHOD_NAMES = Object.keys(METHODS) as MethodName[];
 /** `npm start`'s methods: the demo's four trained rows (plus the in-context baseline). */
 export const DEMO_METHODS: MethodName[] = ['in-context', 'direct-sft', 'cot-sft', 'cot-sft-grpo', 'trimpi-poro-grpo'];
 
 // ---- scales: plain data ------------------------------------------------------------------------------
 
+/** Data sizes, SFT and RL hyperparameters and evaluation lengths of one scale. */
 export interface ScaleConfig {
   data: Omit<MpiDataSpec, 'setting' | 'depth' | 'seed' | 'imageSize'>;
-  /** Per supervised kind: epochs; the rest shared. Learning rates follow the paper's ratios (RL = SFT / 10 … /20). */
+  /** Per supervised kind: epochs; the rest shared. RL's learning rate is a tenth of the LoRA SFT one (chosen, not tuned: RL steps are few here). */
   sft: Omit<SupervisedConfig, 'kind' | 'epochs' | 'seed'> & {
     epochs: Record<SupervisedKind, number>;
     /** LoRA on every linear layer, merged at the end of the stage (the paper: rank 8); null: full fine-tuning. VM-CPT is always full. */
@@ -82,6 +88,10 @@ export interface ScaleConfig {
   evalMaxNewTokens: number;
 }
 
+/**
+ * The sizes of a run, as plain data: tiny (the tests, seconds), demo (npm start, minutes on lavapipe),
+ * small (results/, an hour or more per setting on lavapipe), gpu (a lent GPU, the paper's sizes).
+ */
 export const SCALES: Readonly<Record<'tiny' | 'demo' | 'small' | 'gpu', ScaleConfig>> = {
   // the tests: seconds
   tiny: {
@@ -94,25 +104,26 @@ export const SCALES: Readonly<Record<'tiny' | 'demo' | 'small' | 'gpu', ScaleCon
   demo: {
     data: { policies: 10, train: 64, test: 10 },
     sft: { epochs: { 'direct-sft': 2, 'cot-sft': 3, 'vm-cpt': 1 }, batchSize: 16, lr: 5e-4, warmupFraction: 0.05, microBatchPositions: 4096, lora: { rank: 8, alpha: 16, lr: 1e-3 } },
-    rl: { steps: 6, prompts: 8, G: 4, miniBatches: 2, lr: 5e-5, maxNewTokens: 80, temperature: 1 },
+    rl: { steps: 6, prompts: 8, G: 4, miniBatches: 2, lr: 1e-4, maxNewTokens: 80, temperature: 1 },
     evalLimit: 0, evalMaxNewTokens: 80,
   },
   // results/: an hour or more per setting on lavapipe
   small: {
     data: { policies: 10, train: 400, test: 40 },
     sft: { epochs: { 'direct-sft': 2, 'cot-sft': 3, 'vm-cpt': 1 }, batchSize: 16, lr: 5e-4, warmupFraction: 0.05, microBatchPositions: 4096, lora: { rank: 8, alpha: 16, lr: 1e-3 } },
-    rl: { steps: 20, prompts: 16, G: 5, miniBatches: 2, lr: 5e-5, maxNewTokens: 160, temperature: 1 },
+    rl: { steps: 20, prompts: 16, G: 5, miniBatches: 2, lr: 1e-4, maxNewTokens: 160, temperature: 1 },
     evalLimit: 0, evalMaxNewTokens: 160,
   },
   // a lent GPU: the paper's sizes
   gpu: {
     data: { policies: 10, train: 2000, test: 200 },
     sft: { epochs: { 'direct-sft': 2, 'cot-sft': 3, 'vm-cpt': 1 }, batchSize: 32, lr: 5e-4, warmupFraction: 0.05, microBatchPositions: 16384, lora: { rank: 8, alpha: 16, lr: 1e-3 } },
-    rl: { steps: 100, prompts: 32, G: 5, miniBatches: 4, lr: 5e-5, maxNewTokens: 300, temperature: 1 },
+    rl: { steps: 100, prompts: 32, G: 5, miniBatches: 4, lr: 1e-4, maxNewTokens: 300, temperature: 1 },
     evalLimit: 0, evalMaxNewTokens: 300,
   },
 };
 
+/** What `trimpi run` runs: one setting, some methods, at one scale, from one base checkpoint. */
 export interface RunConfig {
   setting: 'clevr-t' | 'clevr-m' | 'tool';
   depth: number;
@@ -126,40 +137,15 @@ export interface RunConfig {
   overrides?: Partial<ScaleConfig>;
 }
 
-export interface StageSummary {
-  stage: string;
-  from: string;
-  seconds: number;
-  steps: number;
-  /** Training positions per second (supervised) or update positions per second (RL). */
-  positionsPerSecond: number | null;
-  /** Sampled tokens per second of the rollouts (RL). */
-  rolloutTokensPerSecond: number | null;
-  peakGpuBytes: number;
-  finalLoss: number | null;
-  /** RL: the last rollout step's metrics. */
-  last?: RlStepMetrics;
-}
-
-export interface RunResults {
-  setting: string;
-  depth: number;
-  seed: number;
-  scale: string;
-  device: string;
-  base: string;
-  baselines: Baselines;
-  methods: Partial<Record<MethodName, { label: string; accuracy: number; format: number; n: number; withPolicy: boolean; promptTokens: number; responseTokens: number; seconds: number }>>;
-  stages: Record<string, StageSummary>;
-  wallSeconds: number;
-}
-
+/** How a run reports: log lines, progress bars, and whether the suite and report follow the table. */
 export interface RunHooks {
   log?: (line: string) => void;
   /** Progress bars on this stream (default stderr; null: none). */
   progress?: NodeJS.WriteStream | null;
-  /** After the table: the evaluation suite (<setting>/evals.json) and the report (out/report.html), src/trimpi/suite.ts. Default true. */
+  /** After the table: the evaluation suite (<setting>/evals.json), src/trimpi/suite.ts. Default true. */
   suite?: boolean;
+  /** After the table (and the suite): the HTML report, out/report.html. Default true. */
+  report?: boolean;
 }
 
 // ---- the run -----------------------------------------------------------------------------------------
@@ -302,7 +288,7 @@ export async function runPipeline(config: RunConfig, tok: Tokenizer, hooks: RunH
   results.wallSeconds = (performance.now() - started) / 1000;
   writeJsonAtomic(join(root, 'results.json'), results);
   // the evaluation suite and the HTML report (issue 10; loaded lazily: suite.ts imports this module)
-  if (hooks.suite !== false) await (await import('./suite.js')).suiteAfterRun(config.out, root, tok, log);
+  if (hooks.suite !== false || hooks.report !== false) await (await import('./suite.js')).suiteAfterRun(config.out, root, tok, log, hooks.suite !== false);
   return results;
 }
 

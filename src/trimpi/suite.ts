@@ -181,8 +181,8 @@ export function settingDirs(dir: string): string[] {
  * The end of `trimpi run`: the suite for the setting just run (root), then the report over every
  * setting of the run directory (out).
  */
-export async function suiteAfterRun(out: string, root: string, tok: Tokenizer, log: (line: string) => void): Promise<{ evals: EvalSuiteResults; report: string }> {
-  const evals = await evaluateSuite(await openSuiteContext(root, tok, log));
+export async function suiteAfterRun(out: string, root: string, tok: Tokenizer, log: (line: string) => void, withSuite = true): Promise<{ evals: EvalSuiteResults | null; report: string }> {
+  const evals = withSuite ? await evaluateSuite(await openSuiteContext(root, tok, log)) : null;
   const report = await writeReport(out);
   log(`report: ${report}`);
   return { evals, report };

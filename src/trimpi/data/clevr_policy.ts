@@ -9,7 +9,9 @@ import {
   placeObjects, randomAttributes, resolveSceneOptions, sceneCamera,
 } from './scene.js';
 
+/** How a policy is given: 'T' as text only, 'M' with some values shown as image crops (`<image>`). */
 export type PolicyMode = 'T' | 'M';
+/** Depths of the MPI target policies (2, 4, 6: levels L1, L2, L3 in the names). */
 export const POLICY_DEPTHS = [2, 4, 6] as const;
 
 /** "is there any object with `type` = `value` among the objects in focus". */
@@ -20,6 +22,10 @@ export interface Condition {
   crop?: number;
 }
 
+/**
+ * A policy tree node: a leaf with its case number, or a condition (id "1", "1.1", "1.2", ...) with
+ * the subtree for yes (some object in focus matches) and for no.
+ */
 export type PolicyNode =
   | { kind: 'leaf'; case: number }
   | { kind: 'node'; id: string; cond: Condition; yes: PolicyNode; no: PolicyNode };
@@ -32,6 +38,7 @@ export interface CropSpec {
   object: ObjectAttributes;
 }
 
+/** A ClevrPolicy: a named decision tree over object attributes whose leaves are the response cases. */
 export interface Policy {
   name: string;
   mode: PolicyMode;
@@ -193,6 +200,7 @@ export function overridePolicy(p: Policy, seed: number): Policy {
   }
 }
 
+/** The decision (non-leaf) nodes of a policy, depth-first, yes before no: the order of its text. */
 export function decisionNodes(p: Policy): Extract<PolicyNode, { kind: 'node' }>[] {
   const out: Extract<PolicyNode, { kind: 'node' }>[] = [];
   const walk = (n: PolicyNode): void => {
@@ -252,12 +260,14 @@ export function policyText(p: Policy): string {
   return lines.join('\n');
 }
 
+/** The ClevrPolicy query Q for a policy name ("According to Policy: NAME, what should be ...?"). */
 export function clevrQuery(policyName: string): string {
   return `According to Policy: ${policyName}, what should be the response for the given image?`;
 }
 
 // ---- evaluation ---------------------------------------------------------------------------------------
 
+/** One condition visited by evaluatePolicy: the node, its condition, and the objects in focus and matching. */
 export interface TraceStep {
   node: string;
   cond: Condition;
@@ -267,6 +277,7 @@ export interface TraceStep {
   matches: number[];
 }
 
+/** The outcome of evaluatePolicy: the case reached (0..cases-1) and the conditions visited, in order. */
 export interface Evaluation {
   case: number;
   trace: TraceStep[];
@@ -317,10 +328,15 @@ export function goldCot(p: Policy, objects: readonly ObjectAttributes[]): { case
   return { case: ev.case, cot: parts.join(' ') };
 }
 
+/** The answer-only target for case k: `\boxed{Case k}`. */
 export function clevrAnswer(k: number): string {
   return `\\boxed{Case ${k}}`;
 }
 
+/**
+ * The gold response for a scene's objects: the case, `<think> CoT </think> \boxed{Case k}`, and the
+ * answer alone.
+ */
 export function clevrResponse(p: Policy, objects: readonly ObjectAttributes[]): { case: number; response: string; answer: string } {
   const { case: k, cot } = goldCot(p, objects);
   return { case: k, response: `<think> ${cot} </think> ${clevrAnswer(k)}`, answer: clevrAnswer(k) };
@@ -421,6 +437,7 @@ export function sceneForCase(r: Rng, p: Policy, k: number, opts: SceneOptions = 
 // the one \boxed{} extractor (braces inside JSON strings skipped): ./boxed.ts
 export { lastBoxed };
 
+/** The result of scoreClevr: exact match, the predicted box content, format checks and why it is malformed. */
 export interface ClevrScore {
   correct: boolean;
   /** The boxed answer, trimmed ("Case 8"), or null without a box. */

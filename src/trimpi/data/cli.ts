@@ -2,6 +2,7 @@
 import { TrimpiError } from '../../gpu/errors.js';
 import { DataOptions, SETTINGS, Setting, formatStats, generateDataset } from './export.js';
 
+/** The help text of `trimpi data`: its settings and options. */
 export const DATA_USAGE = `usage: trimpi data --setting clevr-t|clevr-m|tool|sceneqa|random-t|random-m --seed S --out DIR [options]
 
 Generates a seeded dataset (same seed, same bytes): JSONL records, PNG images, policies, vocab.json,

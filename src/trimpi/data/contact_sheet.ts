@@ -99,6 +99,7 @@ export function wrap(text: string, chars: number): string[] {
   return lines;
 }
 
+/** One tile of a contact sheet: an image and its caption lines. */
 export interface SheetTile {
   image: RgbImage;
   /** Caption lines (wrapped to the tile width; at most `captionLines` are drawn). */

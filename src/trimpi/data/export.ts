@@ -22,8 +22,14 @@ import { QaKind, QA_KINDS, sceneQaPrompt, sceneQaResponse, sceneQuestion } from 
 import { Tokenizer, defaultTokenizer } from './tokenizer.js';
 import { Profile, ToolCall, TOOL_POLICY_NAME, toolPolicyText, toolPrompt, toolSample } from './tool_policy.js';
 
+/**
+ * The dataset settings of `trimpi data --setting`: ClevrPolicy -T/-M targets, ToolPolicy, SceneQA, and the
+ * stage-0 random policies -T/-M.
+ */
 export const SETTINGS = ['clevr-t', 'clevr-m', 'tool', 'sceneqa', 'random-t', 'random-m'] as const;
+/** A dataset setting: one of SETTINGS. */
 export type Setting = (typeof SETTINGS)[number];
+/** A dataset split. */
 export type Split = 'train' | 'test';
 
 /** Paper-sized defaults (scaled by `size`). */
@@ -37,6 +43,9 @@ export const DEFAULT_SIZES: { readonly [K in Setting]: { policies: number; train
   'random-m': { policies: 200, train: 50, test: 5 },
 };
 
+/**
+ * Options of generateDataset (the `trimpi data` flags); unset sample counts default to DEFAULT_SIZES scaled by `size`.
+ */
 export interface DataOptions {
   setting: Setting;
   seed: number;
@@ -91,6 +100,7 @@ interface BaseRecord {
   scenes: SceneGraph[];
 }
 
+/** A ClevrPolicy (or stage-0 random policy) sample: its policy, the gold case, and whether it is in the CoT subset. */
 export interface ClevrRecord extends BaseRecord {
   task: 'clevr';
   policy: string;
@@ -99,6 +109,7 @@ export interface ClevrRecord extends BaseRecord {
   cot: boolean;
 }
 
+/** A ToolPolicy sample: template, profile, query, history of earlier calls, the target call and its rule. */
 export interface ToolRecord extends BaseRecord {
   task: 'tool';
   policy: string;
@@ -110,6 +121,7 @@ export interface ToolRecord extends BaseRecord {
   rule: number | null;
 }
 
+/** A SceneQA sample: the question kind, the question and its exact answer. */
 export interface SceneQaRecord extends BaseRecord {
   task: 'sceneqa';
   kind: QaKind;
@@ -118,6 +130,7 @@ export interface SceneQaRecord extends BaseRecord {
   gold: string;
 }
 
+/** One line of train.jsonl / test.jsonl, told apart by `task`. */
 export type DataRecord = ClevrRecord | ToolRecord | SceneQaRecord;
 
 /** A policy as stored in policies.jsonl (P_T = text, P_I = images). */
@@ -140,6 +153,7 @@ export function promptWithPolicy(record: Pick<BaseRecord, 'prompt' | 'images'>, 
   return { prompt: `${policy.text}\n${record.prompt}`, images: [...policy.images, ...record.images] };
 }
 
+/** The policies.jsonl record of ToolPolicy: mode 'tool', its text with the given rules, no tree, cases or images. */
 export function toolPolicyRecord(rules: 'default' | 'override' = 'default'): PolicyRecord {
   return { name: TOOL_POLICY_NAME, mode: 'tool', depth: 0, cases: 0, reachable: [], unreachable: [], text: toolPolicyText(rules), images: [], crops: [], tree: null };
 }
@@ -335,6 +349,7 @@ function sceneQaUnits(o: Resolved): Unit[] {
 
 // ---- stats -----------------------------------------------------------------------------------------------
 
+/** Summary of a list of numbers: count, mean (to 1 decimal), min, median, 95th percentile and max. */
 export interface Distribution {
   count: number;
   mean: number;
@@ -344,6 +359,7 @@ export interface Distribution {
   max: number;
 }
 
+/** The Distribution of `xs`; a percentile f is the sorted value at index round(f·(n − 1)). All zeros when empty. */
 export function distribution(xs: readonly number[]): Distribution {
   if (xs.length === 0) return { count: 0, mean: 0, min: 0, p50: 0, p95: 0, max: 0 };
   const s = [...xs].sort((a, b) => a - b);
@@ -351,6 +367,10 @@ export function distribution(xs: readonly number[]): Distribution {
   return { count: s.length, mean: Math.round((s.reduce((a, b) => a + b, 0) / s.length) * 10) / 10, min: s[0], p50: q(0.5), p95: q(0.95), max: s[s.length - 1] };
 }
 
+/**
+ * A dataset's statistics (stats.json): counts, per-policy case balance, token-length distributions
+ * (<image> counted as one token) and per-group breakdowns.
+ */
 export interface DataStats {
   setting: Setting;
   seed: number;
@@ -507,6 +527,7 @@ export function formatStats(s: DataStats): string {
 
 // ---- the driver -----------------------------------------------------------------------------------------
 
+/** What generateDataset returns: the output directory, the stats, the wall time and the paths written. */
 export interface DataSummary {
   out: string;
   stats: DataStats;

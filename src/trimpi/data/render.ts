@@ -11,6 +11,7 @@ import type { RgbImage } from './png.js';
 import { rng } from './rng.js';
 import { Scene, SceneGraph, cropScene, sceneGraph, toRenderScene } from './scene.js';
 
+/** Options of renderScenes: the device, what to return, shadows and 4x MSAA (both default on), batch size. */
 export interface RenderOptions {
   device?: Device;
   /** Return an f32 [N, 3, H, W] tensor in [0, 1] on the device (default true). */
@@ -23,6 +24,7 @@ export interface RenderOptions {
   batch?: number;
 }
 
+/** The result of renderScenes, in scene order: the image tensor and/or RGB images, and the scene graphs. */
 export interface RenderedScenes {
   /** f32 [N, 3, H, W], values in [0, 1]; the caller disposes it. */
   tensor?: Tensor;

@@ -7,20 +7,30 @@ import type { RenderCamera, RenderObject, RenderScene, Vec3 } from '../../kernel
 import { TrimpiError, check } from '../../gpu/errors.js';
 import { Rng } from './rng.js';
 
+/** The CLEVR shapes an object can have. */
 export const SHAPES = ['cube', 'sphere', 'cylinder'] as const;
+/** The eight CLEVR colors (sRGB values in COLOR_RGB). */
 export const COLORS = ['gray', 'red', 'blue', 'green', 'brown', 'purple', 'cyan', 'yellow'] as const;
+/** The CLEVR sizes: object radius 0.35 (small) or 0.7 (large) world units (SIZE_RADIUS). */
 export const SIZES = ['small', 'large'] as const;
+/** The CLEVR materials (a metal object is drawn with the renderer's `metal` flag). */
 export const MATERIALS = ['rubber', 'metal'] as const;
 
+/** A shape: one of SHAPES. */
 export type ShapeName = (typeof SHAPES)[number];
+/** A color: one of COLORS. */
 export type ColorName = (typeof COLORS)[number];
+/** A size: one of SIZES. */
 export type SizeName = (typeof SIZES)[number];
+/** A material: one of MATERIALS. */
 export type MaterialName = (typeof MATERIALS)[number];
 
 /** The four attribute types, in the order they are written ("a small red metal cube"). */
 export const ATTRIBUTE_TYPES = ['size', 'color', 'material', 'shape'] as const;
+/** An attribute type: 'size' | 'color' | 'material' | 'shape'. */
 export type AttributeType = (typeof ATTRIBUTE_TYPES)[number];
 
+/** The possible values of each attribute type (SIZES, COLORS, MATERIALS, SHAPES). */
 export const ATTRIBUTE_VALUES: { readonly [K in AttributeType]: readonly string[] } = {
   size: SIZES,
   color: COLORS,
@@ -45,6 +55,7 @@ export const SIZE_RADIUS: { readonly [K in SizeName]: number } = { small: 0.35, 
 /** Unit-mesh scale per shape relative to the radius (cubes a bit smaller so all read as one size class). */
 const SHAPE_SCALE: { readonly [K in ShapeName]: number } = { cube: 0.8, sphere: 1, cylinder: 0.85 };
 
+/** An object's four attributes, e.g. a small red metal cube. */
 export interface ObjectAttributes {
   shape: ShapeName;
   color: ColorName;
@@ -52,6 +63,7 @@ export interface ObjectAttributes {
   material: MaterialName;
 }
 
+/** An object placed in a scene: its attributes, ground position and rotation, and its pixel box and camera distance. */
 export interface SceneObject extends ObjectAttributes {
   /** Ground position (world x, z); the object rests on the plane y = 0. */
   x: number;
@@ -64,6 +76,7 @@ export interface SceneObject extends ObjectAttributes {
   depth: number;
 }
 
+/** A sampled scene: image size in pixels, camera, unit direction towards the key light, and the objects. */
 export interface Scene {
   width: number;
   height: number;
@@ -72,6 +85,10 @@ export interface Scene {
   objects: SceneObject[];
 }
 
+/**
+ * Options of sampleScene / sceneForCase: image size in pixels (default 64x64, each side >= 16) and
+ * objects per scene (default 3..6, within 1..10).
+ */
 export interface SceneOptions {
   width?: number;
   height?: number;
@@ -81,6 +98,7 @@ export interface SceneOptions {
   jitter?: boolean;
 }
 
+/** SceneOptions with every default filled in (see resolveSceneOptions). */
 export interface ResolvedSceneOptions {
   width: number;
   height: number;
@@ -89,6 +107,10 @@ export interface ResolvedSceneOptions {
   jitter: boolean;
 }
 
+/**
+ * Fills in the SceneOptions defaults (64x64, 3..6 objects, jitter on) and checks them: integer sides
+ * >= 16, integer counts with 1 <= minObjects <= maxObjects <= 10; throws a TrimpiError otherwise.
+ */
 export function resolveSceneOptions(o: SceneOptions = {}): ResolvedSceneOptions {
   const r = { width: o.width ?? 64, height: o.height ?? 64, minObjects: o.minObjects ?? 3, maxObjects: o.maxObjects ?? 6, jitter: o.jitter ?? true };
   check(Number.isInteger(r.width) && Number.isInteger(r.height) && r.width >= 16 && r.height >= 16, 'scene', () => `width/height must be integers >= 16, got ${r.width}x${r.height}`);
@@ -105,6 +127,7 @@ export function describeObject(o: ObjectAttributes): string {
   return `${o.size} ${o.color} ${o.material} ${o.shape}`;
 }
 
+/** Uniformly random shape, color, size and material, drawn from `r`. */
 export function randomAttributes(r: Rng): ObjectAttributes {
   return { shape: r.pick(SHAPES), color: r.pick(COLORS), size: r.pick(SIZES), material: r.pick(MATERIALS) };
 }
@@ -273,6 +296,10 @@ export interface SceneGraph {
   objects: { shape: ShapeName; color: ColorName; size: SizeName; material: MaterialName; x: number; z: number; rotation: number; box: [number, number, number, number] }[];
 }
 
+/**
+ * The scene graph stored with an image: per object its attributes, ground x/z, rotation (degrees) and
+ * pixel box [x1, y1, x2, y2]; no camera, light or depth.
+ */
 export function sceneGraph(scene: Scene): SceneGraph {
   return { objects: scene.objects.map(({ shape, color, size, material, x, z, rotation, box }) => ({ shape, color, size, material, x, z, rotation, box })) };
 }

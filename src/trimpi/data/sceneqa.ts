@@ -4,9 +4,12 @@ import { Rng } from './rng.js';
 import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, AttributeType, ObjectAttributes } from './scene.js';
 import { lastBoxed } from './clevr_policy.js';
 
+/** A SceneQA question kind: 'count' (a number), 'exist' (yes/no) or 'query' (an attribute value). */
 export type QaKind = 'count' | 'exist' | 'query';
+/** The SceneQA question kinds; the sceneqa dataset asks one question of each kind per image. */
 export const QA_KINDS: readonly QaKind[] = ['count', 'exist', 'query'];
 
+/** A SceneQA question with its exact answer. */
 export interface QaItem {
   kind: QaKind;
   question: string;
@@ -76,10 +79,12 @@ export function sceneQuestion(r: Rng, objects: readonly ObjectAttributes[], kind
   return sceneQuestion(r, objects, 'count');
 }
 
+/** The SceneQA prompt: `<image>`, a newline, then the question. */
 export function sceneQaPrompt(q: QaItem): string {
   return `<image>\n${q.question}`;
 }
 
+/** The SceneQA target: the answer boxed, `\boxed{ANSWER}`, without a chain of thought. */
 export function sceneQaResponse(q: QaItem): string {
   return `\\boxed{${q.answer}}`;
 }

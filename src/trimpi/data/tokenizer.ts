@@ -18,7 +18,9 @@ import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, ObjectAttributes, SceneObject, rando
 import { sceneQaPrompt, sceneQaResponse, sceneQaVocabularyTexts, sceneQuestion } from './sceneqa.js';
 import { toolPolicyText, toolPrompt, toolSample, toolVocabularyTexts } from './tool_policy.js';
 
+/** The special tokens, ids 0..7 in this order: every vocabulary starts with them. */
 export const SPECIAL_TOKENS = ['<pad>', '<bos>', '<eos>', '<unk>', '<image>', '<think>', '</think>', '\\boxed{'] as const;
+/** Ids of the first special tokens: <pad> 0, <bos> 1, <eos> 2, <unk> 3, <image> 4 (an image's place). */
 export const PAD = 0, BOS = 1, EOS = 2, UNK = 3, IMAGE = 4;
 
 const GLUE = '##';
@@ -62,6 +64,7 @@ function tokenString(p: Piece): string {
   return SPECIAL_SET.has(p.text) ? p.text : p.glued ? GLUE + p.text : p.text;
 }
 
+/** The result of Tokenizer.encodeDetailed: the ids and the pieces that became <unk>. */
 export interface EncodeResult {
   ids: number[];
   /** How many pieces became <unk>. */
@@ -70,6 +73,10 @@ export interface EncodeResult {
   unknownPieces: string[];
 }
 
+/**
+ * The word-level tokenizer over a fixed vocabulary (SPECIAL_TOKENS first, then pieces in spaced and "##"-glued
+ * form): encode() splits text with pretokenize (unknown letter runs into name syllables, else <unk>); decode() undoes it.
+ */
 export class Tokenizer {
   readonly vocab: readonly string[];
   private readonly index: Map<string, number>;

@@ -8,9 +8,12 @@ import { ATTRIBUTE_TYPES, AttributeType, COLORS, MATERIALS, ObjectAttributes, SH
 import { lastBoxed } from './clevr_policy.js';
 import { filterPhrase } from './sceneqa.js';
 
+/** The account types of a user profile, A to D (rules pick tool versions by them). */
 export const ACCOUNT_TYPES = ['A', 'B', 'C', 'D'] as const;
+/** An account type: one of ACCOUNT_TYPES. */
 export type AccountType = (typeof ACCOUNT_TYPES)[number];
 
+/** The user profile the ToolPolicy rules read: account type, credits (0..1000) and age (12..80). */
 export interface Profile {
   account_type: AccountType;
   /** 0..1000 */
@@ -19,13 +22,17 @@ export interface Profile {
   age: number;
 }
 
+/** The 14 tool types of ToolPolicy (appendix A), in the order the policy text lists them. */
 export const TOOL_TYPES = [
   'Calculator', 'OCR', 'CountGivenObject', 'ImageDescription', 'GoogleSearch', 'RegionAttributeDescription', 'TextToBbox',
   'Plot', 'MathOCR', 'Solver', 'DrawBox', 'AddText', 'TextToImage', 'ImageStylization',
 ] as const;
+/** A tool type: one of TOOL_TYPES (without a version suffix). */
 export type ToolType = (typeof TOOL_TYPES)[number];
 
+/** The value of one tool-call argument: a JSON string, number or boolean. */
 export type ArgValue = string | number | boolean;
+/** A tool call: the tool name with its version ("OCR_v4", or "Calculator") and its arguments by name. */
 export interface ToolCall {
   name: string;
   arguments: Record<string, ArgValue>;
@@ -54,6 +61,7 @@ export const ARG_DEFAULTS: Readonly<Record<string, ArgValue>> = { k: 10, top1: t
 
 // ---- the rules ---------------------------------------------------------------------------------------
 
+/** Which rules the policy text holds: 'default', or 'override' (the paper's new OCR rules 4-6). */
 export type RuleSet = 'default' | 'override';
 
 /** The 24 rules, numbered as in the policy text. `override` swaps in the paper's new OCR rules. */
@@ -138,6 +146,7 @@ function toolListing(type: ToolType): string {
   return `- ${names}: ${t.what}. Arguments: ${t.args.join(', ')}.`;
 }
 
+/** The policy name of ToolPolicy, 'ToolPolicy'. */
 export const TOOL_POLICY_NAME = 'ToolPolicy';
 
 /** The policy text: tools, the 24 rules and the answer format. */
@@ -180,6 +189,10 @@ interface Plan {
   steps: Step[];
 }
 
+/**
+ * One ToolPolicy sample from toolSample: images, profile, query, earlier calls and their returns, and the
+ * next call (the target) with its gold response.
+ */
 export interface ToolSample {
   template: string;
   images: string[];
@@ -261,6 +274,10 @@ function countFilter(r: Rng, imgs: readonly ToolImage[]): Partial<Record<Attribu
   return r.bool(0.5) ? { [t]: o[t] } : { color: o.color, shape: o.shape };
 }
 
+/**
+ * The query templates of toolSample (count, compare, read-search, math, draw-box, ...): each takes 1 or
+ * 2 images and builds a multi-step plan of tool calls, or null when it cannot be built for the images.
+ */
 export const TOOL_TEMPLATES: readonly Template[] = [
   {
     name: 'count', images: 1, build: (r, [im]) => {
@@ -514,6 +531,10 @@ export function toolPrompt(s: Pick<ToolSample, 'images' | 'profile' | 'query' | 
 
 // ---- scoring --------------------------------------------------------------------------------------------
 
+/**
+ * How an argument is scored, each in [0, 1]: 'exact' string match, 'f1' token F1, 'eval' equal value of
+ * the arithmetic expression, 'iou' box intersection over union.
+ */
 export type ArgMetric = 'exact' | 'f1' | 'eval' | 'iou';
 
 /** How each argument is scored, by name (section 3.3); `command` (code) is compared by token F1 (ours). */
@@ -766,6 +787,7 @@ export function argumentScore(name: string, pred: unknown, gold: ArgValue): numb
   }
 }
 
+/** The result of scoreToolCall: score = 0.5·toolCorrect + 0.5·argScore in [0, 1], with the per-argument scores. */
 export interface ToolScore {
   /** 0.5 * toolCorrect + 0.5 * argScore */
   score: number;

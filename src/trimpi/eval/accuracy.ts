@@ -5,6 +5,7 @@ import type { VisionLanguageModel } from '../../nn/vlm.js';
 import { EOS, Tokenizer } from '../data/tokenizer.js';
 import type { MpiData, MpiRecord } from '../stages/mpi_data.js';
 
+/** One test record's output and score. */
 export interface AccuracyItem {
   id: string;
   policy: string;
@@ -13,6 +14,7 @@ export interface AccuracyItem {
   output: string;
 }
 
+/** Accuracy of a model on a test split, with prompt sizes, timing and every output. */
 export interface AccuracyResult {
   /** Mean score (clevr: exact case match; tool: 0.5·tool + 0.5·arguments). */
   accuracy: number;
@@ -30,6 +32,7 @@ export interface AccuracyResult {
   items: AccuracyItem[];
 }
 
+/** Which prompt (with or without the policy), how long, how batched, how many records. */
 export interface AccuracyOptions {
   withPolicy: boolean;
   maxNewTokens: number;
@@ -81,6 +84,7 @@ export async function evaluateAccuracy(model: VisionLanguageModel, tok: Tokenize
   };
 }
 
+/** The baselines printed beside every accuracy. */
 export interface Baselines {
   /** Answering each policy's most frequent test case (clevr), or the most frequent tool name with no arguments (tool). */
   majority: number;

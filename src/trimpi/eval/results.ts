@@ -5,6 +5,50 @@ import type { PrefillResult, TokenRow } from './efficiency.js';
 import type { ForgettingResult } from './forgetting.js';
 import type { OverrideResult } from './override.js';
 import type { ReferralSummary } from './referral.js';
+import type { Baselines } from './accuracy.js';
+import type { RlStepMetrics } from '../stages/rl.js';
+
+/** A stage's summary (stages/<stage>/done.json and results.json). */
+export interface StageSummary {
+  stage: string;
+  from: string;
+  seconds: number;
+  steps: number;
+  /** Training positions per second (supervised) or update positions per second (RL). */
+  positionsPerSecond: number | null;
+  /** Sampled tokens per second of the rollouts (RL). */
+  rolloutTokensPerSecond: number | null;
+  peakGpuBytes: number;
+  finalLoss: number | null;
+  /** RL: the last rollout step's metrics. */
+  last?: RlStepMetrics;
+}
+
+/** One method's row of results.json: its accuracy on the test split. */
+export interface MethodResult {
+  label: string;
+  accuracy: number;
+  format: number;
+  n: number;
+  withPolicy: boolean;
+  promptTokens: number;
+  responseTokens: number;
+  seconds: number;
+}
+
+/** <run>/<setting>/results.json, written by `trimpi run` (keys of `methods` are method names). */
+export interface RunResults {
+  setting: string;
+  depth: number;
+  seed: number;
+  scale: string;
+  device: string;
+  base: string;
+  baselines: Baselines;
+  methods: Record<string, MethodResult>;
+  stages: Record<string, StageSummary>;
+  wallSeconds: number;
+}
 
 /** Accuracy of an MPI model with its policy put back in the prompt (paper Table 4), beside its accuracy without. */
 export interface InContextAfterMpi {

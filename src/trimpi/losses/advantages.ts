@@ -2,6 +2,7 @@
 // numbers computed from decoded text, one per response.
 import { check } from '../../gpu/errors.js';
 
+/** Options of groupAdvantages. */
 export interface AdvantageOptions {
   /** ε in (R − mean) / (std + ε); default 1e-6. */
   eps?: number;

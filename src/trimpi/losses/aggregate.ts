@@ -15,6 +15,7 @@ export interface LossOutput<M> {
 
 /** How a per-token loss ℓ (B, T) is reduced over the tokens where the mask m (B, T) is 1. */
 export type LossAgg = 'token-mean' | 'seq-mean-token-mean' | 'seq-mean-token-sum';
+/** Every LossAgg mode (for validating configurations). */
 export const LOSS_AGGS: readonly LossAgg[] = ['token-mean', 'seq-mean-token-mean', 'seq-mean-token-sum'];
 
 /**

@@ -3,6 +3,7 @@ import type { AdvantageOptions } from './advantages.js';
 import type { PolicyLossConfig } from './policy.js';
 import type { RewardOptions } from './rewards.js';
 
+/** A named RL algorithm: its policy-loss, advantage and reward settings, and dynamic sampling (GRPO, DAPO). */
 export interface RlAlgorithm {
   readonly name: string;
   readonly loss: Readonly<PolicyLossConfig>;

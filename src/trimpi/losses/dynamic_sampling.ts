@@ -7,6 +7,7 @@ export function hasRewardVariance(rewards: readonly number[]): boolean {
   return rewards.some((r) => r !== rewards[0]);
 }
 
+/** Options of dynamicSampling, over groups of type G. */
 export interface DynamicSamplingOptions<G> {
   /** Groups wanted in the training batch. */
   target: number;
@@ -16,6 +17,7 @@ export interface DynamicSamplingOptions<G> {
   rewardsOf: (group: G) => readonly number[];
 }
 
+/** What dynamicSampling returns: the kept groups and counts of what was sampled and dropped. */
 export interface DynamicSamplingResult<G> {
   /** The kept groups in sampling order: `target` of them, or fewer when the limit was reached. */
   groups: G[];

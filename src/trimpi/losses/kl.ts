@@ -5,7 +5,9 @@ import { clamp, exp, mul, sub } from '../../tensor/ops.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { checkTokens } from './aggregate.js';
 
+/** A KL estimator of klPenalty: k1 (log-ratio), k2 (half its square) or k3 (GRPO's, >= 0). */
 export type KlKind = 'k1' | 'k2' | 'k3';
+/** Every KlKind (for validating configurations). */
 export const KL_KINDS: readonly KlKind[] = ['k1', 'k2', 'k3'];
 
 /** k3's log-ratio ref − logp is clamped to ±LOG_RATIO_CLAMP so that exp() cannot overflow. */

@@ -7,6 +7,7 @@ import { Tensor } from '../../tensor/tensor.js';
 import { LossAgg, LOSS_AGGS, LossOutput, aggregateLoss, checkTokens, maskedMean } from './aggregate.js';
 import { KlKind, KL_KINDS, LOG_RATIO_CLAMP, klPenalty } from './kl.js';
 
+/** Hyper-parameters of policyLoss: the clip range, optional dual clip, KL penalty and aggregation (see GRPO, DAPO). */
 export interface PolicyLossConfig {
   /** ε_low: the ratio is clipped below at 1 − ε_low. */
   clipLow: number;
@@ -19,6 +20,7 @@ export interface PolicyLossConfig {
   lossAgg: LossAgg;
 }
 
+/** The inputs of policyLoss: f32 per-token tensors of shape (B, T); the advantages may also be (B) or (B, 1). */
 export interface PolicyLossInputs {
   /** log π_θ(o_t | q, o_<t) of the sampled tokens, (B, T): the tensor the gradient flows to. */
   logp: Tensor;
@@ -34,6 +36,7 @@ export interface PolicyLossInputs {
   entropy?: Tensor;
 }
 
+/** The metrics of policyLoss: scalar tensors cut from the graph (fractions and means are token means over the mask). */
 export interface PolicyLossMetrics {
   /** The clipped surrogate alone, aggregated like the loss. */
   pgLoss: Tensor;

@@ -3,6 +3,7 @@
 import { check } from '../../gpu/errors.js';
 import { AdvantageOptions, groupAdvantages } from './advantages.js';
 
+/** One sampled response: its token ids (without the prompt) and its scalar reward. */
 export interface SampledResponse {
   /** Response token ids (ending with <eos> if the model emitted it). */
   tokens: readonly number[];

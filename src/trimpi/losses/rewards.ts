@@ -29,6 +29,7 @@ export function formatReward(response: string): number {
   return box !== null && box.end === s.length ? 1 : 0;
 }
 
+/** Options of computeReward. */
 export interface RewardOptions {
   /** w in R = (1 − w)·accuracy + w·format; default 0.1. */
   formatWeight?: number;
@@ -36,6 +37,7 @@ export interface RewardOptions {
   accuracy?: (response: string, gold: string) => number;
 }
 
+/** What computeReward returns: reward = (1 − w)·accuracy + w·format, accuracy in [0, 1], format 0 or 1. */
 export interface Reward {
   reward: number;
   accuracy: number;

@@ -5,6 +5,7 @@ import { Tensor } from '../../tensor/tensor.js';
 import { LossOutput, aggregateLoss, checkMaskLike } from './aggregate.js';
 import { nextTokenLogProbs, targetMask } from './logprobs.js';
 
+/** The metrics of sftLoss (scalar tensors cut from the graph). */
 export interface SftMetrics {
   /** Number of response tokens in the loss. */
   tokens: Tensor;

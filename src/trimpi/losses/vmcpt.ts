@@ -5,6 +5,7 @@ import { Tensor } from '../../tensor/tensor.js';
 import { LossOutput, aggregateLoss, checkMaskLike, maskedMean } from './aggregate.js';
 import { nextTokenLogProbs, targetMask } from './logprobs.js';
 
+/** The metrics of vmcptLoss (scalar tensors cut from the graph). */
 export interface VmcptMetrics {
   /** Token mean of −log p over the text tokens (weighs tokens, not sequences, unlike the loss). */
   nll: Tensor;

@@ -4,49 +4,10 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { PolicyRecord, readJsonl } from '../data/export.js';
-import type { AccuracyResult, Baselines } from '../eval/accuracy.js';
-import type { EvalSuiteResults } from '../eval/results.js';
+import type { AccuracyResult } from '../eval/accuracy.js';
+import type { EvalSuiteResults, RunResults } from '../eval/results.js';
 import type { MpiRecord } from '../stages/mpi_data.js';
 import type { RlStepMetrics } from '../stages/rl.js';
-
-/** A stage's summary as results.json stores it (StageSummary in run.ts). */
-export interface StageSummaryView {
-  stage: string;
-  from: string;
-  seconds: number;
-  steps: number;
-  positionsPerSecond: number | null;
-  rolloutTokensPerSecond: number | null;
-  peakGpuBytes: number;
-  finalLoss: number | null;
-  last?: RlStepMetrics;
-}
-
-/** A method's row of results.json. */
-export interface MethodView {
-  label: string;
-  accuracy: number;
-  format: number;
-  n: number;
-  withPolicy: boolean;
-  promptTokens: number;
-  responseTokens: number;
-  seconds: number;
-}
-
-/** The part of results.json (RunResults in run.ts) the report reads. */
-export interface ResultsView {
-  setting: string;
-  depth: number;
-  seed: number;
-  scale: string;
-  device: string;
-  base: string;
-  baselines: Baselines;
-  methods: Record<string, MethodView>;
-  stages: Record<string, StageSummaryView>;
-  wallSeconds: number;
-}
 
 /** A supervised stage's metrics.jsonl line. */
 export interface SupervisedMetric {
@@ -63,7 +24,7 @@ export interface SettingView {
   dir: string;
   /** run.json: the configuration of the run. */
   run: Record<string, unknown>;
-  results: ResultsView;
+  results: RunResults;
   evals: EvalSuiteResults | null;
   /** eval/<method>.json. */
   accuracy: Record<string, AccuracyResult>;
@@ -106,7 +67,7 @@ function loadSetting(dir: string): SettingView {
   return {
     key: basename(dir), dir,
     run: existsSync(join(dir, 'run.json')) ? readJson<Record<string, unknown>>(join(dir, 'run.json')) : {},
-    results: readJson<ResultsView>(join(dir, 'results.json')),
+    results: readJson<RunResults>(join(dir, 'results.json')),
     evals: existsSync(join(dir, 'evals.json')) ? readJson<EvalSuiteResults>(join(dir, 'evals.json')) : null,
     accuracy, supervised, rl,
     test: existsSync(join(data, 'test.jsonl')) ? readJsonl<MpiRecord>(join(data, 'test.jsonl')) : [],

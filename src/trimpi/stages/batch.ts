@@ -84,6 +84,7 @@ export interface TargetInputs {
   mask: Tensor;
 }
 
+/** Uploads a TargetBatch (ids, positions, padding, image rows, target slots) with its images. */
 export function toTargetInputs(model: VisionLanguageModel, tb: TargetBatch, images: Tensor | null): TargetInputs {
   const B = tb.batch.B;
   return {

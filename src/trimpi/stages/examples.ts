@@ -22,6 +22,7 @@ export interface TextExample {
   cases?: number;
 }
 
+/** The question of the describe and crop tasks. */
 export const DESCRIBE_QUESTION = 'What objects are there?';
 
 /** "There is a large green rubber cylinder. There is a …": every object, left to right. */
@@ -30,6 +31,7 @@ export function describeScene(scene: Scene): string {
   return objs.map((o) => `There is a ${describeObject(o)}.`).join(' ');
 }
 
+/** A scene of 3–6 objects to be described, every object left to right (dense perception supervision). */
 export function describeExample(r: Rng): TextExample {
   const scene = sampleScene(r);
   const response = describeScene(scene);
@@ -47,6 +49,7 @@ export function cropExample(r: Rng): TextExample {
   return { task: 'crop', group: 'crop', prompt: `<image>\n${DESCRIBE_QUESTION}`, response, scenes: [scene], score: (o) => Number(o.trim() === response) };
 }
 
+/** A SceneQA question (count, exist or query; `kind` fixes it) about a fresh scene, answered in a box. */
 export function sceneQaExample(r: Rng, kind?: QaKind): TextExample {
   const scene = sampleScene(r);
   const q = sceneQuestion(r, scene.objects, kind);

@@ -23,21 +23,26 @@ export async function renderExampleScenes(examples: readonly { scenes: readonly 
   return r.tensor!;
 }
 
+/** One scored output of an evaluation. */
 export interface EvalItem {
   group: string;
   correct: number;
   output: string;
 }
 
+/** Accuracy overall and per group, with every item. */
 export interface EvalSummary {
   /** Mean score over all items. */
   accuracy: number;
   n: number;
   /** Per group: accuracy and count. */
   groups: Record<string, { accuracy: number; n: number }>;
+  /** Per group, the accuracy of guessing uniformly (policy groups: the mean of 1/cases), when known. */
+  chance?: Record<string, number>;
   items: EvalItem[];
 }
 
+/** Generation settings of an evaluation: length, batch, temperature (0 = greedy) and seed. */
 export interface GenerateExamplesOptions {
   maxNewTokens: number;
   /** Prompts per generate() call (default 32). */
@@ -76,6 +81,7 @@ export async function evaluateExamples(model: VisionLanguageModel, tok: Tokenize
   return summarize(items);
 }
 
+/** Accuracy overall and per group of scored items. */
 export function summarize(items: EvalItem[]): EvalSummary {
   const groups: Record<string, { accuracy: number; n: number }> = {};
   for (const it of items) {

@@ -16,9 +16,10 @@ export function writeModelCard(dir: string, config: Stage0Config, ev: Record<str
   const wall = last?.seconds ?? seconds;
   const dev = currentDevice().adapter;
   const pol = ev.policy?.groups ?? {};
+  const chance = ev.policy?.chance ?? {};
   const groupRows = Object.entries({ ...ev.sceneqa?.groups, ...ev.crop?.groups, ...ev.describe?.groups, ...pol })
-    .map(([g, v]) => `| ${g} | ${pct(v.accuracy)} | ${v.n} |`).join('\n');
-  const majority = (g: string): string => (g.endsWith('2') ? '25.0%' : g.endsWith('4') ? `~${(100 / 10).toFixed(0)}% (1/cases)` : '');
+    .map(([g, v]) => `| ${g} | ${pct(v.accuracy)} | ${v.n} | ${g in chance ? pct(chance[g]) : ''} |`).join('\n');
+  const vs = (g: string): string => `${pct(pol[g]?.accuracy)} (chance ${pct(chance[g])})`;
   const text = `# Base model \`${dir.split('/').pop()}\` (stage 0)
 
 The stand-in for the paper's pretrained Qwen2.5-VL: a ${config.preset}-preset vision-language model
@@ -42,13 +43,13 @@ an MPI target policy: policies come from \`randomPolicies()\`, which excludes ev
 - Wall time: ${(wall / 60).toFixed(1)} min of training on ${dev.description || dev.device} (${dev.backend}), plus the evaluation.
 
 ## Held-out accuracy (greedy; fresh scenes; in-context policies from a window of the random-policy stream after the training pool)
-| group | accuracy | n |
-|---|---|---|
+| group | accuracy | n | chance (guessing a case) |
+|---|---|---|---|
 ${groupRows}
 
 Targets from the issue: SceneQA ≥ 90% (measured: ${pct(ev.sceneqa?.accuracy)}); following fresh random policies in context
-at N = 2 ≥ 70% (measured: T2 ${pct(pol['policy/T2']?.accuracy)}, M2 ${pct(pol['policy/M2']?.accuracy)}; majority ${majority('2')}) and at N = 4 ≥ 30%
-(measured: T4 ${pct(pol['policy/T4']?.accuracy)}; majority 1/cases). Reported as measured.
+at N = 2 ≥ 70% (measured: T2 ${vs('policy/T2')}, M2 ${vs('policy/M2')}) and at N = 4 ≥ 30% (measured: T4 ${vs('policy/T4')}).
+Reported as measured.
 
 ## Files
 - \`model.safetensors\`, \`config.json\`: the weights and model config (\`loadVisionLanguageModel('${dir}')\`).

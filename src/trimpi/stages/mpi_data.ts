@@ -14,6 +14,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { encodeExample } from './generation.js';
 import type { SequenceExample } from './batch.js';
 
+/** A record an MPI setting trains and evaluates on: ClevrPolicy or ToolPolicy. */
 export type MpiRecord = ClevrRecord | ToolRecord;
 
 /** What to generate for one setting. */

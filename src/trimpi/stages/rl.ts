@@ -53,6 +53,7 @@ export interface RlTask<I extends RlItem = RlItem> {
   score(item: I, response: readonly number[]): { accuracy: number; format: number };
 }
 
+/** One RL stage: the algorithm (GRPO/DAPO), PoRo or not, rollout batch, G, updates per rollout step, lr, lengths, seed. */
 export interface RlConfig {
   algorithm: RlAlgorithm;
   /** PolicyRollout: G more responses per prompt with the policy in context, pooled into one group. */
@@ -159,6 +160,11 @@ function responseLogProbsAndEntropy(model: VisionLanguageModel, task: RlTask, ba
   return { logp: out.map((o) => o[0]), entropy: out.map((o) => o[1]) };
 }
 
+/**
+ * Runs rollout steps of GRPO/DAPO (with PoRo when config.poro) on a task: `rolloutStep(step)` samples,
+ * scores, filters, computes advantages and old/ref log-probs, then takes config.miniBatches AdamW steps.
+ * The model is trained in place; `reference` (GRPO's KL) stays frozen.
+ */
 export class RlRunner<I extends RlItem> {
   readonly trainer: Trainer<number>;
 

@@ -63,6 +63,7 @@ export interface Stage0Config {
   model?: Record<string, number>;
 }
 
+/** The recipe of models/base-cpu (`trimpi pretrain` with no options reproduces it). */
 export const STAGE0_DEFAULTS: Stage0Config = {
   preset: 'cpu', seed: 0, steps: 1000, batchSize: 16, lr: 1e-3, minLr: 1e-4, warmupSteps: 100,
   // perception first (crops are ~75 positions, a policy example 300-1,000), policies later
@@ -107,6 +108,7 @@ export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
   return out;
 }
 
+/** A logged stage-0 step. */
 export interface Stage0Progress {
   step: number;
   steps: number;
@@ -116,6 +118,7 @@ export interface Stage0Progress {
   elapsedSeconds: number;
 }
 
+/** How a stage-0 run stops, saves, logs and reports. */
 export interface Stage0RunOptions {
   /** Stop (after saving) once this much wall time has passed in this process; resume later. */
   maxSeconds?: number;
@@ -136,6 +139,7 @@ function latestCheckpoint(dir: string): string | null {
   return existsSync(join(p, 'config.json')) ? p : null;
 }
 
+/** A finished (or stopped) stage-0 run: the model (the caller disposes it), the step, the evaluation when done. */
 export interface Stage0Result {
   model: VisionLanguageModel;
   tokenizer: Tokenizer;
@@ -247,11 +251,19 @@ export async function evaluateStage0(model: VisionLanguageModel, tok: Tokenizer,
   for (const task of ['sceneqa', 'crop', 'describe', 'policy'] as const) {
     const ex = all.filter((e) => e.task === task);
     out[task] = await evaluateExamples(model, tok, ex, { maxNewTokens: task === 'policy' ? 160 : 64, batchSize: 32 });
+    // policies: the chance of naming the right case by guessing (cases are drawn uniformly)
+    if (task === 'policy') {
+      out[task].chance = {};
+      for (const g of Object.keys(out[task].groups)) {
+        const inGroup = ex.filter((e) => e.group === g);
+        out[task].chance[g] = inGroup.reduce((s, e) => s + 1 / (e.cases ?? 1), 0) / inGroup.length;
+      }
+    }
   }
   return out;
 }
 
 /** The summary without per-item outputs (keeps the first 5 per task as examples). */
 export function stripItems(r: Record<string, EvalSummary>): JsonValue {
-  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, { accuracy: v.accuracy, n: v.n, groups: v.groups, examples: v.items.slice(0, 5) }])) as unknown as JsonValue;
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, { accuracy: v.accuracy, n: v.n, groups: v.groups, chance: v.chance ?? null, examples: v.items.slice(0, 5) }])) as unknown as JsonValue;
 }

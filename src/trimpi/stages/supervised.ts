@@ -16,8 +16,10 @@ import { rng } from '../data/rng.js';
 import { SequenceExample, TargetBatch, TargetKind, microBatches, targetLogProbs, toTargetInputs } from './batch.js';
 import { MpiData, MpiRecord } from './mpi_data.js';
 
+/** The supervised stages of the table: direct SFT, CoT SFT, VM-CPT. */
 export type SupervisedKind = 'direct-sft' | 'cot-sft' | 'vm-cpt';
 
+/** One supervised stage: kind, epochs, batch, lr and warmup, seed and the micro-batch budget. */
 export interface SupervisedConfig {
   kind: SupervisedKind;
   epochs: number;
@@ -39,6 +41,7 @@ export function supervisedSequences(kind: SupervisedKind, data: MpiData, tok: To
   return { ...s, target: kind === 'vm-cpt' ? 'text' : 'response' };
 }
 
+/** A finished supervised step. */
 export interface SupervisedProgress {
   step: number;
   steps: number;
