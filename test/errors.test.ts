@@ -70,7 +70,7 @@ describe('errors name the op, the shapes and what was expected', () => {
     x.dispose();
     other.destroy();
     // a lost or destroyed device surfaces as an error naming the op, not a hang or a crash
-    expectError(() => t.zeros([2], { device: other }), 'full', /the device was destroyed/);
+    expectError(() => t.zeros([2], { device: other }), 'zeros', /the device was destroyed/);
   });
   it('an out-of-range index is detected on the GPU and reported at the next readback', async () => {
     const w = t.randn([4, 3]);
@@ -82,6 +82,72 @@ describe('errors name the op, the shapes and what was expected', () => {
   it('a target token outside the vocabulary is reported at the next readback', async () => {
     const lp = t.tokenLogProbs(t.randn([2, 5]), t.tensor([1, 9], { dtype: 'i32' }));
     await expect(lp.toArray()).rejects.toThrow(/tokenLogProbs.*target token was outside the vocabulary/);
+  });
+  it('an out-of-range index whose result is never read is reported at the next unrelated readback, naming the op that received it', async () => {
+    const w = t.randn([4, 3]);
+    const unrelated = t.tensor([1, 2, 3]);
+    // embedding receives the bad id (it selects rows through indexSelect: the error still names embedding)
+    t.embedding(t.tensor([0, 7], { dtype: 'i32' }), w).dispose();
+    let err: unknown;
+    try {
+      await unrelated.sum().item();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TrimpiError);
+    expect((err as TrimpiError).op).toBe('embedding');
+    expect((err as TrimpiError).message).toMatch(/embedding: an index was outside \[0, 4\): ids \(\[2\], i32\) into the 4 rows of weight \(\[4, 3\], f32\) \(detected on the GPU, reported at toArray\)/);
+    expect(await unrelated.sum().item()).toBe(6);
+    // crossEntropy's targets: named crossEntropy, not the tokenLogProbs kernel it runs on; a second
+    // bad call in the same window is counted too
+    t.crossEntropy(t.randn([2, 5]), t.tensor([1, 9], { dtype: 'i32' })).dispose();
+    t.gather(w, 0, t.tensor([[5, 0, 0]], { dtype: 'i32' })).dispose();
+    await expect(unrelated.sum().item()).rejects.toThrow(/^crossEntropy: a target was outside the classes \[0, 5\).*1 more failed check\(s\): gather/);
+    expect(await unrelated.sum().item()).toBe(6);
+  });
+  it('dtypes are checked in JS by every creation op and cast (no shader compile error, later ops unharmed)', async () => {
+    expectError(() => t.zeros([2], { dtype: 'f64' as 'f32' }), 'zeros', /unknown dtype f64 \(expected 'f32' or 'i32'\)/);
+    expectError(() => t.ones([2], { dtype: 'int32' as 'f32' }), 'ones', /unknown dtype int32/);
+    expectError(() => t.full([2], 1, { dtype: 'bool' as 'f32' }), 'full', /unknown dtype bool/);
+    expectError(() => t.arange(3, undefined, 1, { dtype: 'f16' as 'f32' }), 'arange', /unknown dtype f16/);
+    expectError(() => t.zeros([2]).cast('u8' as 'f32'), 'cast', /unknown dtype u8/);
+    expectError(() => t.oneHot(t.tensor([1], { dtype: 'i32' }), 3, { dtype: 'f64' as 'f32' }), 'oneHot', /unknown dtype f64/);
+    expectError(() => t.randn([2], { dtype: 'i32' }), 'randn', /dtype must be 'f32'.*got 'i32'/);
+    expectError(() => t.rand([2], { dtype: 'i32' }), 'rand', /dtype must be 'f32'/);
+    expectError(() => t.zeros([2], { dtype: 'i32', requiresGrad: true }), 'zeros', /only f32 tensors can require gradients/);
+    expectError(() => t.full([2], 2 ** 40, { dtype: 'i32' }), 'full', /i32 tensor holds integers/);
+    expectError(() => t.tensor([NaN], { dtype: 'i32' }), 'tensor', /i32 tensor holds integers .* got NaN at index 0/);
+    expect([...await t.zeros([2]).add(1).toArray()]).toEqual([1, 1]);
+  });
+  it('public arguments are validated before any GPU work: the op, the argument and what was expected', async () => {
+    const x = t.ones([2, 3]);
+    const scalar = t.tensor(5);
+    const before = t.memoryStats().liveStorages;
+    expectError(() => t.sum(x, null as unknown as number), 'sum', /axis must be an integer, a list of integers, or undefined \(every axis\), got null/);
+    expectError(() => t.matmul(x, 'x' as unknown as t.Tensor), 'matmul', /b must be a Tensor, got the string "x"/);
+    expectError(() => t.add(x, {} as unknown as number), 'add', /b must be a Tensor or a number, got an object/);
+    expectError(() => t.tensor(['a'] as unknown as number[]), 'tensor', /data must hold numbers, got the string "a" at index 0/);
+    expectError(() => t.tensor([1, [2]] as unknown as number[]), 'tensor', /ragged/);
+    expectError(() => scalar.slice(0, 0, 1), 'slice', /cannot slice a 0-d tensor/);
+    expectError(() => x.sum(0, 'yes' as unknown as boolean), 'sum', /keepdim must be true or false, got the string "yes"/);
+    expectError(() => x.slice(0, 0.5), 'slice', /start must be an integer, got 0.5/);
+    expectError(() => t.zeros([-1]), 'zeros', /shape must be a list of non-negative integers, got \[-1\]/);
+    expectError(() => t.zeros('x' as unknown as number[]), 'zeros', /shape must be a list of non-negative integers, got the string "x"/);
+    expectError(() => x.clamp(NaN), 'clamp', /min must be a number, got NaN/);
+    expectError(() => t.softmax(x, 1.5), 'softmax', /axis must be an integer, got 1.5/);
+    expectError(() => t.layerNorm(x, [3], undefined, undefined, -1), 'layerNorm', /eps must be a finite number >= 0, got -1/);
+    expectError(() => t.manualSeed(NaN), 'manualSeed', /seed must be an integer/);
+    expectError(() => t.randn([2], { std: -1 }), 'randn', /std must be a finite number >= 0, got -1/);
+    expectError(() => t.concat('x' as unknown as t.Tensor[]), 'concat', /xs must be an array of tensors/);
+    expect(t.memoryStats().liveStorages).toBe(before);
+    t.tidy(() => expectError(() => t.ones([2], { requiresGrad: true }).sum().backward(3 as unknown as t.Tensor), 'backward', /gradient must be a Tensor, got 3/));
+    // checkpoint paths: a TrimpiError at once, no raw ENOENT and no endless recursive mkdir under /proc
+    const m = new t.nn.Linear(2, 2);
+    await expect(t.nn.saveCheckpoint('', m)).rejects.toThrow(/^saveCheckpoint: dir must be a non-empty path/);
+    await expect(t.nn.saveCheckpoint('/proc/trimpi-x', m)).rejects.toThrow(/^saveCheckpoint: cannot create the checkpoint directory \/proc\/trimpi-x/);
+    await expect(t.nn.saveCheckpoint('/proc/self/trimpi/x', m)).rejects.toThrow(/^saveCheckpoint: cannot create the checkpoint directory/);
+    expect(() => t.nn.loadCheckpoint(undefined as unknown as string, m)).toThrow(/^loadCheckpoint: dir must be a non-empty path/);
+    m.dispose();
   });
   it('a failed op leaves no state behind (nothing allocated, graph intact)', async () => {
     const x = t.randn([3, 4], { requiresGrad: true });

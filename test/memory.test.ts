@@ -150,3 +150,50 @@ describe('tidy and dispose', () => {
     x.dispose();
   });
 });
+
+describe('limits (issue 11)', () => {
+  it('past maxLiveBuffers, allocating throws a TrimpiError saying how many buffers are alive (instead of the driver crashing)', async () => {
+    const small = await t.createDevice({ maxLiveBuffers: 300 });
+    try {
+      const kept: t.Tensor[] = [];
+      let err: unknown;
+      try {
+        // every step's loss kept alive: one buffer each (the pattern that reaches lavapipe's limit)
+        for (let i = 0; i < 1000; i++) kept.push(t.tensor([i], { device: small }).mul(2).keep());
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(t.TrimpiError);
+      expect((err as t.TrimpiError).op).toBe('memory');
+      expect((err as Error).message).toMatch(/300 are alive .*the limit is 300.*dispose\(\).*tidy\(/);
+      expect(small.pool.stats().liveBuffers).toBeLessThanOrEqual(300);
+      // the kept tensors are intact and, once freed, their buffers serve new tensors again
+      expect(await kept[0].item()).toBe(0);
+      expect(await kept[kept.length - 1].item()).toBe(2 * (kept.length - 1));
+      for (const k of kept) k.dispose();
+      const again = t.tensor([21], { device: small }).mul(2);
+      expect(await again.item()).toBe(42);
+    } finally {
+      small.destroy();
+    }
+    expect(t.memoryStats().liveBuffers).toBeGreaterThan(0);
+  });
+
+  it('constructors that throw free what they created before the error', () => {
+    const base = t.memoryStats().liveStorages;
+    const attempts: (() => unknown)[] = [
+      () => new t.nn.TransformerBlock(8, 3), // heads do not divide the width: refused before any parameter
+      () => new t.nn.TransformerBlock(8, 2, { mlpRatio: 2 ** 40 }), // the MLP's weight cannot be allocated: ln1, attn, ln2 already exist
+      () => new t.nn.Linear(4, 2 ** 30), // the weight is too large for the device
+      () => new t.nn.MLP(4, 2 ** 30),
+      () => new t.nn.ViTEncoder({ imageSize: 16, patchSize: 8, channels: 3, dim: 8, layers: 2, heads: 2, mlpRatio: 2 ** 40 }),
+      () => new t.nn.KVCache(3, 1, 2, 2 ** 26, 64),
+      () => new t.nn.Linear(-1, 2),
+      () => new t.nn.Embedding(2.5, 2),
+    ];
+    for (const make of attempts) {
+      expect(make).toThrow(t.TrimpiError);
+      expect(t.memoryStats().liveStorages, String(make)).toBe(base);
+    }
+  });
+});

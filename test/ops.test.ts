@@ -2,7 +2,7 @@
 // at sizes 1, 7, 33, 257, broadcasting cases and strided views, with fresh random inputs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as t from '../src/index.js';
-import { Tensor } from '../src/index.js';
+import { Tensor, TrimpiError } from '../src/index.js';
 import * as R from './reference/ref.js';
 import { Ref } from './reference/ref.js';
 import { helperTestOp, InputSpec } from './helpers.js';
@@ -419,5 +419,177 @@ describe('losses and dropout', () => {
       expectClose('dropout grad', await x.grad!.toArray(), rx.grad!, TOL.f32.grad);
       for (const z of [x, y, cot]) z.dispose();
     }
+  });
+});
+
+// ---- issue 11: NaN and infinities as PyTorch, reductions at every size -------------------------------
+
+describe('NaN and infinities follow PyTorch (checked against the float64 reference)', () => {
+  const { expectClose } = { expectClose: (name: string, got: ArrayLike<number>, want: ArrayLike<number>) => {
+    expect(got.length, name).toBe(want.length);
+    for (let i = 0; i < want.length; i++) {
+      const ok = Number.isNaN(want[i]) ? Number.isNaN(got[i]) : got[i] === Math.fround(want[i]) || Math.abs(got[i] - want[i]) <= 1e-5 + 1e-4 * Math.abs(want[i]);
+      expect(ok, `${name}: element ${i}: got ${got[i]}, want ${want[i]}`).toBe(true);
+    }
+  } };
+  /** Runs fn on the GPU and rf on the reference with the same (special) values; compares every output. */
+  async function same(name: string, data: number[], shape: number[], fn: (x: Tensor) => Tensor | Tensor[], rf: (x: Ref) => Ref | Ref[]): Promise<void> {
+    const x = t.tensor(data, { shape });
+    const out = t.tidy(() => fn(x));
+    const gots = Array.isArray(out) ? out : [out];
+    const wants = [rf(new Ref(Float64Array.from(data, Math.fround), shape))].flat();
+    for (let k = 0; k < wants.length; k++) {
+      expect([...gots[k].shape], `${name}: shape`).toEqual(wants[k].shape);
+      expectClose(`${name} [${data.join(', ')}] output ${k}`, await gots[k].toArray(), wants[k].data);
+    }
+    for (const g of gots) g.dispose();
+    x.dispose();
+  }
+
+  it('max, min, argmax, argmin and their indices propagate NaN, in every reduce kernel form', async () => {
+    const { setAdapterOverride } = await import('../src/kernels/kernel.js');
+    try {
+      for (const override of [null, { subgroups: false as const }, { cpu: false }]) {
+        setAdapterOverride(override);
+        for (const n of [5, 100, 3000]) {
+          const data = Array.from({ length: 2 * n }, (_, i) => Math.sin(i * 1.7) * 3);
+          data[Math.floor(n / 3)] = NaN; // row 0 holds two NaNs, row 1 none
+          data[n - 1] = NaN;
+          data[n + Math.min(7, n - 1)] = Infinity;
+          for (const [name, f, rf] of [
+            ['max', (x: Tensor) => x.max(1), (x: Ref) => x.max(1)],
+            ['min', (x: Tensor) => x.min(1), (x: Ref) => x.min(1)],
+            ['argmax', (x: Tensor) => x.argmax(1), (x: Ref) => x.argmax(1)],
+            ['argmin', (x: Tensor) => x.argmin(1), (x: Ref) => x.argmin(1)],
+            ['max all', (x: Tensor) => x.max(), (x: Ref) => x.max()],
+            ['argmax flat', (x: Tensor) => x.argmax(), (x: Ref) => x.argmax()],
+            ['maxWithIndices', (x: Tensor) => { const r = x.maxWithIndices(1); return [r.values, r.indices]; }, (x: Ref) => { const r = x.maxWithIndices(1); return [r.values, r.indices]; }],
+            ['minWithIndices', (x: Tensor) => { const r = x.minWithIndices(1); return [r.values, r.indices]; }, (x: Ref) => { const r = x.minWithIndices(1); return [r.values, r.indices]; }],
+          ] as const) {
+            await same(`${name} n=${n} ${JSON.stringify(override)}`, data, [2, n], f as (x: Tensor) => Tensor, rf as (x: Ref) => Ref);
+          }
+        }
+      }
+    } finally {
+      setAdapterOverride(null);
+    }
+    expect(await t.tensor([1, NaN, 3]).max().item()).toBeNaN();
+    expect(await t.tensor([1, NaN, 3]).argmax().item()).toBe(1);
+  });
+
+  it('element-wise ops: relu, clamp, maximum/minimum, sign, pow, where, maskedFill, comparisons, cast', async () => {
+    const specials = [NaN, Infinity, -Infinity, 0, -0, 1.5, -2, 1, -1];
+    const other = [2, NaN, -Infinity, -3, 0.5, Infinity, NaN, NaN, Infinity];
+    const both = (f: (a: Tensor, b: Tensor) => Tensor, rf: (a: Ref, b: Ref) => Ref) => [
+      (x: Tensor) => f(x, t.tensor(other)), (x: Ref) => rf(x, new Ref(other, [other.length])),
+    ] as const;
+    const cases: [string, (x: Tensor) => Tensor, (x: Ref) => Ref][] = [
+      ['relu', (x) => x.relu(), (x) => x.relu()],
+      ['clamp', (x) => x.clamp(-1, 1), (x) => x.clamp(-1, 1)],
+      ['clamp max only', (x) => x.clamp(undefined, 1), (x) => x.clamp(undefined, 1)],
+      ['clamp min only', (x) => x.clamp(-1), (x) => x.clamp(-1)],
+      ['sign', (x) => x.sign(), (x) => x.sign()],
+      ['maximum', ...both((a, b) => a.maximum(b), (a, b) => a.maximum(b))],
+      ['minimum', ...both((a, b) => a.minimum(b), (a, b) => a.minimum(b))],
+      ['pow', ...both((a, b) => a.pow(b), (a, b) => a.pow(b))],
+      ['pow reversed', ...both((a, b) => b.pow(a), (a, b) => b.pow(a))],
+      ['ne', ...both((a, b) => a.ne(b), (a, b) => a.ne(b))],
+      ['eq', ...both((a, b) => a.eq(b), (a, b) => a.eq(b))],
+      ['lt', ...both((a, b) => a.lt(b), (a, b) => a.lt(b))],
+      ['ge', ...both((a, b) => a.ge(b), (a, b) => a.ge(b))],
+      ['where (NaN cond is true)', (x) => t.where(x, 1, 2), (x) => R.where(x, 1, 2)],
+      ['where i32 operands, f32 cond', (x) => t.where(x, t.tensor([7], { dtype: 'i32' }), 2), (x) => R.where(x, 7, 2)],
+      ['maskedFill (NaN mask is true)', (x) => t.ones([9]).maskedFill(x, 5), (x) => Ref.ones([9]).maskedFill(x, 5)],
+      ['exp', (x) => x.exp(), (x) => x.exp()],
+      ['tanh', (x) => x.tanh(), (x) => x.tanh()],
+      ['sigmoid', (x) => x.sigmoid(), (x) => x.sigmoid()],
+    ];
+    for (const [name, f, rf] of cases) await same(name, specials, [specials.length], f, rf);
+    // cast: truncation toward zero, saturating, NaN -> 0
+    const c = t.tensor([NaN, Infinity, -Infinity, 3e9, -3e9, 2.7, -2.7]).cast('i32');
+    expect([...await c.toArray()]).toEqual([0, 2147483647, -2147483648, 2147483647, -2147483648, 2, -2]);
+    expect(await t.tensor([NaN]).relu().item()).toBeNaN();
+    expect(await t.tensor([NaN]).clamp(-1, 1).item()).toBeNaN();
+  });
+
+  it('softmax, logSoftmax, logsumexp, tokenLogProbs and crossEntropy with inf and NaN rows, in both kernel forms', async () => {
+    const rows = [[Infinity, 1, 2, 0], [NaN, 1, 2, 0], [-Infinity, 1, 2, 0], [-Infinity, -Infinity, -Infinity, -Infinity],
+      [Infinity, Infinity, 1, 0], [NaN, Infinity, 0, 0], [1, 2, 3, 4]];
+    const data = rows.flat();
+    const shape = [rows.length, 4];
+    for (const online of [false, true]) {
+      setSoftmaxOnline(online);
+      try {
+        await same(`softmax online=${online}`, data, shape, (x) => x.softmax(-1), (x) => x.softmax(-1));
+        await same(`logSoftmax online=${online}`, data, shape, (x) => x.logSoftmax(-1), (x) => x.logSoftmax(-1));
+        await same(`logsumexp online=${online}`, data, shape, (x) => x.logsumexp(-1), (x) => x.logsumexp(-1));
+        const tg = [1, 1, 1, 0, 2, 2, 3];
+        await same(`tokenLogProbs online=${online}`, data, shape, (x) => t.tokenLogProbs(x, t.tensor(tg, { dtype: 'i32' })),
+          (x) => x.logSoftmax(-1).gather(1, new Ref(tg, [tg.length, 1], { dtype: 'i32' })).squeeze(1));
+        await same(`crossEntropy none online=${online}`, data, shape, (x) => t.crossEntropy(x, t.tensor(tg, { dtype: 'i32' }), { reduction: 'none' }),
+          (x) => R.crossEntropy(x, new Ref(tg, [tg.length], { dtype: 'i32' }), { reduction: 'none' }));
+      } finally {
+        setSoftmaxOnline(false);
+      }
+    }
+    expect(await t.tensor([Infinity, 1]).logsumexp(0).item()).toBe(Infinity);
+    // an ignored target contributes 0 even when its row is NaN (PyTorch)
+    const ce = t.crossEntropy(t.tensor([[NaN, 1], [0, 1]]), t.tensor([-100, 1], { dtype: 'i32' }), { reduction: 'sum' });
+    expect(await ce.item()).toBeCloseTo(Math.log(1 + Math.E) - 1, 5);
+  });
+});
+
+describe('reductions at every size', () => {
+  it('0-d tensors: an axis of 0 or -1 reduces nothing (PyTorch), results are 0-d', async () => {
+    const x = t.tensor(5);
+    for (const axis of [0, -1, [0], [-1], [], undefined] as const) {
+      for (const keepdim of [false, true]) {
+        for (const [name, r] of [['sum', x.sum(axis as number, keepdim)], ['mean', x.mean(axis as number, keepdim)], ['max', x.max(axis as number, keepdim)],
+          ['min', x.min(axis as number, keepdim)], ['prod', x.prod(axis as number, keepdim)], ['logsumexp', x.logsumexp(axis as number, keepdim)]] as const) {
+          expect([...r.shape], `${name}(${String(axis)}, ${keepdim})`).toEqual([]);
+          expect(await r.item(), `${name}(${String(axis)}, ${keepdim})`).toBeCloseTo(5, 5);
+          r.dispose();
+        }
+      }
+    }
+    for (const axis of [0, -1]) {
+      expect(await x.argmax(axis).item()).toBe(0);
+      expect(await x.cumsum(axis).item()).toBe(5);
+      expect(await x.softmax(axis).item()).toBe(1);
+      const { values, indices } = x.maxWithIndices(axis);
+      expect([await values.item(), await indices.item()]).toEqual([5, 0]);
+    }
+    for (const f of [() => x.sum(1), () => x.sum(-2), () => x.argmax(1), () => x.softmax(2), () => x.slice(0, 0, 1), () => t.concat([x, x])]) {
+      expect(f).toThrow(TrimpiError);
+    }
+    // the gradient through a 0-d reduction
+    const w = t.tensor(3, { requiresGrad: true });
+    w.mul(w).sum(0).backward();
+    expect(await w.grad!.item()).toBe(6);
+  });
+
+  it('a sum of 163,840,000 ones through an expanded view is exact (blocked f32 accumulation)', async () => {
+    const n = 4096 * 40000; // > 2^27: 8 lanes of f32 running sums of ones would stall at 2^24 each
+    const s = t.ones([1, 1]).expand([4096, 40000]).sum();
+    expect(await s.item()).toBe(n);
+    const m = t.ones([1, 1]).expand([4096, 40000]).mean();
+    expect(await m.item()).toBe(1);
+  }, 60_000);
+
+  it('sizes past the kernels\' 32-bit index math are refused with the op and the limit', () => {
+    const big = t.ones([1, 1]).expand([65536, 65537]); // 2^32 + 2^16 elements, no memory
+    for (const [op, f] of [['sum', () => big.sum()], ['mean', () => big.mean()], ['max', () => big.max()], ['argmax', () => big.argmax()],
+      ['sumOfSquares', () => t.sumOfSquares([big])]] as const) {
+      let err: unknown;
+      try {
+        f();
+      } catch (e) {
+        err = e;
+      }
+      expect(err, op).toBeInstanceOf(TrimpiError);
+      expect((err as TrimpiError).op).toBe(op);
+      expect((err as TrimpiError).message).toMatch(/2\^31/);
+    }
+    expect(() => t.matmul(t.ones([1, 1]).expand([1, 2 ** 32]), t.ones([1, 1]).expand([2 ** 32, 1]))).toThrow(/matmul: .*32-bit/);
   });
 });

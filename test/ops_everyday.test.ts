@@ -230,7 +230,7 @@ describe('indexing', () => {
     await helperTestOp('scatterAdd axis 1, small index', [[4, 33], idx([3, 40], 33), [5, 41]], (x, i, s) => x.scatterAdd(1, i, s), (x, i, s) => R.scatterAdd(x, 1, i, s));
     await helperTestOp('scatterAdd 1-D', [[7], idx([257], 7), [257]], (x, i, s) => x.scatterAdd(0, i, s), (x, i, s) => R.scatterAdd(x, 0, i, s));
     t.scatterAdd(t.zeros([3]), 0, t.tensor([3], { dtype: 'i32' }), t.ones([1]));
-    await expect(t.zeros([1]).toArray()).rejects.toThrow(/scatterAdd: an index was out of range/);
+    await expect(t.zeros([1]).toArray()).rejects.toThrow(/scatterAdd: an index was outside \[0, /);
   });
   it('embedding takes (ids, weight) as PyTorch', async () => {
     await helperTestOp('embedding', [idx([4, 9], 11), [11, 33]], (i, w) => t.embedding(i, w), (i, w) => R.embedding(i, w));

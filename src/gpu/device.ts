@@ -27,6 +27,12 @@ export interface DeviceOptions {
   maxDispatchesPerSubmit?: number;
   /** Wrap every dispatch in a validation error scope (slower, exact op attribution). Env TRIMPI_DEBUG=1. */
   debug?: boolean;
+  /**
+   * Most GPU buffers the pool keeps alive at once (default 60,000; env TRIMPI_MAX_BUFFERS). Drivers
+   * have a hard limit (lavapipe maps each buffer: Linux allows ~65,530 mappings, then the process
+   * dies with SIGSEGV); past this one, allocating throws a TrimpiError saying how many are alive.
+   */
+  maxLiveBuffers?: number;
 }
 
 const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
@@ -43,6 +49,24 @@ const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08 /* COPY_DS
 const UNIFORM_USAGE = 0x40 /* UNIFORM */ | 0x08 /* COPY_DST */;
 const MAP_READ_USAGE = 0x01 /* MAP_READ */ | 0x08 /* COPY_DST */;
 const UNIFORM_CHUNK = 64 * 1024;
+
+/** Words (u32 flags) in the device-side assertion arena: checked calls between two readbacks, at most. */
+const ASSERT_WORDS = 4096;
+
+/** One armed device-side check: the call that a set flag word blames. */
+interface AssertRecord {
+  word: number;
+  op: string;
+  describe: () => string;
+}
+
+/** Where a kernel reports a failed device-side check: atomicStore(&flags[word], 1u). */
+export interface AssertSlot {
+  /** The arena buffer (atomic<u32> words), bound read_write. */
+  buffer: GPUBuffer;
+  /** This call's word in it (a kernel parameter). */
+  word: number;
+}
 
 /** Counters for the execution engine (how well batching and caching work). */
 export interface ExecStats {
@@ -138,7 +162,11 @@ export class Device {
   private error: TrimpiError | null = null;
   private lostReason: string | null = null;
   private destroyed = false;
-  private readonly assertBuffers = new Map<string, { buffer: GPUBuffer; armed: boolean }>();
+  /** Device-side assertions: one u32 word per checked call in `assertArena`, see assertFlag(). */
+  private assertArena: GPUBuffer | null = null;
+  private assertNext = 0;
+  private assertWindow: AssertRecord[] = [];
+  private readonly assertWordOfOp = new Map<string, number>();
   /** Pipeline compile checks still in flight; readbacks await them so a compile error is reported as such. */
   private readonly pendingChecks = new Set<Promise<void>>();
 
@@ -159,6 +187,8 @@ export class Device {
     this.limits = Object.fromEntries(WANTED_LIMITS.map((k) => [k, lim[k]])) as Limits;
     this.features = new Set([...gpu.features]);
     this.pool = new BufferPool(gpu, STORAGE_USAGE);
+    const envMax = process.env.TRIMPI_MAX_BUFFERS ? Number(process.env.TRIMPI_MAX_BUFFERS) : undefined;
+    this.pool.maxLiveBuffers = opts.maxLiveBuffers ?? (envMax !== undefined && envMax > 0 ? envMax : this.pool.maxLiveBuffers);
     this.pool.onPressure = () => this.flush();
     this.uniforms = new UniformArena(gpu, lim.minUniformBufferOffsetAlignment ?? 256);
     this.maxDispatchesPerSubmit = opts.maxDispatchesPerSubmit ?? 256;
@@ -351,31 +381,40 @@ export class Device {
   }
 
   /**
-   * A 16-byte buffer of atomic<u32> flags for a device-side assertion: kernels set word 0 to nonzero
-   * when `message` applies (e.g. an index out of range). The next readback throws TrimpiError(message).
+   * A word for one call's device-side check (e.g. an index out of range): the kernel stores 1 into
+   * `slot.buffer[slot.word]` when the check fails, and the next readback throws a TrimpiError naming
+   * `op` with `describe()` (the call's arguments), so the error blames the call that received the bad
+   * input even when its result is never read. Each checked call gets its own word between two
+   * readbacks (up to ASSERT_WORDS; past that, calls of one op share a word).
    */
-  assertFlags(message: string): GPUBuffer {
-    let a = this.assertBuffers.get(message);
-    if (!a) {
-      a = { buffer: this.gpu.createBuffer({ size: 16, usage: STORAGE_USAGE, label: 'assert' }), armed: false };
-      this.assertBuffers.set(message, a);
+  assertFlag(op: string, describe: () => string): AssertSlot {
+    this.assertArena ??= this.gpu.createBuffer({ size: ASSERT_WORDS * 4, usage: STORAGE_USAGE, label: 'asserts' });
+    let word: number;
+    if (this.assertWindow.length < ASSERT_WORDS) {
+      word = this.assertNext;
+      this.assertNext = (this.assertNext + 1) % ASSERT_WORDS;
+    } else {
+      word = this.assertWordOfOp.get(op) ?? this.assertWindow[this.assertWindow.length - 1].word;
     }
-    a.armed = true;
-    return a.buffer;
+    this.assertWordOfOp.set(op, word);
+    this.assertWindow.push({ word, op, describe });
+    return { buffer: this.assertArena, word };
   }
 
   /** Reads `bytes` from `src` at `offset` (must be multiples of 4) after all recorded work. */
   async read(op: string, src: GPUBuffer, offset: number, bytes: number): Promise<ArrayBuffer> {
     if (this.pendingChecks.size) await Promise.all(this.pendingChecks);
     this.throwIfError(op);
-    const armed = [...this.assertBuffers.entries()].filter(([, a]) => a.armed);
+    const armed = this.assertWindow;
+    this.assertWindow = [];
+    this.assertWordOfOp.clear();
     const dataSize = Math.max(16, Math.ceil(bytes / 16) * 16);
-    const size = dataSize + armed.length * 16;
+    const size = dataSize + (armed.length ? ASSERT_WORDS * 4 : 0);
     const list = this.staging.get(size);
     const staging = list?.pop() ?? this.gpu.createBuffer({ size, usage: MAP_READ_USAGE, label: 'readback' });
     const copyBytes = Math.min(dataSize, src.size - offset) & ~3;
     this.copyBuffer(src, offset, staging, 0, copyBytes);
-    armed.forEach(([, a], k) => this.copyBuffer(a.buffer, 0, staging, dataSize + 16 * k, 16));
+    if (armed.length) this.copyBuffer(this.assertArena!, 0, staging, dataSize, ASSERT_WORDS * 4);
     this.flush();
     this.stats.readbacks++;
     try {
@@ -393,11 +432,16 @@ export class Device {
     if (!l) this.staging.set(size, (l = []));
     l.push(staging);
     this.throwIfError(op);
-    const failed = armed.filter((_, k) => flags[4 * k] !== 0);
-    for (const [, a] of armed) a.armed = false;
+    const failed = armed.filter((a) => flags[a.word] !== 0);
     if (failed.length) {
-      for (const [, a] of failed) this.gpu.queue.writeBuffer(a.buffer, 0, new Uint32Array(4));
-      throw new TrimpiError(failed[0][0].split(':')[0], `${failed.map(([m]) => m.split(': ').slice(1).join(': ')).join('; ')} (detected on the GPU, reported at ${op})`);
+      // clear the set words (in queue order: before any later dispatch can set them again)
+      const words = new Set(failed.map((a) => a.word));
+      for (const w of words) this.gpu.queue.writeBuffer(this.assertArena!, w * 4, new Uint32Array(1));
+      const first = failed[0];
+      const shared = armed.filter((a) => a.word === first.word).length > 1 ? ' (or another call sharing its check)' : '';
+      const others = failed.filter((a) => a.word !== first.word);
+      const more = others.length ? `; ${others.length} more failed check(s): ${[...new Set(others.map((a) => a.op))].join(', ')}` : '';
+      throw new TrimpiError(first.op, `${first.describe()}${shared} (detected on the GPU, reported at ${op}${more})`);
     }
     return out;
   }

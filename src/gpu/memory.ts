@@ -5,6 +5,11 @@
 // dispose(), either called by the user or by the tidy() scope that created the tensor. A released
 // buffer is handed out again only after the commands that used it have been submitted (release()
 // parks it until onSubmit()), so a queue.writeBuffer to a reused buffer can never overtake them.
+//
+// Live buffers are counted: drivers have a hard limit (lavapipe maps every buffer, and past Linux's
+// ~65,530 mappings the process dies with SIGSEGV), so the pool refuses to create buffer number
+// maxLiveBuffers + 1 with a TrimpiError that says how many are alive (after destroying its free ones).
+import { TrimpiError } from './errors.js';
 
 /** GPU memory counters of a device's buffer pool (memoryStats()). */
 export interface MemoryStats {
@@ -22,6 +27,11 @@ export interface MemoryStats {
   buffersReused: number;
   /** Live storages (tensors' backing buffers, shared by views). */
   liveStorages: number;
+  /**
+   * GPU buffers the pool holds now (in use, pooled or waiting for a submit): created and not yet
+   * destroyed. The pool refuses to create more than its maxLiveBuffers (DeviceOptions.maxLiveBuffers).
+   */
+  liveBuffers: number;
 }
 
 /**
@@ -46,6 +56,10 @@ export class BufferPool {
   onPressure: (() => void) | null = null;
   private s = { bytesInUse: 0, peakBytesInUse: 0, bytesPooled: 0, bytesPendingRelease: 0, buffersCreated: 0, buffersReused: 0 };
   liveStorages = 0;
+  /** Buffers created and not destroyed. */
+  liveBuffers = 0;
+  /** Most live buffers allowed (default 60,000: below lavapipe's ~65,530 mappings). */
+  maxLiveBuffers = 60_000;
 
   constructor(private readonly device: GPUDevice, private readonly usage: GPUBufferUsageFlags) {}
 
@@ -58,8 +72,19 @@ export class BufferPool {
       this.s.bytesPooled -= size;
       this.s.buffersReused++;
     } else {
+      if (this.liveBuffers >= this.maxLiveBuffers) {
+        // free buffers of other sizes count too: give them back to the driver first
+        this.emptyCache();
+        if (this.liveBuffers >= this.maxLiveBuffers) {
+          throw new TrimpiError('memory', `cannot create another GPU buffer${label ? ` (${label})` : ''}: ${this.liveBuffers} are alive (${this.liveStorages} tensors' storages, `
+            + `${this.pending.length} waiting for a submit), the limit is ${this.maxLiveBuffers} (drivers fail past ~65,000: lavapipe crashes). `
+            + 'Free tensors you no longer need with dispose(), or create them inside tidy(() => ...); keeping e.g. every step\'s loss tensor '
+            + 'alive adds one buffer per step (read it with await loss.item() and dispose it). The limit is DeviceOptions.maxLiveBuffers / TRIMPI_MAX_BUFFERS.');
+        }
+      }
       buf = this.device.createBuffer({ size, usage: this.usage, label });
       this.s.buffersCreated++;
+      this.liveBuffers++;
     }
     this.s.bytesInUse += size;
     if (this.s.bytesInUse > this.s.peakBytesInUse) this.s.peakBytesInUse = this.s.bytesInUse;
@@ -89,7 +114,10 @@ export class BufferPool {
 
   /** Destroys every free buffer (pending ones stay until submitted). */
   emptyCache(): void {
-    for (const list of this.free.values()) for (const b of list) b.destroy();
+    for (const list of this.free.values()) {
+      for (const b of list) b.destroy();
+      this.liveBuffers -= list.length;
+    }
     this.free.clear();
     this.s.bytesPooled = 0;
   }
@@ -99,7 +127,7 @@ export class BufferPool {
   }
 
   stats(): MemoryStats {
-    return { ...this.s, liveStorages: this.liveStorages };
+    return { ...this.s, liveStorages: this.liveStorages, liveBuffers: this.liveBuffers };
   }
 }
 

@@ -1,5 +1,5 @@
 // Shape and stride arithmetic shared by views, broadcasting and the kernels' index math.
-import { check, fmtShape } from './errors.js';
+import { check, describeValue, fmtShape } from './errors.js';
 
 export type Shape = readonly number[];
 
@@ -30,21 +30,44 @@ export function isContiguous(shape: Shape, strides: readonly number[]): boolean 
   return true;
 }
 
-/** Normalises a possibly negative axis; `op` names the caller for the error. */
+/**
+ * Normalises a possibly negative axis; `op` names the caller for the error. A 0-d tensor takes axis
+ * 0 or -1 (as in PyTorch, which wraps dims of a scalar as if it had one): the result is then 0, and
+ * the caller decides what an axis of a scalar means.
+ */
 export function normAxis(axis: number, rank: number, op: string): number {
-  const a = axis < 0 ? axis + rank : axis;
-  check(Number.isInteger(axis) && a >= 0 && a < Math.max(rank, 1), op,
-    () => `axis ${axis} is out of range for a tensor of rank ${rank} (expected ${-rank} <= axis < ${rank})`);
+  check(typeof axis === 'number' && Number.isInteger(axis), op, () => `axis must be an integer, got ${describeValue(axis)}`);
+  const r = Math.max(rank, 1);
+  const a = axis < 0 ? axis + r : axis;
+  check(a >= 0 && a < r, op, () => `axis ${axis} is out of range for a tensor of rank ${rank} (expected ${-r} <= axis < ${r})`);
   return a;
 }
 
-/** Axes for a reduction: undefined means all; returns sorted unique non-negative axes. */
+/**
+ * Axes for a reduction: undefined (or an empty list, as PyTorch's dim=[]) means all; returns sorted
+ * unique non-negative axes. On a 0-d tensor axes 0 and -1 are accepted and nothing is reduced ([]).
+ */
 export function normAxes(axis: number | readonly number[] | undefined, rank: number, op: string): number[] {
   if (axis === undefined) return Array.from({ length: rank }, (_, i) => i);
+  check(typeof axis === 'number' || Array.isArray(axis), op,
+    () => `axis must be an integer, a list of integers, or undefined (every axis), got ${describeValue(axis)}`);
   const list = typeof axis === 'number' ? [axis] : [...axis];
+  if (list.length === 0) return Array.from({ length: rank }, (_, i) => i);
   const out = [...new Set(list.map((a) => normAxis(a, rank, op)))].sort((x, y) => x - y);
   check(out.length === list.length, op, () => `repeated axis in ${JSON.stringify(axis)}`);
-  return out;
+  return rank === 0 ? [] : out;
+}
+
+/** Checks that `shape` is a list of non-negative integers (a tensor shape); `name` is the argument. */
+export function checkShape(op: string, name: string, shape: unknown): asserts shape is readonly number[] {
+  check(Array.isArray(shape) || ArrayBuffer.isView(shape), op, () => `${name} must be a list of non-negative integers, got ${describeValue(shape)}`);
+  const s = shape as ArrayLike<unknown>;
+  for (let i = 0; i < s.length; i++) {
+    const d = s[i];
+    check(typeof d === 'number' && Number.isInteger(d) && d >= 0, op,
+      () => `${name} must be a list of non-negative integers, got ${describeValue(Array.from(s))} (dimension ${i} is ${describeValue(d)})`);
+  }
+  check(numel(s as readonly number[]) <= Number.MAX_SAFE_INTEGER, op, () => `${name} ${fmtShape(Array.from(s as ArrayLike<number>))} has too many elements`);
 }
 
 /** NumPy/PyTorch broadcasting of two or more shapes. */
@@ -74,6 +97,7 @@ export function broadcastStrides(shape: Shape, strides: readonly number[], targe
 
 /** Resolves a single -1 in a reshape target. */
 export function inferShape(op: string, from: Shape, to: readonly number[]): number[] {
+  check(Array.isArray(to), op, () => `the target shape must be a list of integers, got ${describeValue(to)}`);
   const n = numel(from);
   const unknown = to.filter((d) => d === -1).length;
   check(unknown <= 1 && to.every((d) => Number.isInteger(d) && d >= -1), op,

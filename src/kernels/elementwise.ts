@@ -47,6 +47,16 @@ export function runMap(dev: Device, op: string, spec: MapSpec, out: View, operan
   for (const d of out.shape) n *= d;
   if (n === 0) return;
   const outContig = isContiguous(out.shape, out.strides);
+  // contiguous and scalar operands need no index walk, hence no shape: such a map runs as one flat
+  // dimension, so maps of every rank share one pipeline (fewer compiles)
+  if (rank !== 1 && outContig && operands.every((o) => typeof o === 'number' || modeOf(o, out, true) !== 'g')) {
+    // (fields copied one by one: a Tensor passed as a View has its buffer behind a getter)
+    const flatOut: View = { buffer: out.buffer, dtype: out.dtype, shape: [n], strides: [1], offset: out.offset };
+    const flat = (o: View): View => (o.buffer === out.buffer ? flatOut
+      : { buffer: o.buffer, dtype: o.dtype, shape: [n], strides: [modeOf(o, out, true) === 's' ? 0 : 1], offset: o.offset });
+    runMap(dev, op, spec, flatOut, operands.map((o) => (typeof o === 'number' ? o : flat(o))), scalars);
+    return;
+  }
   const pvals = [...scalars];
   const ops = operands.map((o, k) => ({ o, name: NAMES[k], mode: typeof o === 'number' ? null : modeOf(o, out, outContig) }));
   // vec4 form: every operand contiguous like the output (or a scalar, or the output itself), all

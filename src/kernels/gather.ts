@@ -1,6 +1,6 @@
 // Launchers for gather.wgsl (torch.gather and the destination keys of a gather) and scatter.wgsl
 // (the deterministic segment sum by key behind the backward of gather, indexSelect and embedding).
-import type { Device } from '../gpu/device.js';
+import type { AssertSlot, Device } from '../gpu/device.js';
 import { check, fmtShape } from '../gpu/errors.js';
 import { contiguousStrides, isContiguous, normAxis, numel } from '../gpu/shape.js';
 import { Params, View, bindingDecls, fill, grid1d, paramsDecl, wgslSource } from './kernel.js';
@@ -30,7 +30,7 @@ function checkOtherDims(op: string, xShape: readonly number[], S: readonly numbe
  */
 function launchGather(
   dev: Device, op: string, kind: 'gather' | 'keys', out: View, xShape: readonly number[], xStrides: readonly number[],
-  xOffset: number, xBuf: GPUBuffer | null, index: View, axis: number, errorFlag: GPUBuffer | undefined,
+  xOffset: number, xBuf: GPUBuffer | null, index: View, axis: number, errorFlag: AssertSlot | undefined,
 ): void {
   let S = out.shape;
   const n = numel(S);
@@ -45,7 +45,7 @@ function launchGather(
     axisSize = 1;
   }
   const rank = S.length;
-  const prm = new Params().u(n, axisSize, out.offset, 0).u(...S).u(...xStrides, xOffset).u(...iStrides, index.offset);
+  const prm = new Params().u(n, axisSize, out.offset, errorFlag?.word ?? 0).u(...S).u(...xStrides, xOffset).u(...iStrides, index.offset);
   const withErr = errorFlag !== undefined;
   const bindings: Parameters<typeof bindingDecls>[0] = [{ name: 'out', type: out.dtype, write: true }];
   const buffers: GPUBuffer[] = [out.buffer];
@@ -57,10 +57,10 @@ function launchGather(
   buffers.push(index.buffer);
   if (errorFlag) {
     bindings.push({ name: 'err', type: 'u32', write: true, atomic: true });
-    buffers.push(errorFlag);
+    buffers.push(errorFlag.buffer);
   }
   const storeOk = kind === 'gather' ? 'out[o] = x[ox];' : 'out[o] = i32(ox);';
-  const storeBad = (kind === 'gather' ? `out[o] = ${out.dtype}(0);` : 'out[o] = -1;') + (withErr ? ' atomicStore(&err[0], 1u);' : '');
+  const storeBad = (kind === 'gather' ? `out[o] = ${out.dtype}(0);` : 'out[o] = -1;') + (withErr ? ' atomicStore(&err[word(3u)], 1u);' : '');
   const key = `gather|${kind}|${out.dtype}|r${rank}|a${axis}|e${withErr ? 1 : 0}|${prm.vec4s}`;
   const pipe = dev.pipeline(key, op, () =>
     fill(wgslSource('gather'), {
@@ -80,10 +80,10 @@ function launchGather(
  * out: contiguous view (dtype = x.dtype) of shape S; index: i32 view already broadcast to S (strides may be 0,
  * e.g. indexSelect passes a 1-D index viewed with stride 0 on every other dim); x: any strided view with
  * the same rank as S, x.shape[d] == S[d] for d != axis. Indices outside [0, x.shape[axis]) yield 0 in out
- * (negative indices are NOT wrapped) and set errorFlag[0] = 1 if an errorFlag buffer is given (an atomic<u32> buffer the
- * caller checks later).
+ * (negative indices are NOT wrapped) and set the errorFlag's word to 1 when one is given (Device.assertFlag: the
+ * next readback reports it).
  */
-export function runGather(dev: Device, op: string, out: View, x: View, index: View, axis: number, errorFlag?: GPUBuffer): void {
+export function runGather(dev: Device, op: string, out: View, x: View, index: View, axis: number, errorFlag?: AssertSlot): void {
   const S = out.shape;
   const ax = normAxis(axis, S.length, op);
   checkOtherDims(op, x.shape, S, ax);
@@ -100,7 +100,7 @@ export function runGather(dev: Device, op: string, out: View, x: View, index: Vi
  * and reported through `errorFlag` when one is given: scatterAdd).
  * keys: contiguous i32 buffer view of shape S.
  */
-export function runGatherKeys(dev: Device, op: string, keys: View, xShape: readonly number[], index: View, axis: number, errorFlag?: GPUBuffer): void {
+export function runGatherKeys(dev: Device, op: string, keys: View, xShape: readonly number[], index: View, axis: number, errorFlag?: AssertSlot): void {
   const S = keys.shape;
   const ax = normAxis(axis, S.length, op);
   checkOtherDims(op, xShape, S, ax);

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { DType } from '../gpu/dtype.js';
 import type { Device } from '../gpu/device.js';
+import { TrimpiError } from '../gpu/errors.js';
 
 /** A strided view of a buffer, as the kernels see a tensor. Strides and offset are in elements. */
 export interface View {
@@ -38,8 +39,18 @@ export class Params {
   private words: number[] = [];
   private f32 = new Float32Array(1);
   private u32 = new Uint32Array(this.f32.buffer);
+  /**
+   * u32 words. Negative values down to -2^31 wrap (flipped views pass negative strides on purpose:
+   * u32 offset arithmetic wraps back); anything else outside u32 would wrap silently, so it throws:
+   * the ops refuse such sizes first with a message naming the op.
+   */
   u(...values: number[]): this {
-    for (const v of values) this.words.push(v >>> 0);
+    for (const v of values) {
+      if (!(Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 32)) {
+        throw new TrimpiError('kernel', `the parameter ${v} does not fit the kernels' 32-bit index math (a size or offset of 2^32 or more)`);
+      }
+      this.words.push(v >>> 0);
+    }
     return this;
   }
   i(...values: number[]): this {

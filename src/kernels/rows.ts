@@ -38,12 +38,14 @@ const ELEMENT_VEC4 = `alias V = vec4<f32>;
 const WIDTH = 4u;
 fn hmax(v: V) -> f32 { return max(max(v.x, v.y), max(v.z, v.w)); }
 fn hsum(v: V) -> f32 { return (v.x + v.y) + (v.z + v.w); }
+fn hbad(v: V) -> f32 { return max(max(bad_f(v.x), bad_f(v.y)), max(bad_f(v.z), bad_f(v.w))); }
 fn component(v: V, k: u32) -> f32 { return v[k]; }
 fn one_hot(i: u32, tg: i32) -> V { return select(V(0.0), V(1.0), vec4<i32>(i32(i * 4u)) + vec4<i32>(0, 1, 2, 3) == vec4<i32>(tg)); }`;
 const ELEMENT_F32 = `alias V = f32;
 const WIDTH = 1u;
 fn hmax(v: V) -> f32 { return v; }
 fn hsum(v: V) -> f32 { return v; }
+fn hbad(v: V) -> f32 { return bad_f(v); }
 fn component(v: V, k: u32) -> f32 { return v; }
 fn one_hot(i: u32, tg: i32) -> V { return select(0.0, 1.0, i32(i) == tg); }`;
 

@@ -1,5 +1,5 @@
 // Launcher for softmax.wgsl (row-wise softmax family over contiguous [rows, n] views).
-import type { Device } from '../gpu/device.js';
+import type { AssertSlot, Device } from '../gpu/device.js';
 import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, paramsDecl, wgslSource } from './kernel.js';
 import { RowBinding, launchRows } from './rows.js';
 
@@ -10,8 +10,10 @@ const LANE_MS = `
   let xo = word(3u) + base;
   var m = NEG_INF;
   var s = 0.0;
+  var bad = 0.0;
   for (var j = t; j < n; j += WG) {
     let v = x[xo + j];
+    bad = max(bad, bad_f(v));
     if (v > m) { s = s * exp(m - v) + 1.0; m = v; }
     else if (v != NEG_INF) { s += exp(v - m); }
   }`;
@@ -20,32 +22,38 @@ const LANE_MS = `
 const REDUCE_MS = `${LANE_MS}
   sm[t] = m;
   ss[t] = s;
+  sb[t] = bad;
   workgroupBarrier();
   for (var k = WG / 2u; k > 0u; k >>= 1u) {
-    if (t < k) { merge(t, sm[t + k], ss[t + k]); }
+    if (t < k) { merge(t, sm[t + k], ss[t + k]); sb[t] = max(sb[t], sb[t + k]); }
     workgroupBarrier();
   }
   let mx = sm[0];
   let sum = ss[0];
+  let flag = sb[0];
   let shift = select(mx, 0.0, mx == NEG_INF);`;
 
 // the same reduction with subgroup operations (the workgroup is one subgroup): no barriers
 const REDUCE_MS_SUBGROUP = `${LANE_MS}
   let mx = subgroupMax(m);
   let sum = subgroupAdd(select(s * exp(m - mx), 0.0, m == NEG_INF));
+  let flag = subgroupMax(bad);
   let shift = select(mx, 0.0, mx == NEG_INF);`;
+
+// the row's logsumexp from (shift, sum, flag): NaN for a NaN in the row, +inf for a +inf
+const LSE = 'select(shift + log(sum), select(-neg_inf(), nan_f(), flag > 1.0), flag > 0.0)';
 
 const forward = (reduce: string): Record<'softmax' | 'logSoftmax' | 'logsumexp', string> => ({
   softmax: `${reduce}
   let oo = word(2u) + base;
   let inv = select(1.0 / sum, 0.0, sum == 0.0);
-  for (var j = t; j < n; j += WG) { out[oo + j] = exp(x[xo + j] - shift) * inv; }`,
+  for (var j = t; j < n; j += WG) { out[oo + j] = select(exp(x[xo + j] - shift) * inv, nan_f(), flag > 0.0); }`,
   logSoftmax: `${reduce}
   let oo = word(2u) + base;
   let lse = shift + log(sum);
-  for (var j = t; j < n; j += WG) { out[oo + j] = x[xo + j] - lse; }`,
+  for (var j = t; j < n; j += WG) { out[oo + j] = select(x[xo + j] - lse, nan_f(), flag > 0.0); }`,
   logsumexp: `${reduce}
-  if (t == 0u) { out[word(2u) + row] = shift + log(sum); }`,
+  if (t == 0u) { out[word(2u) + row] = ${LSE}; }`,
 });
 const FORWARD = forward(REDUCE_MS);
 const FORWARD_SUBGROUP = forward(REDUCE_MS_SUBGROUP);
@@ -81,15 +89,17 @@ const backward = (log: boolean, subgroup: boolean): string => subgroup ? `
 
 // xs: the lane's slots (slot j = element j * WG + t of the row). LOAD_ROW_MAX loads x's row into xs
 // (slots past the row: -inf) and takes the row max; shift = max, or 0 for an all -inf row so that
-// exp(x - shift) is 0, not NaN
+// exp(x - shift) is 0, not NaN; flag = the worst element (2: a NaN, 1: +inf, see rows.wgsl's bad_f)
 const LOAD_ROW_MAX = `
   var xs: array<V, C>;
   var mv = V(NEG_INF);
+  var bad = 0.0;
   for (var j = 0u; j < NC; j++) {
     let i = j * WG + t;
-    if (in_row(i, nv)) { xs[j] = x[off_x + row * nv + i]; mv = max(mv, xs[j]); } else { xs[j] = V(NEG_INF); }
+    if (in_row(i, nv)) { xs[j] = x[off_x + row * nv + i]; mv = max(mv, xs[j]); bad = max(bad, hbad(xs[j])); } else { xs[j] = V(NEG_INF); }
   }
   let mx = row_max(hmax(mv), t);
+  let flag = row_max(bad, t);
   let shift = select(mx, 0.0, mx == NEG_INF);`;
 // the row's sum of exp(x - shift); with store, xs becomes exp(xs - shift)
 const EXP_SUM = (store: boolean): string => `
@@ -104,11 +114,11 @@ const STORE_ROW = (expr: string): string => `
 
 const CACHED_FORWARD: Record<'softmax' | 'logSoftmax' | 'logsumexp', string> = {
   softmax: `${LOAD_ROW_MAX}${EXP_SUM(true)}
-  let inv = select(1.0 / sum, 0.0, sum == 0.0);${STORE_ROW('xs[j] * inv')}`,
+  let inv = select(1.0 / sum, 0.0, sum == 0.0);${STORE_ROW('select(xs[j] * inv, V(nan_f()), flag > 0.0)')}`,
   logSoftmax: `${LOAD_ROW_MAX}${EXP_SUM(false)}
-  let lse = shift + log(sum);${STORE_ROW('xs[j] - lse')}`,
+  let lse = shift + log(sum);${STORE_ROW('select(xs[j] - lse, V(nan_f()), flag > 0.0)')}`,
   logsumexp: `${LOAD_ROW_MAX}${EXP_SUM(false)}
-  if (t == 0u) { out[off_out + row] = shift + log(sum); }`,
+  if (t == 0u) { out[off_out + row] = ${LSE}; }`,
 };
 
 // backward: y and g loaded once; dot = sum(g * y) (softmax) or sum(g) (log-softmax)
@@ -123,14 +133,14 @@ const CACHED_BACKWARD = (log: boolean): string => `
   }
   let dot = row_sum(hsum(dv), t);${STORE_ROW(log ? 'gs[j] - exp(ys[j]) * dot' : 'ys[j] * (gs[j] - dot)')}`;
 
-// token log-probs forward: extra words [0] targets' stride
+// token log-probs forward: extra words [0] targets' stride, [1] the error-flag word
 const CACHED_TOKEN_LOGPROBS = `${LOAD_ROW_MAX}${EXP_SUM(false)}
   if (t == 0u) {
     let tg = tgt[off_tgt + row * extra(0u)];
-    let l = shift + log(sum);
+    let l = ${LSE};
     lse[off_lse + row] = l;
-    if (tg >= 0 && u32(tg) < n) { out[off_out + row] = component(x[off_x + row * nv + u32(tg) / WIDTH], u32(tg) % WIDTH) - l; }
-    else { out[off_out + row] = 0.0; atomicStore(&err[0], 1u); }
+    if (tg >= 0 && u32(tg) < n) { out[off_out + row] = select(component(x[off_x + row * nv + u32(tg) / WIDTH], u32(tg) % WIDTH) - l, nan_f(), flag > 0.0); }
+    else { out[off_out + row] = 0.0; atomicStore(&err[extra(1u)], 1u); }
   }`;
 
 // token log-probs backward (streaming, no reduction): extra words [0] g's stride, [1] targets' stride
@@ -193,25 +203,25 @@ export function runSoftmaxBackward(dev: Device, op: string, log: boolean, dx: Vi
 /**
  * out[row] = x[row, t] - logsumexp(x[row, :]) and lse[row] (saved for the backward), t = targets[row].
  * x: contiguous [rows, n]; targets: i32 view [rows]; out, lse: contiguous [rows]. A target outside
- * [0, n) gives 0 and sets errorFlag.
+ * [0, n) gives 0 and sets errorFlag's word.
  */
-export function runTokenLogProbs(dev: Device, op: string, out: View, lse: View, x: View, targets: View, errorFlag: GPUBuffer): void {
+export function runTokenLogProbs(dev: Device, op: string, out: View, lse: View, x: View, targets: View, errorFlag: AssertSlot): void {
   const [rows, n] = rowsOf(x);
   if (rows === 0 || n === 0) return;
   const bindings: RowBinding[] = [{ name: 'out', view: out, type: 'f32', write: true }, { name: 'lse', view: lse, type: 'f32', write: true },
-    { name: 'x', view: x, type: 'V' }, { name: 'tgt', view: targets, type: 'i32' }, { name: 'err', view: errorFlag, type: 'u32', write: true, atomic: true }];
-  if (!forceOnline && launchRows(dev, op, 'tokenLogProbs', CACHED_TOKEN_LOGPROBS, bindings, rows, n, [targets.strides[0] ?? 1])) return;
+    { name: 'x', view: x, type: 'V' }, { name: 'tgt', view: targets, type: 'i32' }, { name: 'err', view: errorFlag.buffer, type: 'u32', write: true, atomic: true }];
+  if (!forceOnline && launchRows(dev, op, 'tokenLogProbs', CACHED_TOKEN_LOGPROBS, bindings, rows, n, [targets.strides[0] ?? 1, errorFlag.word])) return;
   const sg = fixedSubgroupSize(dev);
   const main = (sub: boolean): string => `${sub ? REDUCE_MS_SUBGROUP : REDUCE_MS}
   if (t == 0u) {
     let tg = tgt[word(4u) + row * word(5u)];
-    let l = shift + log(sum);
+    let l = ${LSE};
     lse[row] = l;
-    if (tg >= 0 && u32(tg) < n) { out[word(2u) + row] = x[xo + u32(tg)] - l; }
-    else { out[word(2u) + row] = 0.0; atomicStore(&err[0], 1u); }
+    if (tg >= 0 && u32(tg) < n) { out[word(2u) + row] = select(x[xo + u32(tg)] - l, nan_f(), flag > 0.0); }
+    else { out[word(2u) + row] = 0.0; atomicStore(&err[word(6u)], 1u); }
   }`;
   const wg = sg || WG;
-  const prm = new Params().u(rows, n, out.offset, x.offset, targets.offset, targets.strides[0] ?? 1);
+  const prm = new Params().u(rows, n, out.offset, x.offset, targets.offset, targets.strides[0] ?? 1, errorFlag.word);
   const pipe = dev.pipeline(`softmax|tokenLogProbs|${wg}|${sg ? 'subgroup' : 'workgroup'}`, op, () =>
     fill(wgslSource('softmax'), {
       ENABLE: sg ? 'enable subgroups;' : '',
@@ -220,7 +230,7 @@ export function runTokenLogProbs(dev: Device, op: string, out: View, lse: View, 
         { name: 'tgt', type: 'i32' }, { name: 'err', type: 'u32', write: true, atomic: true }]),
       WG: wg, MAIN: main(sg > 0),
     }));
-  dev.dispatch(op, pipe, prm.bytes(), [out.buffer, lse.buffer, x.buffer, targets.buffer, errorFlag], grid1d(rows, 1, dev.limits.maxComputeWorkgroupsPerDimension));
+  dev.dispatch(op, pipe, prm.bytes(), [out.buffer, lse.buffer, x.buffer, targets.buffer, errorFlag.buffer], grid1d(rows, 1, dev.limits.maxComputeWorkgroupsPerDimension));
 }
 
 /**

@@ -2,11 +2,11 @@
 // optional KV cache for generation) and the pre-LN transformer block.
 import { attention } from '../tensor/attention.js';
 import { isGradEnabled } from '../tensor/autograd.js';
-import { check, fmtShape } from '../gpu/errors.js';
+import { check, checkNumber, fmtShape } from '../gpu/errors.js';
 import { keep } from '../tensor/memory.js';
 import { assign, ones, permute, reshape, slice, zeros } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
-import { Dropout, LayerNorm, Linear, MLP, Module } from './module.js';
+import { Dropout, LayerNorm, Linear, MLP, Module, checkSize, checkStd } from './module.js';
 
 /**
  * Keys and values of every layer for incremental decoding: (B, H, capacity, D) per layer, written in
@@ -29,10 +29,23 @@ export class KVCache {
     readonly capacity: number,
     readonly headDim: number,
   ) {
+    const op = 'KVCache';
+    checkNumber(op, 'layers', layers, { integer: true, min: 0 });
+    for (const [name, v] of [['batch', batch], ['heads', heads], ['capacity', capacity], ['headDim', headDim]] as const) checkSize(op, name, v);
     const shape = [batch, heads, capacity, headDim];
-    this.keys = Array.from({ length: layers }, () => keep(zeros(shape)));
-    this.values = Array.from({ length: layers }, () => keep(zeros(shape)));
-    this.keyValid = keep(ones([batch, capacity]));
+    const made: Tensor[] = [];
+    const make = (t: Tensor): Tensor => {
+      made.push(t);
+      return keep(t);
+    };
+    try {
+      this.keys = Array.from({ length: layers }, () => make(zeros(shape)));
+      this.values = Array.from({ length: layers }, () => make(zeros(shape)));
+      this.keyValid = make(ones([batch, capacity]));
+    } catch (e) {
+      for (const t of made) t.dispose(); // nothing leaks from a cache that could not be built
+      throw e;
+    }
   }
 
   /** The key-valid mask over the filled positions plus `extra` new ones: (B, length + extra). */
@@ -75,11 +88,20 @@ export class MultiHeadAttention extends Module {
     opts: { dropout?: number; std?: number; projStd?: number } = {},
   ) {
     super();
-    check(Number.isInteger(heads) && heads > 0 && dim % heads === 0, 'MultiHeadAttention', () => `width ${dim} must be a multiple of the number of heads ${heads}`);
+    checkSize('MultiHeadAttention', 'dim', dim);
+    checkSize('MultiHeadAttention', 'heads', heads);
+    check(dim % heads === 0, 'MultiHeadAttention', () => `width ${dim} must be a multiple of the number of heads ${heads}`);
+    checkStd('MultiHeadAttention', 'std', opts?.std);
+    checkStd('MultiHeadAttention', 'projStd', opts?.projStd);
     this.headDim = dim / heads;
-    this.qkv = this.addModule('qkv', new Linear(dim, 3 * dim, { std: opts.std }));
-    this.proj = this.addModule('proj', new Linear(dim, dim, { std: opts.projStd ?? opts.std }));
-    this.drop = this.addModule('drop', new Dropout(opts.dropout ?? 0));
+    const drop = new Dropout(opts.dropout ?? 0); // checks p; holds no GPU memory
+    try {
+      this.qkv = this.addModule('qkv', new Linear(dim, 3 * dim, { std: opts.std }));
+      this.proj = this.addModule('proj', new Linear(dim, dim, { std: opts.projStd ?? opts.std }));
+      this.drop = this.addModule('drop', drop);
+    } catch (e) {
+      throw this.abandon(e);
+    }
   }
 
   /**
@@ -125,11 +147,29 @@ export class TransformerBlock extends Module {
 
   constructor(dim: number, heads: number, opts: { mlpRatio?: number; dropout?: number; std?: number; residualStd?: number; eps?: number } = {}) {
     super();
+    const op = 'TransformerBlock';
+    // every argument checked before the first parameter exists (the sublayers check theirs again)
+    checkSize(op, 'dim', dim);
+    checkSize(op, 'heads', heads);
+    check(dim % heads === 0, op, () => `width ${dim} must be a multiple of the number of heads ${heads}`);
+    const ratio = opts?.mlpRatio;
+    check(ratio === undefined || (typeof ratio === 'number' && Number.isFinite(ratio) && ratio > 0), op, () => `mlpRatio must be a finite number > 0, got ${String(ratio)}`);
+    const p = opts?.dropout;
+    check(p === undefined || (typeof p === 'number' && p >= 0 && p < 1), op, () => `dropout must be in [0, 1), got ${String(p)}`);
+    checkStd(op, 'std', opts?.std);
+    checkStd(op, 'residualStd', opts?.residualStd);
+    checkNumber(op, 'eps', opts?.eps, { min: 0, optional: true });
+    const hidden = Math.round((opts.mlpRatio ?? 4) * dim);
+    check(hidden >= 1, op, () => `mlpRatio ${opts.mlpRatio} gives an MLP of ${hidden} units for width ${dim}`);
     const init = { dropout: opts.dropout, std: opts.std, projStd: opts.residualStd };
-    this.ln1 = this.addModule('ln1', new LayerNorm(dim, opts.eps));
-    this.attn = this.addModule('attn', new MultiHeadAttention(dim, heads, init));
-    this.ln2 = this.addModule('ln2', new LayerNorm(dim, opts.eps));
-    this.mlp = this.addModule('mlp', new MLP(dim, Math.round((opts.mlpRatio ?? 4) * dim), init));
+    try {
+      this.ln1 = this.addModule('ln1', new LayerNorm(dim, opts.eps));
+      this.attn = this.addModule('attn', new MultiHeadAttention(dim, heads, init));
+      this.ln2 = this.addModule('ln2', new LayerNorm(dim, opts.eps));
+      this.mlp = this.addModule('mlp', new MLP(dim, hidden, init));
+    } catch (e) {
+      throw this.abandon(e);
+    }
   }
 
   /** x is (B, T, C) → (B, T, C). */

@@ -27,12 +27,12 @@
 // and dtypes against the model and the optimizer; every f32 value finite (second moments and bias
 // corrections also in range). A refused load throws a TrimpiError naming the file and the tensor
 // and leaves model and optimizer exactly as they were.
-import { existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { AdamW } from './optim.js';
 import { noGrad } from '../tensor/autograd.js';
-import { TrimpiError, check, fmtShape } from '../gpu/errors.js';
+import { TrimpiError, check, describeValue, fmtShape } from '../gpu/errors.js';
 import { tidy } from '../tensor/memory.js';
 import { assign, tensor } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -101,6 +101,44 @@ export interface SaveOptions {
   extra?: JsonValue;
 }
 
+/** A checkpoint directory argument: a non-empty path string. */
+function checkDir(op: string, dir: unknown): asserts dir is string {
+  check(typeof dir === 'string' && dir.length > 0 && !dir.includes('\0'), op,
+    () => `dir must be a non-empty path to the checkpoint directory, got ${describeValue(dir)}`);
+}
+
+/**
+ * Creates `dir` and its missing parents one level at a time (Node's recursive mkdir loops forever
+ * under /proc, whose entries exist but refuse mkdir with ENOENT). Returns the first directory
+ * created, or undefined when `dir` existed. Any failure is a TrimpiError naming the directory.
+ */
+function makeDir(op: string, dir: string): string | undefined {
+  const missing: string[] = [];
+  let at = resolve(dir);
+  for (;;) {
+    let isDir: boolean | null = null;
+    try {
+      isDir = statSync(at).isDirectory();
+    } catch {
+      // does not exist (or cannot be seen): create it after its parent
+    }
+    if (isDir === true) break;
+    check(isDir === null, op, () => `cannot create the checkpoint directory ${dir}: ${at} exists and is not a directory`);
+    missing.push(at);
+    const parent = dirname(at);
+    if (parent === at) break;
+    at = parent;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d);
+    } catch (e) {
+      throw new TrimpiError(op, `cannot create the checkpoint directory ${dir} (${(e as Error).message})`);
+    }
+  }
+  return missing[0];
+}
+
 async function hostOf(t: Tensor): Promise<HostTensor> {
   return { dtype: t.dtype, shape: [...t.shape], data: await t.toArray() };
 }
@@ -119,6 +157,12 @@ function namesOf(model: Module): Map<Tensor, string> {
  */
 export async function saveCheckpoint(dir: string, model: Module, opts: SaveOptions = {}): Promise<CheckpointManifest> {
   const op = 'saveCheckpoint';
+  checkDir(op, dir);
+  check(model !== null && typeof model === 'object' && typeof (model as Module).namedParameters === 'function', op,
+    () => `model must be a Module, got ${describeValue(model)}`);
+  check(opts !== null && typeof opts === 'object', op, () => `options must be an object, got ${describeValue(opts)}`);
+  // the directory first: a path that cannot hold a checkpoint fails before any GPU readback
+  const created = makeDir(op, dir);
   const config = opts.config ?? (model instanceof VisionLanguageModel ? (model.config as unknown as JsonValue) : null);
   const step = opts.step ?? opts.optimizer?.step ?? 0;
   check(Number.isInteger(step) && step >= 0, op, () => `step must be a non-negative integer, got ${step}`);
@@ -139,7 +183,7 @@ export async function saveCheckpoint(dir: string, model: Module, opts: SaveOptio
     state.set(BIAS_CORRECTION, await hostOf(opt.biasCorrection));
   }
   const lora = loraLayers(model);
-  return commit(dir, params, state, {
+  return commit(dir, created, params, state, {
     format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, step, config,
     lora: Object.keys(lora).length > 0 ? lora : null,
     files: { model: '', optimizer: null },
@@ -177,8 +221,8 @@ function removeStale(dir: string, live: Set<string> | null): void {
 }
 
 /** Writes the data files under fresh names, commits config.json, then deletes the previous files. */
-function commit(dir: string, params: Map<string, HostTensor>, state: Map<string, HostTensor> | null, manifest: CheckpointManifest): CheckpointManifest {
-  const created = mkdirSync(dir, { recursive: true });
+function commit(dir: string, createdEarlier: string | undefined, params: Map<string, HostTensor>, state: Map<string, HostTensor> | null, manifest: CheckpointManifest): CheckpointManifest {
+  const created = makeDir('saveCheckpoint', dir) ?? createdEarlier;
   if (created !== undefined) fsyncDir(dirname(created));
   const live = liveFiles(dir);
   removeStale(dir, live);
@@ -215,6 +259,7 @@ function plainName(x: unknown): boolean {
 /** Reads and checks config.json of a checkpoint directory. */
 export function readManifest(dir: string): CheckpointManifest {
   const op = 'loadCheckpoint';
+  checkDir(op, dir);
   const path = join(dir, CONFIG_FILE);
   check(existsSync(path), op, () => `${path} does not exist (not a checkpoint directory, or the save did not finish)`);
   let m: CheckpointManifest;
@@ -249,6 +294,9 @@ export interface LoadOptions {
  */
 export function loadCheckpoint(dir: string, model: Module, opts: LoadOptions = {}): CheckpointManifest {
   const op = 'loadCheckpoint';
+  check(model !== null && typeof model === 'object' && typeof (model as Module).namedParameters === 'function', op,
+    () => `model must be a Module, got ${describeValue(model)}`);
+  check(opts !== null && typeof opts === 'object', op, () => `options must be an object, got ${describeValue(opts)}`);
   const m = readManifest(dir);
   const own = model instanceof VisionLanguageModel ? model.config : null;
   if (own && m.config && typeof m.config === 'object') {

@@ -4,8 +4,11 @@
 //
 // Memory: parameters are created once, keep()-ed (they survive every tidy()) and freed by
 // Module.dispose(). A forward creates only intermediates: call it inside the caller's tidy().
+// Constructors check their arguments before creating any parameter, and a constructor that throws
+// anyway (e.g. a buffer too large for the device) frees what it had created: `catch (e) { throw
+// this.abandon(e); }` around its body, so a failed `new` leaks no GPU memory.
 import { noGrad } from '../tensor/autograd.js';
-import { check, fmtShape } from '../gpu/errors.js';
+import { check, checkNumber, fmtShape } from '../gpu/errors.js';
 import { keep, tidy } from '../tensor/memory.js';
 import { add, assign, dropout, embedding, full, gelu, layerNorm, linear, matmul, mul, randn, tensor, zeros } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -145,6 +148,15 @@ export abstract class Module {
     }));
   }
 
+  /**
+   * For constructors: frees what this module created before an error (its registered parameters
+   * and submodules) and returns the error to rethrow, `catch (e) { throw this.abandon(e); }`.
+   */
+  protected abandon(error: unknown): unknown {
+    this.dispose();
+    return error;
+  }
+
   /** Frees every parameter (and its gradient). The module cannot be used afterwards. */
   dispose(): void {
     if (this.disposed) return;
@@ -152,6 +164,19 @@ export abstract class Module {
     for (const p of this.ownParameters.values()) p.value.dispose();
     for (const m of this.childModules.values()) m.dispose();
   }
+}
+
+/** The most transformer blocks a ViTEncoder or DecoderLM takes (each holds a dozen GPU buffers). */
+export const MAX_LAYERS = 4096;
+
+/** Checks a layer size: a positive integer. */
+export function checkSize(op: string, name: string, v: unknown): void {
+  checkNumber(op, name, v, { integer: true, min: 1 });
+}
+
+/** Checks an optional initialisation standard deviation: a finite number >= 0. */
+export function checkStd(op: string, name: string, v: unknown): void {
+  checkNumber(op, name, v, { min: 0, optional: true });
 }
 
 /** Weight initialisation: N(0, std²) for matrices, zeros for biases. */
@@ -192,8 +217,15 @@ export class Linear extends Module {
     opts: InitOptions & { bias?: boolean } = {},
   ) {
     super();
-    this.weight = this.addParameter('weight', randn([inFeatures, outFeatures], { std: opts.std ?? 0.02 }), { decay: true });
-    this.bias = opts.bias === false ? null : this.addParameter('bias', zeros([outFeatures]), { decay: false });
+    checkSize('Linear', 'inFeatures', inFeatures);
+    checkSize('Linear', 'outFeatures', outFeatures);
+    checkStd('Linear', 'std', opts?.std);
+    try {
+      this.weight = this.addParameter('weight', randn([inFeatures, outFeatures], { std: opts.std ?? 0.02 }), { decay: true });
+      this.bias = opts.bias === false ? null : this.addParameter('bias', zeros([outFeatures]), { decay: false });
+    } catch (e) {
+      throw this.abandon(e);
+    }
   }
 
   /** The attached LoRA adapter, or null. */
@@ -255,6 +287,9 @@ export class Embedding extends Module {
     opts: InitOptions = {},
   ) {
     super();
+    checkSize('Embedding', 'count', count);
+    checkSize('Embedding', 'dim', dim);
+    checkStd('Embedding', 'std', opts?.std);
     this.weight = this.addParameter('weight', randn([count, dim], { std: opts.std ?? 0.02 }), { decay: false });
   }
 
@@ -273,8 +308,14 @@ export class LayerNorm extends Module {
     readonly eps = 1e-5,
   ) {
     super();
-    this.weight = this.addParameter('weight', full([dim], 1), { decay: false });
-    this.bias = this.addParameter('bias', zeros([dim]), { decay: false });
+    checkSize('LayerNorm', 'dim', dim);
+    checkNumber('LayerNorm', 'eps', eps, { min: 0 });
+    try {
+      this.weight = this.addParameter('weight', full([dim], 1), { decay: false });
+      this.bias = this.addParameter('bias', zeros([dim]), { decay: false });
+    } catch (e) {
+      throw this.abandon(e);
+    }
   }
 
   /** x is (..., dim). */
@@ -287,7 +328,7 @@ export class LayerNorm extends Module {
 export class Dropout extends Module {
   constructor(readonly p: number) {
     super();
-    check(p >= 0 && p < 1, 'Dropout', () => `p must be in [0, 1), got ${p}`);
+    check(typeof p === 'number' && p >= 0 && p < 1, 'Dropout', () => `p must be in [0, 1), got ${String(p)}`);
   }
 
   forward(x: Tensor): Tensor {
@@ -303,9 +344,18 @@ export class MLP extends Module {
 
   constructor(dim: number, hidden: number, opts: { dropout?: number; std?: number; projStd?: number } = {}) {
     super();
-    this.fc = this.addModule('fc', new Linear(dim, hidden, { std: opts.std }));
-    this.proj = this.addModule('proj', new Linear(hidden, dim, { std: opts.projStd ?? opts.std }));
-    this.drop = this.addModule('drop', new Dropout(opts.dropout ?? 0));
+    checkSize('MLP', 'dim', dim);
+    checkSize('MLP', 'hidden', hidden);
+    checkStd('MLP', 'std', opts?.std);
+    checkStd('MLP', 'projStd', opts?.projStd);
+    const drop = new Dropout(opts.dropout ?? 0); // checks p; holds no GPU memory
+    try {
+      this.fc = this.addModule('fc', new Linear(dim, hidden, { std: opts.std }));
+      this.proj = this.addModule('proj', new Linear(hidden, dim, { std: opts.projStd ?? opts.std }));
+      this.drop = this.addModule('drop', drop);
+    } catch (e) {
+      throw this.abandon(e);
+    }
   }
 
   /** x is (B, T, C) → (B, T, C). */

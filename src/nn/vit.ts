@@ -1,10 +1,10 @@
 // The vision encoder: patch embedding, learned positions, pre-LN bidirectional blocks (a ViT), and the
 // projector from the ViT width to the decoder width.
-import { check } from '../gpu/errors.js';
+import { check, checkNumber } from '../gpu/errors.js';
 import { permute, randn, reshape } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
 import { TransformerBlock } from './attention.js';
-import { LayerNorm, Linear, Module } from './module.js';
+import { LayerNorm, Linear, MAX_LAYERS, Module, checkSize, checkStd } from './module.js';
 
 /** Cuts images into non-overlapping patch × patch squares and embeds each with one linear map. */
 export class PatchEmbed extends Module {
@@ -19,6 +19,7 @@ export class PatchEmbed extends Module {
     opts: { std?: number } = {},
   ) {
     super();
+    for (const [name, v] of [['imageSize', imageSize], ['patchSize', patchSize], ['channels', channels], ['dim', dim]] as const) checkSize('PatchEmbed', name, v);
     check(imageSize % patchSize === 0, 'PatchEmbed', () => `image size ${imageSize} must be a multiple of the patch size ${patchSize}`);
     this.patchesPerSide = imageSize / patchSize;
     this.proj = this.addModule('proj', new Linear(channels * patchSize * patchSize, dim, { std: opts.std }));
@@ -67,13 +68,24 @@ export class ViTEncoder extends Module {
 
   constructor(readonly opts: ViTOptions) {
     super();
+    const op = 'ViTEncoder';
+    check(typeof opts === 'object' && opts !== null, op, () => 'options must be an object');
+    for (const k of ['imageSize', 'patchSize', 'channels', 'dim', 'heads'] as const) checkSize(op, k, opts[k]);
+    checkNumber(op, 'layers', opts.layers, { integer: true, min: 0, max: MAX_LAYERS });
+    check(opts.imageSize % opts.patchSize === 0, op, () => `image size ${opts.imageSize} must be a multiple of the patch size ${opts.patchSize}`);
+    check(opts.dim % opts.heads === 0, op, () => `width ${opts.dim} must be a multiple of the number of heads ${opts.heads}`);
+    checkStd(op, 'std', opts.std);
     const std = opts.std ?? 0.02;
-    this.patchEmbed = this.addModule('patch', new PatchEmbed(opts.imageSize, opts.patchSize, opts.channels, opts.dim, { std }));
-    this.positions = this.addParameter('pos', randn([this.patchEmbed.numPatches, opts.dim], { std }), { decay: false });
-    const residualStd = std / Math.sqrt(2 * Math.max(1, opts.layers));
-    this.blocks = Array.from({ length: opts.layers }, (_, i) =>
-      this.addModule(`blocks.${i}`, new TransformerBlock(opts.dim, opts.heads, { mlpRatio: opts.mlpRatio, dropout: opts.dropout, std, residualStd, eps: opts.eps })));
-    this.lnFinal = this.addModule('ln_f', new LayerNorm(opts.dim, opts.eps));
+    try {
+      this.patchEmbed = this.addModule('patch', new PatchEmbed(opts.imageSize, opts.patchSize, opts.channels, opts.dim, { std }));
+      this.positions = this.addParameter('pos', randn([this.patchEmbed.numPatches, opts.dim], { std }), { decay: false });
+      const residualStd = std / Math.sqrt(2 * Math.max(1, opts.layers));
+      this.blocks = Array.from({ length: opts.layers }, (_, i) =>
+        this.addModule(`blocks.${i}`, new TransformerBlock(opts.dim, opts.heads, { mlpRatio: opts.mlpRatio, dropout: opts.dropout, std, residualStd, eps: opts.eps })));
+      this.lnFinal = this.addModule('ln_f', new LayerNorm(opts.dim, opts.eps));
+    } catch (e) {
+      throw this.abandon(e);
+    }
   }
 
   get numPatches(): number {

@@ -8,11 +8,11 @@
 // `prepareBatch` pads a batch of such sequences and says which rows are visual, so the loss masks
 // (VM-CPT masks visual positions) line up with the logits. Images of a batch are passed as one
 // (N, C, H, W) tensor in order of appearance: sequence 0's images first, each in token order.
-import { check, fmtShape } from '../gpu/errors.js';
+import { check, checkNumber, fmtShape } from '../gpu/errors.js';
 import { assign, manualSeed, concat, embedding, indexSelect, linear, reshape, slice, tensor, transpose } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
 import { AttentionMasks, KVCache, TransformerBlock } from './attention.js';
-import { Embedding, LayerNorm, Linear, Module } from './module.js';
+import { Embedding, LayerNorm, Linear, MAX_LAYERS, Module, checkSize, checkStd } from './module.js';
 import { ViTEncoder } from './vit.js';
 
 /** Everything that defines a model's architecture (saved as config.json beside a checkpoint). */
@@ -116,14 +116,24 @@ export class DecoderLM extends Module {
 
   constructor(opts: { vocabSize: number; maxPositions: number; dim: number; layers: number; heads: number; mlpRatio?: number; dropout?: number; std?: number; eps?: number }) {
     super();
+    const op = 'DecoderLM';
+    check(typeof opts === 'object' && opts !== null, op, () => 'options must be an object');
+    for (const k of ['vocabSize', 'maxPositions', 'dim', 'heads'] as const) checkSize(op, k, opts[k]);
+    checkNumber(op, 'layers', opts.layers, { integer: true, min: 0, max: MAX_LAYERS });
+    check(opts.dim % opts.heads === 0, op, () => `width ${opts.dim} must be a multiple of the number of heads ${opts.heads}`);
+    checkStd(op, 'std', opts.std);
     const std = opts.std ?? 0.02;
-    this.tokenEmbedding = this.addModule('wte', new Embedding(opts.vocabSize, opts.dim, { std }));
-    this.positionEmbedding = this.addModule('wpe', new Embedding(opts.maxPositions, opts.dim, { std }));
-    // GPT-2: residual projections scaled by 1/sqrt(2·layers) so the residual stream's variance stays put
-    const residualStd = std / Math.sqrt(2 * Math.max(1, opts.layers));
-    this.blocks = Array.from({ length: opts.layers }, (_, i) =>
-      this.addModule(`blocks.${i}`, new TransformerBlock(opts.dim, opts.heads, { mlpRatio: opts.mlpRatio, dropout: opts.dropout, std, residualStd, eps: opts.eps })));
-    this.lnFinal = this.addModule('ln_f', new LayerNorm(opts.dim, opts.eps));
+    try {
+      this.tokenEmbedding = this.addModule('wte', new Embedding(opts.vocabSize, opts.dim, { std }));
+      this.positionEmbedding = this.addModule('wpe', new Embedding(opts.maxPositions, opts.dim, { std }));
+      // GPT-2: residual projections scaled by 1/sqrt(2·layers) so the residual stream's variance stays put
+      const residualStd = std / Math.sqrt(2 * Math.max(1, opts.layers));
+      this.blocks = Array.from({ length: opts.layers }, (_, i) =>
+        this.addModule(`blocks.${i}`, new TransformerBlock(opts.dim, opts.heads, { mlpRatio: opts.mlpRatio, dropout: opts.dropout, std, residualStd, eps: opts.eps })));
+      this.lnFinal = this.addModule('ln_f', new LayerNorm(opts.dim, opts.eps));
+    } catch (e) {
+      throw this.abandon(e);
+    }
   }
 
   /** ids is (B, T) i32 → (B, T, C). */
@@ -164,15 +174,19 @@ export class VisionLanguageModel extends Module {
     this.config = { ...config };
     manualSeed(config.seed);
     const c = config;
-    this.vision = this.addModule('vision', new ViTEncoder({
-      imageSize: c.imageSize, patchSize: c.patchSize, channels: c.channels, dim: c.visionDim, layers: c.visionLayers, heads: c.visionHeads,
-      mlpRatio: c.mlpRatio, dropout: c.dropout, std: c.initStd, eps: c.layerNormEps,
-    }));
-    this.projector = this.addModule('projector', new Linear(c.visionDim, c.dim, { std: c.initStd }));
-    this.decoder = this.addModule('decoder', new DecoderLM({
-      vocabSize: c.vocabSize, maxPositions: c.maxPositions, dim: c.dim, layers: c.layers, heads: c.heads,
-      mlpRatio: c.mlpRatio, dropout: c.dropout, std: c.initStd, eps: c.layerNormEps,
-    }));
+    try {
+      this.vision = this.addModule('vision', new ViTEncoder({
+        imageSize: c.imageSize, patchSize: c.patchSize, channels: c.channels, dim: c.visionDim, layers: c.visionLayers, heads: c.visionHeads,
+        mlpRatio: c.mlpRatio, dropout: c.dropout, std: c.initStd, eps: c.layerNormEps,
+      }));
+      this.projector = this.addModule('projector', new Linear(c.visionDim, c.dim, { std: c.initStd }));
+      this.decoder = this.addModule('decoder', new DecoderLM({
+        vocabSize: c.vocabSize, maxPositions: c.maxPositions, dim: c.dim, layers: c.layers, heads: c.heads,
+        mlpRatio: c.mlpRatio, dropout: c.dropout, std: c.initStd, eps: c.layerNormEps,
+      }));
+    } catch (e) {
+      throw this.abandon(e);
+    }
   }
 
   /** Patch positions per image (P). */
@@ -359,9 +373,11 @@ export class VisionLanguageModel extends Module {
 /** Throws a TrimpiError naming the bad field of a config. */
 export function validateConfig(c: VlmConfig): void {
   const op = 'VlmConfig';
+  check(typeof c === 'object' && c !== null && !Array.isArray(c), op, () => `the config must be an object, got ${c === null ? 'null' : typeof c}`);
   const ints: (keyof VlmConfig)[] = ['vocabSize', 'imageTokenId', 'padId', 'imageSize', 'patchSize', 'channels', 'visionDim', 'visionLayers',
     'visionHeads', 'dim', 'layers', 'heads', 'maxPositions', 'seed'];
   for (const k of ints) check(Number.isInteger(c[k]) && (c[k] as number) >= 0, op, () => `${k} must be a non-negative integer, got ${String(c[k])}`);
+  for (const k of ['layers', 'visionLayers'] as const) check(c[k] <= MAX_LAYERS, op, () => `${k} must be at most ${MAX_LAYERS}, got ${c[k]}`);
   for (const k of ['mlpRatio', 'dropout', 'layerNormEps', 'initStd'] as const) check(typeof c[k] === 'number' && Number.isFinite(c[k]), op, () => `${k} must be a number, got ${String(c[k])}`);
   check(c.imageTokenId < c.vocabSize && c.padId < c.vocabSize, op, () => `imageTokenId ${c.imageTokenId} and padId ${c.padId} must be < vocabSize ${c.vocabSize}`);
   check(c.imageSize % c.patchSize === 0, op, () => `imageSize ${c.imageSize} must be a multiple of patchSize ${c.patchSize}`);

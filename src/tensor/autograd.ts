@@ -7,6 +7,7 @@ import { keep, tidy } from './memory.js';
 import type { Tensor } from './tensor.js';
 import { GRAD_RULES, GradContext, SAVED_FOR_BACKWARD } from './gradients.js';
 import * as ops from './ops.js';
+import { checkTensor } from './validate.js';
 
 export interface GradNode {
   op: string;
@@ -95,8 +96,9 @@ function topoOrder(root: Tensor): Tensor[] {
 export function backward(root: Tensor, gradient?: Tensor): void {
   root.assertAlive('backward');
   check(root.requiresGrad, 'backward', () => `tensor ${root.describe()} does not require grad (no input had requiresGrad set, or it was computed under noGrad)`);
-  if (gradient) {
-    gradient.assertAlive('backward');
+  if (gradient !== undefined) {
+    checkTensor('backward', 'gradient', gradient);
+    check(gradient.dtype === 'f32', 'backward', () => `gradient must be an f32 tensor, got ${gradient.describe()}`);
     check(gradient.shape.length === root.shape.length && gradient.shape.every((d, i) => d === root.shape[i]), 'backward',
       () => `gradient shape ${fmtShape(gradient.shape)} does not match the tensor's shape ${fmtShape(root.shape)}`);
   } else {

@@ -70,8 +70,8 @@ export const GRAD_RULES: Record<string, Rule> = {
     f('b * a', w as Tensor | number, g),
     typeof w === 'number' ? null : f('c * (b - a)', s as Tensor | number, e as Tensor | number, g),
   ],
-  where: (g, { inputs: [c] }) => [null, f('select(0.0, b, a != 0.0)', T(c), g), f('select(b, 0.0, a != 0.0)', T(c), g)],
-  maskedFill: (g, { inputs: [, mask] }) => [f('select(b, 0.0, a != 0.0)', T(mask), g), null],
+  where: (g, { inputs: [c] }) => [null, f('select(0.0, b, nonzero_f(a))', T(c), g), f('select(b, 0.0, nonzero_f(a))', T(c), g)],
+  maskedFill: (g, { inputs: [, mask] }) => [f('select(b, 0.0, nonzero_f(a))', T(mask), g), null],
   dropout: (g, { saved: { keepMask, scale } }) => [f('a * b * p.x', keepMask as Tensor, g, { scalars: [scale as number] })],
 
   // reductions: g has the reduced shape; put the reduced axes back as size 1 and broadcast

@@ -1,12 +1,12 @@
 // Every op: argument checks (errors name the op, shapes and dtypes), the GPU launch, and the
 // autograd record. Gradient rules live in gradients.ts; kernels in src/kernels.
-import type { Device } from '../gpu/device.js';
-import { currentDevice } from '../gpu/device.js';
-import { DType, promote, isDType } from '../gpu/dtype.js';
-import { TrimpiError, check, fmtShape } from '../gpu/errors.js';
+import { Device, currentDevice } from '../gpu/device.js';
+import { DType, promote } from '../gpu/dtype.js';
+import { TrimpiError, check, checkNumber, describeValue, fmtShape } from '../gpu/errors.js';
 import { isGradEnabled, noGrad, record } from './autograd.js';
 import type { GradContext } from './gradients.js';
-import { Shape, broadcastShapes, broadcastStrides, contiguousStrides, inferShape, normAxes, normAxis, numel, viewStrides } from '../gpu/shape.js';
+import { Shape, broadcastShapes, broadcastStrides, checkShape, contiguousStrides, inferShape, normAxes, normAxis, numel, viewStrides } from '../gpu/shape.js';
+import { checkBool, checkDType, checkOperand, checkOptionalTensor, checkOptions, checkTensor, checkTensorList } from './validate.js';
 import { NestedArray, Tensor } from './tensor.js';
 import { MapOperand, runMap } from '../kernels/elementwise.js';
 import type { View } from '../kernels/kernel.js';
@@ -41,8 +41,8 @@ function checkF32(op: string, ...xs: (Tensor | null | undefined)[]): void {
   for (const x of xs) if (x) check(x.dtype === 'f32', op, () => `expected an f32 tensor, got ${x.describe()}`);
 }
 
-function empty(shape: Shape, dtype: DType, dev: Device): Tensor {
-  return Tensor.empty(shape, dtype, dev);
+function empty(shape: Shape, dtype: DType, dev: Device, op?: string): Tensor {
+  return Tensor.empty(shape, dtype, dev, op);
 }
 
 /** The view of t read as `shape` (broadcast: stride 0 on new/size-1 dims). */
@@ -98,27 +98,72 @@ export interface CreateOptions {
   device?: Device;
 }
 
-function flatten(data: NestedArray, shape: number[], out: number[], depth: number): void {
-  if (typeof data === 'number') {
-    check(depth === shape.length || shape.length === 0, 'tensor', () => 'ragged nested array: every row must have the same length');
+/** Flattens nested arrays row-major into `out`, recording the shape; every leaf must sit at one depth. */
+function flatten(data: NestedArray, shape: number[], out: number[], depth: number, leaf: { depth: number }): void {
+  if (!Array.isArray(data)) {
+    check(typeof data === 'number', 'tensor', () => `data must hold numbers or nested arrays of numbers, got ${describeValue(data)} at depth ${depth}`);
+    if (leaf.depth < 0) leaf.depth = depth;
+    check(depth === leaf.depth && depth === shape.length, 'tensor', () => 'ragged nested array: every row must have the same length (and numbers only at the innermost level)');
     out.push(data);
     return;
   }
-  check(Array.isArray(data), 'tensor', () => `expected numbers or nested arrays, got ${typeof data}`);
+  check(leaf.depth < 0 || depth < leaf.depth, 'tensor', () => 'ragged nested array: every row must have the same length (and numbers only at the innermost level)');
   if (shape.length === depth) shape.push(data.length);
   else check(shape[depth] === data.length, 'tensor', () => `ragged nested array: expected length ${shape[depth]} at depth ${depth}, got ${data.length}`);
-  for (const d of data) flatten(d, shape, out, depth + 1);
+  for (const d of data) flatten(d, shape, out, depth + 1, leaf);
+}
+
+const I32_MIN = -2147483648;
+const I32_MAX = 2147483647;
+
+/** Checks the values going into a new tensor: numbers, and for i32 finite integers in range (after truncation, as PyTorch). */
+function checkValues(op: string, flat: ArrayLike<unknown>, dtype: DType): void {
+  if (flat instanceof Float32Array || flat instanceof Float64Array || flat instanceof Int32Array || flat instanceof Int16Array ||
+    flat instanceof Int8Array || flat instanceof Uint8Array || flat instanceof Uint16Array || flat instanceof Uint8ClampedArray) {
+    if (dtype === 'f32' || flat instanceof Int32Array || flat instanceof Int16Array || flat instanceof Int8Array || flat instanceof Uint8Array ||
+      flat instanceof Uint16Array || flat instanceof Uint8ClampedArray) return;
+  } else if (!Array.isArray(flat) && !ArrayBuffer.isView(flat)) {
+    throw new TrimpiError(op, `data must be a number, an array or a typed array of numbers, got ${describeValue(flat)}`);
+  }
+  for (let i = 0; i < flat.length; i++) {
+    const v = flat[i];
+    check(typeof v === 'number', op, () => `data must hold numbers, got ${describeValue(v)} at index ${i}`);
+    if (dtype === 'i32') {
+      check(Number.isFinite(v) && Math.trunc(v) >= I32_MIN && Math.trunc(v) <= I32_MAX, op,
+        () => `an i32 tensor holds integers in [${I32_MIN}, ${I32_MAX}], got ${describeValue(v)} at index ${i}`);
+    }
+  }
+}
+
+/** The device of the creation options (the current one by default). */
+function creationDevice(op: string, opts: CreateOptions): Device {
+  check(opts.device === undefined || opts.device instanceof Device, op, () => `device must be a Device, got ${describeValue(opts.device)}`);
+  const dev = opts.device ?? currentDevice(op);
+  if (dev.isLost) dev.throwIfError(op);
+  return dev;
+}
+
+/** Validated dtype of the creation options (`fallback` when absent). */
+function creationDType(op: string, opts: CreateOptions, fallback: DType): DType {
+  const dtype = opts.dtype ?? fallback;
+  checkDType(op, 'dtype', dtype);
+  check(opts.requiresGrad === undefined || typeof opts.requiresGrad === 'boolean', op, () => `requiresGrad must be true or false, got ${describeValue(opts.requiresGrad)}`);
+  check(!opts.requiresGrad || dtype === 'f32', op, () => `only f32 tensors can require gradients, got dtype ${dtype}`);
+  return dtype;
 }
 
 /**
  * A tensor from JS data: nested arrays, a typed array or a flat array with `shape`. f32 unless
- * `dtype` says otherwise (an Int32Array gives i32).
+ * `dtype` says otherwise (an Int32Array gives i32). i32 values must be finite and in range
+ * (fractions truncate toward zero, as PyTorch).
  *
  * @example
  * const x = t.tensor([[1, 2], [3, 4]]);                 // [2, 2] f32
  * const ids = t.tensor([0, 2, 1], { dtype: 'i32' });   // [3] i32
  */
 export function tensor(data: NestedArray | ArrayLike<number>, opts: CreateOptions & { shape?: readonly number[] } = {}): Tensor {
+  checkOptions('tensor', opts);
+  const dtype = creationDType('tensor', opts, data instanceof Int32Array ? 'i32' : 'f32');
   let flat: ArrayLike<number>;
   let shape: number[];
   if (typeof data === 'number') {
@@ -127,54 +172,83 @@ export function tensor(data: NestedArray | ArrayLike<number>, opts: CreateOption
   } else if (Array.isArray(data) && data.some((d) => Array.isArray(d))) {
     shape = [];
     const out: number[] = [];
-    flatten(data as NestedArray, shape, out, 0);
+    flatten(data as NestedArray, shape, out, 0, { depth: -1 });
     flat = out;
   } else {
+    check(Array.isArray(data) || ArrayBuffer.isView(data), 'tensor', () => `data must be a number, an array or a typed array of numbers, got ${describeValue(data)}`);
     flat = data as ArrayLike<number>;
     shape = [flat.length];
   }
-  if (opts.shape) {
+  checkValues('tensor', flat, dtype);
+  if (opts.shape !== undefined) {
+    checkShape('tensor', 'shape', opts.shape);
     check(numel(opts.shape) === flat.length, 'tensor', () => `shape ${fmtShape(opts.shape!)} needs ${numel(opts.shape!)} values, got ${flat.length}`);
     shape = [...opts.shape];
   }
-  const dtype = opts.dtype ?? (data instanceof Int32Array ? 'i32' : 'f32');
-  check(isDType(dtype), 'tensor', () => `unknown dtype ${String(dtype)} (expected 'f32' or 'i32')`);
-  const dev = opts.device ?? currentDevice('tensor');
-  const t = empty(shape, dtype, dev);
+  const dev = creationDevice('tensor', opts);
+  const t = empty(shape, dtype, dev, 'tensor');
   const arr = dtype === 'i32' ? Int32Array.from(flat) : Float32Array.from(flat);
   if (arr.length) dev.write(t.buffer, arr);
   if (opts.requiresGrad) t.requiresGrad_();
   return t;
 }
 
-/** A tensor of `shape` filled with `value` (f32 unless `opts.dtype`). */
-export function full(shape: readonly number[], value: number, opts: CreateOptions = {}): Tensor {
-  const dev = opts.device ?? currentDevice('full');
-  const dtype = opts.dtype ?? 'f32';
-  const t = empty(shape, dtype, dev);
-  runMap(dev, 'full', { expr: 'a', compute: dtype }, t, [value]);
+function fullOf(op: string, shape: readonly number[], value: number, opts: CreateOptions): Tensor {
+  checkShape(op, 'shape', shape);
+  checkOptions(op, opts);
+  const dtype = creationDType(op, opts, 'f32');
+  check(typeof value === 'number', op, () => `the fill value must be a number, got ${describeValue(value)}`);
+  if (dtype === 'i32') checkValues(op, [value], 'i32');
+  const dev = creationDevice(op, opts);
+  const t = empty(shape, dtype, dev, op);
+  runMap(dev, op, { expr: 'a', compute: dtype }, t, [value]);
   if (opts.requiresGrad) t.requiresGrad_();
   return t;
 }
-/** Zeros of `shape` (f32 unless `opts.dtype`). */
-export const zeros = (shape: readonly number[], opts: CreateOptions = {}): Tensor => full(shape, 0, opts);
-/** Ones of `shape` (f32 unless `opts.dtype`). */
-export const ones = (shape: readonly number[], opts: CreateOptions = {}): Tensor => full(shape, 1, opts);
-/** Zeros with t's shape, dtype and device. */
-export const zerosLike = (t: Tensor): Tensor => full(t.shape, 0, { dtype: t.dtype, device: t.device });
-/** Ones with t's shape, dtype and device. */
-export const onesLike = (t: Tensor): Tensor => full(t.shape, 1, { dtype: t.dtype, device: t.device });
 
-/** [start, end) with `step`; one argument means [0, n). */
+/** A tensor of `shape` filled with `value` (f32 unless `opts.dtype`). */
+export function full(shape: readonly number[], value: number, opts: CreateOptions = {}): Tensor {
+  return fullOf('full', shape, value, opts);
+}
+/** Zeros of `shape` (f32 unless `opts.dtype`). */
+export const zeros = (shape: readonly number[], opts: CreateOptions = {}): Tensor => fullOf('zeros', shape, 0, opts);
+/** Ones of `shape` (f32 unless `opts.dtype`). */
+export const ones = (shape: readonly number[], opts: CreateOptions = {}): Tensor => fullOf('ones', shape, 1, opts);
+/** Zeros with t's shape, dtype and device. */
+export const zerosLike = (t: Tensor): Tensor => {
+  checkTensor('zerosLike', 't', t);
+  return fullOf('zerosLike', t.shape, 0, { dtype: t.dtype, device: t.device });
+};
+/** Ones with t's shape, dtype and device. */
+export const onesLike = (t: Tensor): Tensor => {
+  checkTensor('onesLike', 't', t);
+  return fullOf('onesLike', t.shape, 1, { dtype: t.dtype, device: t.device });
+};
+
+/**
+ * [start, end) with `step`; one argument means [0, n). i32 when start and step are integers
+ * (values within ±2^24, computed exactly in f32), else f32.
+ */
 export function arange(start: number, end?: number, step = 1, opts: CreateOptions = {}): Tensor {
+  const op = 'arange';
+  checkNumber(op, 'start', start);
+  checkNumber(op, 'end', end, { optional: true });
+  checkNumber(op, 'step', step);
+  checkOptions(op, opts);
   if (end === undefined) [start, end] = [0, start];
-  check(step !== 0, 'arange', () => 'step must be non-zero');
+  check(step !== 0, op, () => 'step must be non-zero');
   const n = Math.max(0, Math.ceil((end - start) / step));
-  const dtype = opts.dtype ?? (Number.isInteger(start) && Number.isInteger(step) ? 'i32' : 'f32');
-  const dev = opts.device ?? currentDevice('arange');
-  const t = empty([n], dtype, dev);
+  check(n <= I32_MAX, op, () => `[${start}, ${end}) with step ${step} has ${n} elements, more than a tensor can hold`);
+  const dtype = creationDType(op, opts, Number.isInteger(start) && Number.isInteger(step) ? 'i32' : 'f32');
+  if (dtype === 'i32') {
+    check(Math.abs(start) <= 2 ** 24 && Math.abs(start + (n - 1) * step) <= 2 ** 24, op,
+      () => `i32 values beyond ±2^24 are not exact (the kernel computes start + i · step in f32): got [${start}, ${end}) with step ${step}`);
+  }
+  const dev = creationDevice(op, opts);
+  const t = empty([n], dtype, dev, op);
   // the index is the output offset o0 (contiguous output)
-  runMap(dev, 'arange', { expr: `p.x + ${dtype === 'i32' ? 'f32' : 'f32'}(o0) * p.y`, compute: 'f32' }, t, [], [start, step]);
+  runMap(dev, op, { expr: 'p.x + f32(o0) * p.y', compute: 'f32' }, t, [], [start, step]);
+  if (opts.requiresGrad) t.requiresGrad_();
   return t;
 }
 
@@ -183,13 +257,21 @@ const rng = { key: [0x2545f491, 0x9e3779b9] as [number, number], counter: 0 };
 
 /** Seeds the global generator: the same seed gives the same random tensors on any device. */
 export function manualSeed(seed: number): void {
+  checkNumber('manualSeed', 'seed', seed, { integer: true });
   rng.key = [seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0 ^ 0x9e3779b9];
   rng.counter = 0;
 }
 
 function random(op: string, kind: RandomKind, shape: readonly number[], a: number, b: number, opts: CreateOptions & { seed?: number }): Tensor {
-  const dev = opts.device ?? currentDevice(op);
-  const t = empty(shape, 'f32', dev);
+  checkShape(op, 'shape', shape);
+  checkOptions(op, opts);
+  // random values are floats: an i32 request is refused rather than silently answered in f32
+  check(opts.dtype === undefined || opts.dtype === 'f32', op,
+    () => `dtype must be 'f32' (${op} draws floating-point values; cast() the result for integers), got ${typeof opts.dtype === 'string' ? `'${opts.dtype}'` : describeValue(opts.dtype)}`);
+  creationDType(op, opts, 'f32');
+  checkNumber(op, 'seed', opts.seed, { integer: true, optional: true });
+  const dev = creationDevice(op, opts);
+  const t = empty(shape, 'f32', dev, op);
   let key = rng.key;
   let counter = 0;
   if (opts.seed !== undefined) key = [opts.seed >>> 0, Math.floor(opts.seed / 2 ** 32) >>> 0 ^ 0x9e3779b9];
@@ -201,12 +283,21 @@ function random(op: string, kind: RandomKind, shape: readonly number[], a: numbe
   if (opts.requiresGrad) t.requiresGrad_();
   return t;
 }
-/** Uniform in [low, high). */
-export const rand = (shape: readonly number[], opts: CreateOptions & { seed?: number; low?: number; high?: number } = {}): Tensor =>
-  random('rand', 'uniform', shape, opts.low ?? 0, opts.high ?? 1, opts);
-/** Normal with `mean` and `std`. */
-export const randn = (shape: readonly number[], opts: CreateOptions & { seed?: number; mean?: number; std?: number } = {}): Tensor =>
-  random('randn', 'normal', shape, opts.mean ?? 0, opts.std ?? 1, opts);
+/** Uniform in [low, high) (f32 only: an integer dtype is refused). */
+export const rand = (shape: readonly number[], opts: CreateOptions & { seed?: number; low?: number; high?: number } = {}): Tensor => {
+  checkOptions('rand', opts);
+  checkNumber('rand', 'low', opts.low, { optional: true });
+  checkNumber('rand', 'high', opts.high, { optional: true });
+  check((opts.low ?? 0) <= (opts.high ?? 1), 'rand', () => `low (${opts.low ?? 0}) must not exceed high (${opts.high ?? 1})`);
+  return random('rand', 'uniform', shape, opts.low ?? 0, opts.high ?? 1, opts);
+};
+/** Normal with `mean` and `std` (f32 only: an integer dtype is refused). */
+export const randn = (shape: readonly number[], opts: CreateOptions & { seed?: number; mean?: number; std?: number } = {}): Tensor => {
+  checkOptions('randn', opts);
+  checkNumber('randn', 'mean', opts.mean, { optional: true });
+  checkNumber('randn', 'std', opts.std, { optional: true, min: 0 });
+  return random('randn', 'normal', shape, opts.mean ?? 0, opts.std ?? 1, opts);
+};
 
 // ---- element-wise ---------------------------------------------------------------------------------
 
@@ -218,7 +309,7 @@ const UNARY: Record<string, { f32: string; i32?: string }> = {
   rsqrt: { f32: 'inverseSqrt(a)' },
   tanh: { f32: 'tanh_f(a)' },
   sigmoid: { f32: 'sigmoid_f(a)' },
-  relu: { f32: 'max(a, 0.0)', i32: 'max(a, 0)' },
+  relu: { f32: 'max_nan(a, 0.0)', i32: 'max(a, 0)' },
   gelu: { f32: 'gelu_erf(a)' },
   gelu_tanh: { f32: 'gelu_tanh(a)' },
   silu: { f32: 'silu_f(a)' },
@@ -229,16 +320,17 @@ const UNARY: Record<string, { f32: string; i32?: string }> = {
   erf: { f32: 'erf_f(a)' },
   sin: { f32: 'sin(a)' },
   cos: { f32: 'cos(a)' },
-  sign: { f32: 'sign(a)', i32: 'sign(a)' },
+  sign: { f32: 'sign_f(a)', i32: 'sign(a)' },
   floor: { f32: 'floor(a)', i32: 'a' },
   round: { f32: 'round(a)', i32: 'a' },
 };
 
 function unary(op: string, x: Tensor): Tensor {
+  checkTensor(op === 'gelu_tanh' ? 'gelu' : op, 'x', x);
   const dev = deviceOf(op, x);
   const e = UNARY[op];
   const dt: DType = x.dtype === 'i32' && e.i32 ? 'i32' : 'f32';
-  const out = empty(x.shape, dt, dev);
+  const out = empty(x.shape, dt, dev, op);
   runMap(dev, op, { expr: dt === 'i32' ? e.i32! : e.f32, compute: dt }, out, [bview(x, x.shape)]);
   return record(op, [x], out);
 }
@@ -256,7 +348,7 @@ export const rsqrt = (x: Tensor): Tensor => unary('rsqrt', x);
 export const tanh = (x: Tensor): Tensor => unary('tanh', x);
 /** 1 / (1 + e^−x), without overflow. */
 export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x);
-/** max(x, 0) (i32 stays i32); the gradient at 0 is 0. */
+/** max(x, 0) (i32 stays i32; NaN stays NaN, as PyTorch); the gradient at 0 is 0. */
 export const relu = (x: Tensor): Tensor => unary('relu', x);
 /** x · sigmoid(x) (SiLU / swish). */
 export const silu = (x: Tensor): Tensor => unary('silu', x);
@@ -274,7 +366,7 @@ export const erf = (x: Tensor): Tensor => unary('erf', x);
 export const sin = (x: Tensor): Tensor => unary('sin', x);
 /** Cosine (radians). */
 export const cos = (x: Tensor): Tensor => unary('cos', x);
-/** −1, 0 or 1 by the sign of x (i32 stays i32); the gradient is 0. */
+/** −1, 0 or 1 by the sign of x (i32 stays i32; NaN gives 0, as PyTorch); the gradient is 0. */
 export const sign = (x: Tensor): Tensor => unary('sign', x);
 /** Rounds down to an integer value (i32 unchanged); the gradient is 0. */
 export const floor = (x: Tensor): Tensor => unary('floor', x);
@@ -286,10 +378,11 @@ export const round = (x: Tensor): Tensor => unary('round', x);
  * F.softplus). Gradient sigmoid(beta·x) (1 past the threshold).
  */
 export function softplus(x: Tensor, beta = 1, threshold = 20): Tensor {
+  checkTensor('softplus', 'x', x);
   const dev = deviceOf('softplus', x);
   check(Number.isFinite(beta) && beta > 0, 'softplus', () => `beta must be a positive number, got ${beta}`);
   check(typeof threshold === 'number' && !Number.isNaN(threshold), 'softplus', () => `threshold must be a number, got ${threshold}`);
-  const out = empty(x.shape, 'f32', dev);
+  const out = empty(x.shape, 'f32', dev, 'softplus');
   runMap(dev, 'softplus', { expr: 'select(softplus_f(p.x * a) / p.x, a, p.x * a > p.y)', compute: 'f32' }, out, [bview(x, x.shape)], [beta, threshold]);
   return record('softplus', [x], out, { beta, threshold });
 }
@@ -302,7 +395,9 @@ export function softplus(x: Tensor, beta = 1, threshold = 20): Tensor {
  * t.lerp(t.zeros([3]), t.ones([3]), 0.25) // [0.25, 0.25, 0.25]
  */
 export function lerp(start: Tensor, end: TensorOrScalar, weight: TensorOrScalar): Tensor {
-  check(start instanceof Tensor, 'lerp', () => 'start must be a tensor');
+  checkTensor('lerp', 'start', start);
+  checkOperand('lerp', 'end', end);
+  checkOperand('lerp', 'weight', weight);
   deviceOf('lerp', start, end, weight);
   for (const x of [start, end, weight]) if (x instanceof Tensor) checkF32('lerp', x);
   return record('lerp', [start, end, weight], fmap('a + c * (b - a)', start, end, weight));
@@ -313,16 +408,17 @@ export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   return unary(approximate === 'tanh' ? 'gelu_tanh' : 'gelu', x);
 }
 
-const BINARY: Record<string, { expr: string; float?: boolean; compare?: boolean }> = {
+// `f32`: the expression when computed in f32, where it differs (NaN semantics, see math.wgsl)
+const BINARY: Record<string, { expr: string; f32?: string; float?: boolean; compare?: boolean }> = {
   add: { expr: 'a + b' },
   sub: { expr: 'a - b' },
   mul: { expr: 'a * b' },
   div: { expr: 'a / b', float: true },
   pow: { expr: 'pow_f(a, b)', float: true },
-  maximum: { expr: 'max(a, b)' },
-  minimum: { expr: 'min(a, b)' },
+  maximum: { expr: 'max(a, b)', f32: 'max_nan(a, b)' },
+  minimum: { expr: 'min(a, b)', f32: 'min_nan(a, b)' },
   eq: { expr: 'a == b', compare: true },
-  ne: { expr: 'a != b', compare: true },
+  ne: { expr: 'a != b', f32: 'ne_f(a, b)', compare: true },
   lt: { expr: 'a < b', compare: true },
   le: { expr: 'a <= b', compare: true },
   gt: { expr: 'a > b', compare: true },
@@ -330,17 +426,16 @@ const BINARY: Record<string, { expr: string; float?: boolean; compare?: boolean 
 };
 
 function binary(op: string, a: TensorOrScalar, b: TensorOrScalar): Tensor {
+  checkOperand(op, 'a', a);
+  checkOperand(op, 'b', b);
   check(a instanceof Tensor || b instanceof Tensor, op, () => 'expected at least one tensor operand');
-  for (const x of [a, b]) {
-    check(x instanceof Tensor || (typeof x === 'number'), op, () => `operands must be tensors or numbers, got ${typeof x}`);
-  }
   const dev = deviceOf(op, a, b);
   const spec = BINARY[op];
   const shape = broadcastShapes(op, ...shapesOf([a, b]));
   const compute: DType = spec.float ? 'f32' : resultType([a, b]);
   const outType: DType = spec.compare ? 'f32' : compute;
-  const out = empty(shape, outType, dev);
-  runMap(dev, op, { expr: spec.expr, compute }, out, [operand(a, shape), operand(b, shape)]);
+  const out = empty(shape, outType, dev, op);
+  runMap(dev, op, { expr: compute === 'f32' && spec.f32 ? spec.f32 : spec.expr, compute }, out, [operand(a, shape), operand(b, shape)]);
   return spec.compare ? out : record(op, [a, b], out);
 }
 /**
@@ -358,9 +453,9 @@ export const mul = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('mul
 export const div = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('div', a, b);
 /** a^b with broadcasting (f32; a negative base needs an integral exponent, else NaN). */
 export const pow = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('pow', a, b);
-/** Element-wise max with broadcasting; ties send half the gradient to each side. */
+/** Element-wise max with broadcasting (NaN if either is NaN, as PyTorch); ties send half the gradient to each side. */
 export const maximum = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('maximum', a, b);
-/** Element-wise min with broadcasting; ties send half the gradient to each side. */
+/** Element-wise min with broadcasting (NaN if either is NaN, as PyTorch); ties send half the gradient to each side. */
 export const minimum = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('minimum', a, b);
 /** a == b with broadcasting. Comparisons return f32 tensors of 0/1 and carry no gradient. */
 export const eq = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('eq', a, b);
@@ -375,57 +470,91 @@ export const gt = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('gt',
 /** a >= b as f32 0/1 (no gradient). */
 export const ge = (a: TensorOrScalar, b: TensorOrScalar): Tensor => binary('ge', a, b);
 
-/** cond ? a : b, element-wise with broadcasting; cond is any tensor (nonzero = true). */
+/**
+ * The truth values of `mask` (nonzero, NaN included, is true) in `dtype`, as 0/1: the map kernel
+ * converts operands to one compute type, and an f32 mask of 0.5 or NaN read as i32 would be lost.
+ */
+function truthOf(mask: Tensor, dtype: DType): Tensor | null {
+  if (mask.dtype === dtype) return null;
+  return mask.dtype === 'f32' ? fmap('select(0, 1, nonzero_f(a))', mask, { dtype, compute: 'f32' }) : fmap('select(0.0, 1.0, a != 0)', mask, { dtype, compute: 'i32' });
+}
+
+/** The WGSL test "operand `v` is true" in compute type `dtype`. */
+const isTrue = (v: string, dtype: DType): string => (dtype === 'f32' ? `nonzero_f(${v})` : `${v} != 0`);
+
+/** cond ? a : b, element-wise with broadcasting; cond is any tensor (nonzero, NaN included, = true). */
 export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tensor {
-  check(cond instanceof Tensor, 'where', () => 'cond must be a tensor');
+  checkTensor('where', 'cond', cond);
+  checkOperand('where', 'a', a);
+  checkOperand('where', 'b', b);
   const dev = deviceOf('where', cond, a, b);
   const shape = broadcastShapes('where', cond.shape, ...shapesOf([a, b]));
   const dt = resultType([a, b]);
-  const out = empty(shape, dt, dev);
-  const zero = dt === 'f32' ? '0.0' : '0';
-  runMap(dev, 'where', { expr: `select(c, b, a != ${zero})`, compute: dt }, out, [operand(cond, shape), operand(a, shape), operand(b, shape)]);
+  const out = empty(shape, dt, dev, 'where');
+  const c01 = truthOf(cond, dt);
+  runMap(dev, 'where', { expr: `select(c, b, ${isTrue('a', dt)})`, compute: dt }, out, [operand(c01 ?? cond, shape), operand(a, shape), operand(b, shape)]);
+  c01?.dispose();
   return record('where', [cond, a, b], out);
 }
 
-const F32_MAX = 3.4028234663852886e38;
-
-/** Limits values to [min, max]; the gradient is 1 inside (bounds included) and 0 outside. */
+/**
+ * Limits values to [min, max] (NaN stays NaN, as PyTorch); the gradient is 1 inside (bounds
+ * included) and 0 outside.
+ */
 export function clamp(x: Tensor, min?: number, max?: number): Tensor {
+  checkTensor('clamp', 'x', x);
+  checkNumber('clamp', 'min', min, { optional: true, allowNonFinite: true });
+  checkNumber('clamp', 'max', max, { optional: true, allowNonFinite: true });
   const dev = deviceOf('clamp', x);
   check(min === undefined || max === undefined || min <= max, 'clamp', () => `min (${min}) must not exceed max (${max})`);
-  const big = x.dtype === 'i32' ? 2147483647 : F32_MAX;
-  const lo = min ?? -big;
-  const hi = max ?? big;
-  const out = empty(x.shape, x.dtype, dev);
-  const expr = x.dtype === 'i32' ? 'min(max(a, i32(p.x)), i32(p.y))' : 'min(max(a, p.x), p.y)';
+  // f32: a missing bound is ±inf (so ±inf inputs pass through); i32: the type's range
+  const lo = x.dtype === 'i32' ? Math.max(min ?? -I32_MAX, -I32_MAX) : min ?? -Infinity;
+  const hi = x.dtype === 'i32' ? Math.min(max ?? I32_MAX, I32_MAX) : max ?? Infinity;
+  const out = empty(x.shape, x.dtype, dev, 'clamp');
+  const expr = x.dtype === 'i32' ? 'min(max(a, i32(p.x)), i32(p.y))' : 'select(min(max(a, p.x), p.y), a, is_nan_f(a))';
   runMap(dev, 'clamp', { expr, compute: x.dtype }, out, [bview(x, x.shape)], [lo, hi]);
   return record('clamp', [x], out, { lo, hi });
 }
 
-/** x with `value` where mask is nonzero (mask broadcasts to x's shape). */
+/** x with `value` where mask is nonzero (NaN included; mask broadcasts to x's shape). */
 export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
+  checkTensor('maskedFill', 'x', x);
+  checkTensor('maskedFill', 'mask', mask);
+  check(typeof value === 'number', 'maskedFill', () => `value must be a number, got ${describeValue(value)}`);
+  if (x.dtype === 'i32') checkValues('maskedFill', [value], 'i32');
   const dev = deviceOf('maskedFill', x, mask);
   const shape = broadcastShapes('maskedFill', x.shape, mask.shape);
   check(shape.length === x.shape.length && shape.every((d, i) => d === x.shape[i]), 'maskedFill',
     () => `mask of shape ${fmtShape(mask.shape)} must broadcast to the input's shape ${fmtShape(x.shape)}`);
-  const out = empty(x.shape, x.dtype, dev);
-  runMap(dev, 'maskedFill', { expr: `select(a, ${x.dtype}(p.x), b != ${x.dtype}(0))`, compute: x.dtype }, out,
-    [bview(x, x.shape), bview(mask, x.shape)], [value]);
+  const out = empty(x.shape, x.dtype, dev, 'maskedFill');
+  const m01 = truthOf(mask, x.dtype);
+  runMap(dev, 'maskedFill', { expr: `select(a, ${x.dtype}(p.x), ${isTrue('b', x.dtype)})`, compute: x.dtype }, out,
+    [bview(x, x.shape), bview(m01 ?? mask, x.shape)], [value]);
+  m01?.dispose();
   return record('maskedFill', [x, mask], out);
 }
 
-/** Converts the dtype (f32 → i32 truncates toward zero). Not differentiable. */
+/**
+ * Converts the dtype. f32 → i32 truncates toward zero and saturates at the i32 range (NaN → 0).
+ * Not differentiable.
+ */
 export function cast(x: Tensor, dtype: DType): Tensor {
-  check(isDType(dtype), 'cast', () => `unknown dtype ${String(dtype)}`);
+  checkTensor('cast', 'x', x);
+  checkDType('cast', 'dtype', dtype);
   const dev = deviceOf('cast', x);
-  const out = empty(x.shape, dtype, dev);
-  runMap(dev, 'cast', { expr: 'a', compute: dtype }, out, [bview(x, x.shape)]);
+  const out = empty(x.shape, dtype, dev, 'cast');
+  const spec = x.dtype === 'f32' && dtype === 'i32' ? { expr: 'f32_to_i32(a)', compute: 'f32' as DType } : { expr: 'a', compute: dtype };
+  runMap(dev, 'cast', spec, out, [bview(x, x.shape)]);
   return out;
 }
 
 /** Zeroes each element with probability p and scales the rest by 1/(1-p); identity when !training. */
 export function dropout(x: Tensor, p: number, training = true, opts: { seed?: number } = {}): Tensor {
-  check(p >= 0 && p < 1, 'dropout', () => `p must be in [0, 1), got ${p}`);
+  checkTensor('dropout', 'x', x);
+  check(typeof p === 'number' && p >= 0 && p < 1, 'dropout', () => `p must be in [0, 1), got ${describeValue(p)}`);
+  checkBool('dropout', 'training', training);
+  checkOptions('dropout', opts);
+  checkNumber('dropout', 'seed', opts.seed, { integer: true, optional: true });
   checkF32('dropout', x);
   if (!training || p === 0) return x;
   const keepMask = random('dropout', 'bernoulli', x.shape, 1 - p, 0, { device: x.device, seed: opts.seed });
@@ -441,6 +570,9 @@ export function dropout(x: Tensor, p: number, training = true, opts: { seed?: nu
  * version of dst's memory: a backward that needs the old values then raises.
  */
 export function assign(dst: Tensor, src: TensorOrScalar): void {
+  checkTensor('assign', 'dst', dst);
+  checkOperand('assign', 'src', src);
+  if (typeof src === 'number' && dst.dtype === 'i32') checkValues('assign', [src], 'i32');
   const dev = deviceOf('assign', dst, src);
   dst.bumpVersion();
   if (src instanceof Tensor) {
@@ -474,27 +606,27 @@ function dense(x: Tensor): Tensor {
 }
 
 function contiguousCopy(x: Tensor): Tensor {
-  const out = empty(x.shape, x.dtype, x.device);
+  const out = empty(x.shape, x.dtype, x.device, 'contiguous');
   runMap(x.device, 'contiguous', { expr: 'a', compute: x.dtype }, out, [bview(x, x.shape)]);
   return out;
 }
 
 /** A row-major copy with its own memory (not recorded by autograd). */
 export function clone(x: Tensor): Tensor {
-  deviceOf('clone', x);
+  checkTensor('clone', 'x', x);
   return contiguousCopy(x);
 }
 
 /** x itself if already contiguous, else a row-major copy. */
 export function contiguous(x: Tensor): Tensor {
-  deviceOf('contiguous', x);
+  checkTensor('contiguous', 'x', x);
   if (x.isContiguous) return x;
   return record('contiguous', [x], contiguousCopy(x));
 }
 
 /** x with a new shape (one -1 is inferred): a view when the strides allow, else a copy. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
-  deviceOf('reshape', x);
+  checkTensor('reshape', 'x', x);
   const to = inferShape('reshape', x.shape, shape);
   const strides = viewStrides(x.shape, x.strides, to);
   let out: Tensor;
@@ -509,8 +641,10 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 
 /** A view with the axes reordered: out.shape[i] = x.shape[dims[i]]. */
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
-  deviceOf('permute', x);
+  checkTensor('permute', 'x', x);
+  check(Array.isArray(dims), 'permute', () => `dims must be a list of axes, got ${describeValue(dims)}`);
   const r = x.ndim;
+  check(dims.length === r, 'permute', () => `dims ${JSON.stringify(dims)} are not a permutation of the ${r} axes of ${x.describe()}`);
   const d = dims.map((a) => normAxis(a, r, 'permute'));
   check(d.length === r && new Set(d).size === r, 'permute', () => `dims ${JSON.stringify(dims)} are not a permutation of the ${r} axes of ${x.describe()}`);
   const inverse = new Array<number>(r);
@@ -521,6 +655,9 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
 
 /** A view with axes a and b swapped (the last two by default). */
 export function transpose(x: Tensor, a = -2, b = -1): Tensor {
+  checkTensor('transpose', 'x', x);
+  checkNumber('transpose', 'a', a, { integer: true });
+  checkNumber('transpose', 'b', b, { integer: true });
   const r = x.ndim;
   check(r >= 2 || (r === 1 && (a === -1 || a === 0) && (b === -1 || b === 0)), 'transpose', () => `needs a tensor of rank >= 2, got ${x.describe()}`);
   if (r < 2) return x;
@@ -533,13 +670,15 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
 
 /** Elements start..end-1 along axis (Python-style negative indices and clamping). */
 export function slice(x: Tensor, axis: number, start: number, end?: number): Tensor {
-  deviceOf('slice', x);
+  checkTensor('slice', 'x', x);
+  check(x.ndim >= 1, 'slice', () => `cannot slice a 0-d tensor ${x.describe()} (it has no axis)`);
   const a = normAxis(axis, x.ndim, 'slice');
+  checkNumber('slice', 'start', start, { integer: true });
+  checkNumber('slice', 'end', end, { integer: true, optional: true });
   const n = x.shape[a];
   const clampIdx = (i: number): number => Math.min(Math.max(i < 0 ? i + n : i, 0), n);
   const s = clampIdx(start);
   const e = Math.max(s, clampIdx(end ?? n));
-  check(Number.isInteger(start) && (end === undefined || Number.isInteger(end)), 'slice', () => `start/end must be integers, got ${start}, ${end}`);
   const shape = [...x.shape];
   shape[a] = e - s;
   const out = x.view_(shape, x.strides, x.offset + s * x.strides[a]);
@@ -548,7 +687,9 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
 
 /** Broadcast view: -1 keeps a dim, new leading dims allowed, only size-1 dims may grow. */
 export function expand(x: Tensor, shape: readonly number[]): Tensor {
-  deviceOf('expand', x);
+  checkTensor('expand', 'x', x);
+  check(Array.isArray(shape) && shape.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= -1), 'expand',
+    () => `shape must be a list of non-negative integers (or -1 to keep a dim), got ${describeValue(shape)}`);
   const off = shape.length - x.ndim;
   check(off >= 0, 'expand', () => `cannot expand ${x.describe()} to fewer dims ${fmtShape(shape)}`);
   const to = shape.map((d, i) => (d === -1 && i >= off ? x.shape[i - off] : d));
@@ -563,6 +704,7 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
 
 /** A view with a size-1 axis inserted at `axis`. */
 export function unsqueeze(x: Tensor, axis: number): Tensor {
+  checkTensor('unsqueeze', 'x', x);
   const a = normAxis(axis, x.ndim + 1, 'unsqueeze');
   const shape = [...x.shape];
   shape.splice(a, 0, 1);
@@ -571,6 +713,7 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
 
 /** A view without size-1 axes (all of them, or only `axis`; a no-op if that axis is not 1, as PyTorch). */
 export function squeeze(x: Tensor, axis?: number): Tensor {
+  checkTensor('squeeze', 'x', x);
   if (axis === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
   const a = normAxis(axis, x.ndim, 'squeeze');
   if (x.shape[a] !== 1) return x;
@@ -588,9 +731,10 @@ export function sliceBackward(g: Tensor, xShape: readonly number[], axis: number
 
 /** Joins tensors along an existing axis. */
 export function concat(xs: readonly Tensor[], axis = 0): Tensor {
-  check(xs.length > 0, 'concat', () => 'needs at least one tensor');
+  checkTensorList('concat', 'xs', xs);
   const dev = deviceOf('concat', ...xs);
   const r = xs[0].ndim;
+  check(r >= 1, 'concat', () => `0-d tensors cannot be concatenated (stack them instead): got ${xs.map((t) => t.describe()).join(', ')}`);
   const a = normAxis(axis, r, 'concat');
   for (const x of xs) {
     check(x.ndim === r && x.shape.every((d, i) => i === a || d === xs[0].shape[i]) && x.dtype === xs[0].dtype, 'concat',
@@ -598,7 +742,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   }
   const shape = [...xs[0].shape];
   shape[a] = xs.reduce((s, x) => s + x.shape[a], 0);
-  const out = empty(shape, xs[0].dtype, dev);
+  const out = empty(shape, xs[0].dtype, dev, 'concat');
   const starts: number[] = [];
   let at = 0;
   for (const x of xs) {
@@ -612,7 +756,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
 
 /** Joins tensors along a new axis. */
 export function stack(xs: readonly Tensor[], axis = 0): Tensor {
-  check(xs.length > 0, 'stack', () => 'needs at least one tensor');
+  checkTensorList('stack', 'xs', xs);
   const a = normAxis(axis, xs[0].ndim + 1, 'stack');
   for (const x of xs) check(x.shape.length === xs[0].shape.length && x.shape.every((d, i) => d === xs[0].shape[i]), 'stack',
     () => `all tensors need the same shape: got ${xs.map((t) => t.describe()).join(', ')}`);
@@ -636,7 +780,9 @@ function releaseTemps(result: Tensor, temps: readonly Tensor[], keepAlive: reado
  * const [a, b] = t.split(t.arange(5), [2, 3]); // [0, 1] and [2, 3, 4]
  */
 export function split(x: Tensor, sizes: number | readonly number[], axis = 0): Tensor[] {
-  deviceOf('split', x);
+  checkTensor('split', 'x', x);
+  check(x.ndim >= 1, 'split', () => `cannot split a 0-d tensor ${x.describe()} (it has no axis)`);
+  check(typeof sizes === 'number' || Array.isArray(sizes), 'split', () => `sizes must be a positive integer or a list of sizes, got ${describeValue(sizes)}`);
   const a = normAxis(axis, x.ndim, 'split');
   const n = x.shape[a];
   let lens: number[];
@@ -660,7 +806,8 @@ export function split(x: Tensor, sizes: number | readonly number[], axis = 0): T
 
 /** `chunks` views of (nearly) equal size along `axis`: ceil(n / chunks) each, the last shorter (PyTorch's chunk). */
 export function chunk(x: Tensor, chunks: number, axis = 0): Tensor[] {
-  deviceOf('chunk', x);
+  checkTensor('chunk', 'x', x);
+  check(x.ndim >= 1, 'chunk', () => `cannot chunk a 0-d tensor ${x.describe()} (it has no axis)`);
   check(Number.isInteger(chunks) && chunks > 0, 'chunk', () => `chunks must be a positive integer, got ${chunks}`);
   const a = normAxis(axis, x.ndim, 'chunk');
   return split(x, Math.max(1, Math.ceil(x.shape[a] / chunks)), a);
@@ -668,8 +815,10 @@ export function chunk(x: Tensor, chunks: number, axis = 0): Tensor[] {
 
 /** x with the order of the elements reversed along each of `axes` (a copy, as in PyTorch). */
 export function flip(x: Tensor, axes: number | readonly number[]): Tensor {
-  deviceOf('flip', x);
-  const ax = normAxes(axes, x.ndim, 'flip');
+  checkTensor('flip', 'x', x);
+  check(typeof axes === 'number' || Array.isArray(axes), 'flip', () => `axes must be an integer or a list of integers, got ${describeValue(axes)}`);
+  // flip(x, []) flips nothing (PyTorch); for reductions an empty list means every axis
+  const ax = Array.isArray(axes) && axes.length === 0 ? [] : normAxes(axes, x.ndim, 'flip');
   return record('flip', [x], flipCopy(x, ax), { axes: ax });
 }
 
@@ -677,7 +826,7 @@ export function flip(x: Tensor, axes: number | readonly number[]): Tensor {
 export function flipCopy(x: Tensor, axes: readonly number[]): Tensor {
   const strides = x.strides.map((st, d) => (axes.includes(d) ? -st : st));
   const offset = x.offset + axes.reduce((o, d) => o + Math.max(0, x.shape[d] - 1) * x.strides[d], 0);
-  const out = empty(x.shape, x.dtype, x.device);
+  const out = empty(x.shape, x.dtype, x.device, 'flip');
   runMap(x.device, 'flip', { expr: 'a', compute: x.dtype }, out, [{ buffer: x.buffer, dtype: x.dtype, shape: x.shape, strides, offset }]);
   return out;
 }
@@ -690,8 +839,8 @@ export function flipCopy(x: Tensor, axes: readonly number[]): Tensor {
  * t.repeat(t.tensor([1, 2]), [2, 2]) // [[1, 2, 1, 2], [1, 2, 1, 2]]
  */
 export function repeat(x: Tensor, sizes: readonly number[]): Tensor {
-  deviceOf('repeat', x);
-  check(sizes.length >= x.ndim && sizes.every((r) => Number.isInteger(r) && r >= 0), 'repeat',
+  checkTensor('repeat', 'x', x);
+  check(Array.isArray(sizes) && sizes.length >= x.ndim && sizes.every((r) => Number.isInteger(r) && r >= 0), 'repeat',
     () => `sizes ${JSON.stringify(sizes)} must be ${x.ndim} or more non-negative integers for ${x.describe()}`);
   const dims = [...new Array<number>(sizes.length - x.ndim).fill(1), ...x.shape];
   const spread = reshape(x, dims.flatMap((d) => [1, d]));
@@ -703,17 +852,20 @@ export function repeat(x: Tensor, sizes: readonly number[]): Tensor {
 
 /** torch.tile: repeat() with `dims` padded by leading 1s to x's rank. */
 export function tile(x: Tensor, dims: readonly number[]): Tensor {
+  checkTensor('tile', 'x', x);
+  check(Array.isArray(dims), 'tile', () => `dims must be a list of non-negative integers, got ${describeValue(dims)}`);
   return repeat(x, dims.length < x.ndim ? [...new Array<number>(x.ndim - dims.length).fill(1), ...dims] : dims);
 }
 
 /** The (lower or upper) triangle of the last two dims as a copy, the rest zero; not recorded. */
 export function triangle(x: Tensor, upper: boolean, diagonal: number): Tensor {
   const op = upper ? 'triu' : 'tril';
+  checkTensor(op, 'x', x);
   const dev = deviceOf(op, x);
   check(x.ndim >= 2, op, () => `needs a tensor of rank >= 2, got ${x.describe()}`);
   check(Number.isInteger(diagonal), op, () => `diagonal must be an integer, got ${diagonal}`);
   const [R, C] = x.shape.slice(-2);
-  const out = empty(x.shape, x.dtype, dev);
+  const out = empty(x.shape, x.dtype, dev, op);
   // o0 is the element's linear index (contiguous output): column o0 % C, row (o0 / C) % R
   const diff = 'i32(o0 % u32(p.x)) - i32((o0 / u32(p.x)) % u32(p.y))';
   runMap(dev, op, { expr: `select(${x.dtype}(0), a, ${diff} ${upper ? '>=' : '<='} i32(p.z))`, compute: x.dtype }, out, [bview(x, x.shape)], [C, R, diagonal]);
@@ -732,14 +884,27 @@ export function triu(x: Tensor, diagonal = 0): Tensor {
 
 // ---- reductions -----------------------------------------------------------------------------------
 
+/**
+ * The reduction kernels count the reduced elements of each output with 32-bit integers: more than
+ * 2^31 per output (possible with expand(), which costs no memory) is refused rather than wrapped.
+ */
+export const MAX_REDUCED_ELEMENTS = 2 ** 31;
+
+function checkReducedSize(op: string, x: Tensor, axes: readonly number[]): void {
+  const R = numel(axes.map((i) => x.shape[i]));
+  check(R <= MAX_REDUCED_ELEMENTS, op, () => `reducing ${R} elements of ${x.describe()} into each output exceeds the limit of 2^31 (${MAX_REDUCED_ELEMENTS}) `
+    + 'elements per output (the kernels\' 32-bit index math): reduce in parts, e.g. over slices, then combine the parts');
+}
+
 function reduceInto(op: string, kind: ReduceKind, x: Tensor, axes: number[], scale = 1, square = false): { out: Tensor; keepShape: number[] } {
   const dev = deviceOf(op, x);
+  checkReducedSize(op, x, axes);
   const keep = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
   const outer = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
   const order = [...outer, ...axes];
   const view: View = { buffer: x.buffer, dtype: x.dtype, shape: order.map((i) => x.shape[i]), strides: order.map((i) => x.strides[i]), offset: x.offset };
   const outShape = outer.map((i) => x.shape[i]);
-  const out = empty(outShape, kind === 'argmax' || kind === 'argmin' ? 'i32' : x.dtype, dev);
+  const out = empty(outShape, kind === 'argmax' || kind === 'argmin' ? 'i32' : x.dtype, dev, op);
   check(numel(axes.map((i) => x.shape[i])) > 0 || kind === 'sum' || kind === 'prod', op, () => `cannot reduce over an empty dimension of ${x.describe()}`);
   runReduce(dev, op, kind, out, view, axes.length, scale, square);
   return { out, keepShape: keep };
@@ -752,7 +917,8 @@ function reduceInto(op: string, kind: ReduceKind, x: Tensor, axes: number[], sca
  * (P + 2 dispatches where sum(mul(g, g)) chained with add took ~3P + 2).
  */
 export function sumOfSquares(xs: readonly Tensor[]): Tensor {
-  check(xs.length > 0, 'sumOfSquares', () => 'needs at least one tensor');
+  checkTensorList('sumOfSquares', 'xs', xs);
+  for (const x of xs) checkReducedSize('sumOfSquares', x, [...x.shape.keys()]);
   const dev = deviceOf('sumOfSquares', ...xs);
   checkF32('sumOfSquares', ...xs);
   const rowsOf = (x: Tensor): number => {
@@ -782,7 +948,8 @@ function finish(out: Tensor, keepShape: number[], keepdim: boolean): Tensor {
 }
 
 function reduction(op: 'sum' | 'max' | 'min', x: Tensor, axis: number | readonly number[] | undefined, keepdim: boolean): Tensor {
-  x.assertAlive(op);
+  checkTensor(op, 'x', x);
+  checkBool(op, 'keepdim', keepdim);
   const axes = normAxes(axis, x.ndim, op);
   const { out, keepShape } = reduceInto(op, op, x, axes);
   const res = finish(out, keepShape, keepdim);
@@ -798,9 +965,9 @@ function reduction(op: 'sum' | 'max' | 'min', x: Tensor, axis: number | readonly
  * t.tensor([[1, 2], [3, 4]]).sum(1) // [3, 7]
  */
 export const sum = (x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor => reduction('sum', x, axis, keepdim);
-/** Largest value over `axis` (every axis when omitted); the gradient is split evenly among ties (torch.amax). */
+/** Largest value over `axis` (every axis when omitted; NaN if any is NaN); the gradient is split evenly among ties (torch.amax). */
 export const max = (x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor => reduction('max', x, axis, keepdim);
-/** Smallest value over `axis` (every axis when omitted); the gradient is split evenly among ties (torch.amin). */
+/** Smallest value over `axis` (every axis when omitted; NaN if any is NaN); the gradient is split evenly among ties (torch.amin). */
 export const min = (x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor => reduction('min', x, axis, keepdim);
 
 /**
@@ -808,7 +975,8 @@ export const min = (x: Tensor, axis?: number | readonly number[], keepdim = fals
  * input: each element gets the product of the others (exclusive cumulative products from both ends).
  */
 export function prod(x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor {
-  x.assertAlive('prod');
+  checkTensor('prod', 'x', x);
+  checkBool('prod', 'keepdim', keepdim);
   const axes = normAxes(axis, x.ndim, 'prod');
   const { out, keepShape } = reduceInto('prod', 'prod', x, axes);
   const res = finish(out, keepShape, keepdim);
@@ -848,8 +1016,16 @@ export function cumulative(x: Tensor, kind: ScanKind, axis: number, opts: ScanOp
  * t.cumsum(t.tensor([1, 2, 3]), 0) // [1, 3, 6]
  */
 export function cumsum(x: Tensor, axis: number): Tensor {
-  deviceOf('cumsum', x);
+  checkTensor('cumsum', 'x', x);
   const a = normAxis(axis, x.ndim, 'cumsum');
+  if (x.ndim === 0) {
+    // PyTorch: the cumulative sum of a scalar is the scalar
+    const x1 = reshape(x, [1]);
+    const c = cumsum(x1, 0);
+    const out = reshape(c, []);
+    releaseTemps(out, [x1, c]);
+    return out;
+  }
   return record('cumsum', [x], cumulative(x, 'sum', a), { axis: a });
 }
 
@@ -862,20 +1038,30 @@ export function cumsum(x: Tensor, axis: number): Tensor {
  * const { values, indices } = t.topk(t.tensor([1, 5, 3]), 2); // [5, 3] and [1, 2]
  */
 export function topk(x: Tensor, k: number, axis = -1, largest = true): { values: Tensor; indices: Tensor } {
+  checkTensor('topk', 'x', x);
+  checkBool('topk', 'largest', largest);
   const dev = deviceOf('topk', x);
   check(x.ndim >= 1, 'topk', () => `needs a tensor of rank >= 1, got ${x.describe()}`);
   const a = normAxis(axis, x.ndim, 'topk');
   check(Number.isInteger(k) && k >= 0 && k <= x.shape[a], 'topk', () => `k = ${k} must be an integer in [0, ${x.shape[a]}] (the size of axis ${a} of ${x.describe()})`);
   const shape = x.shape.map((d, i) => (i === a ? k : d));
-  const indices = empty(shape, 'i32', dev);
+  const indices = empty(shape, 'i32', dev, 'topk');
   if (k > 0) runTopk(dev, 'topk', bview(indices, shape), bview(x, x.shape), a, k, largest);
   return { values: gather(x, a, indices), indices };
 }
 
 /** The extreme value along one axis and its (first) index, as one op with torch.max(x, dim)'s gradient. */
 function extremeWithIndices(op: 'maxWithIndices' | 'minWithIndices', x: Tensor, axis: number, keepdim: boolean): { values: Tensor; indices: Tensor } {
-  deviceOf(op, x);
+  checkTensor(op, 'x', x);
+  checkBool(op, 'keepdim', keepdim);
   const a = normAxis(axis, x.ndim, op);
+  if (x.ndim === 0) {
+    // PyTorch: a scalar is its own extreme, at index 0
+    const x1 = reshape(x, [1]);
+    const r = extremeWithIndices(op, x1, 0, false);
+    releaseTemps(r.values, [x1]);
+    return r;
+  }
   const idx = argExtreme(op, op === 'maxWithIndices' ? 'argmax' : 'argmin', x, a, true);
   const kept = gather(x, a, idx);
   if (keepdim) return { values: kept, indices: idx };
@@ -902,7 +1088,8 @@ export const minWithIndices = (x: Tensor, axis: number, keepdim = false): { valu
 
 /** Mean over `axis` (every axis when omitted), f32. */
 export function mean(x: Tensor, axis?: number | readonly number[], keepdim = false): Tensor {
-  x.assertAlive('mean');
+  checkTensor('mean', 'x', x);
+  checkBool('mean', 'keepdim', keepdim);
   const axes = normAxes(axis, x.ndim, 'mean');
   const n = numel(axes.map((i) => x.shape[i]));
   check(x.dtype === 'f32', 'mean', () => `expected an f32 tensor, got ${x.describe()}`);
@@ -918,7 +1105,10 @@ export function mean(x: Tensor, axis?: number | readonly number[], keepdim = fal
  * reserved word in JavaScript: the function is `variance`, the method `x.var()`.
  */
 export function variance(x: Tensor, axis?: number | readonly number[], keepdim = false, correction = 1): Tensor {
-  x.assertAlive('var');
+  checkTensor('var', 'x', x);
+  checkBool('var', 'keepdim', keepdim);
+  checkNumber('var', 'correction', correction, { min: 0 });
+  checkF32('var', x);
   const axes = normAxes(axis, x.ndim, 'var');
   const n = numel(axes.map((i) => x.shape[i]));
   check(n - correction > 0, 'var', () => `needs more than ${correction} elements along the reduced axes of ${x.describe()}`);
@@ -928,6 +1118,7 @@ export function variance(x: Tensor, axis?: number | readonly number[], keepdim =
 
 /** Standard deviation: sqrt(variance(x, axis, keepdim, correction)), correction 1 by default as in PyTorch. */
 export function std(x: Tensor, axis?: number | readonly number[], keepdim = false, correction = 1): Tensor {
+  checkTensor('std', 'x', x);
   const v = variance(x, axis, keepdim, correction);
   const out = sqrt(v);
   releaseTemps(out, [v]);
@@ -935,9 +1126,13 @@ export function std(x: Tensor, axis?: number | readonly number[], keepdim = fals
 }
 
 function argExtreme(op: string, kind: 'argmax' | 'argmin', x: Tensor, axis: number | undefined, keepdim: boolean): Tensor {
-  x.assertAlive(op);
+  checkTensor(op, 'x', x);
+  checkBool(op, 'keepdim', keepdim);
+  if (axis !== undefined) normAxis(axis, x.ndim, op);
+  if (x.ndim === 0) return fullOf(op, [], 0, { dtype: 'i32', device: x.device }); // a scalar's index is 0 (PyTorch)
   if (axis === undefined) {
     // over the flattened tensor (PyTorch's argmax() without dim)
+    checkReducedSize(op, x, [...x.shape.keys()]);
     const flat = reshape(x, [-1]);
     const r = argExtreme(op, kind, flat, 0, false);
     flat.dispose();
@@ -957,9 +1152,12 @@ function reshapeOwned(t: Tensor, shape: readonly number[]): Tensor {
   return r;
 }
 
-/** Index of the first maximum along `axis` (i32, no gradient); over the flattened tensor when axis is omitted. */
+/**
+ * Index of the first maximum along `axis` (i32, no gradient; a NaN counts as the maximum, as
+ * PyTorch); over the flattened tensor when axis is omitted.
+ */
 export const argmax = (x: Tensor, axis?: number, keepdim = false): Tensor => argExtreme('argmax', 'argmax', x, axis, keepdim);
-/** Index of the first minimum along `axis` (i32, no gradient); over the flattened tensor when axis is omitted. */
+/** Index of the first minimum along `axis` (i32, no gradient; a NaN counts as the minimum, as PyTorch); over the flattened tensor when axis is omitted. */
 export const argmin = (x: Tensor, axis?: number, keepdim = false): Tensor => argExtreme('argmin', 'argmin', x, axis, keepdim);
 
 /**
@@ -971,7 +1169,8 @@ export const argmin = (x: Tensor, axis?: number, keepdim = false): Tensor => arg
  * t.norm(t.tensor([3, 4])) // 5
  */
 export function norm(x: Tensor, p = 2, axis?: number | readonly number[], keepdim = false): Tensor {
-  x.assertAlive('norm');
+  checkTensor('norm', 'x', x);
+  checkBool('norm', 'keepdim', keepdim);
   checkF32('norm', x);
   check(typeof p === 'number' && !Number.isNaN(p), 'norm', () => `p must be a number, got ${String(p)}`);
   const axes = normAxes(axis, x.ndim, 'norm');
@@ -1021,20 +1220,27 @@ export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
  * t.matmul(t.randn([8, 16]), t.randn([16, 4])) // [8, 4]
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
+  checkTensor('matmul', 'a', a);
+  checkTensor('matmul', 'b', b);
   const dev = deviceOf('matmul', a, b);
   checkF32('matmul', a, b);
   check(a.ndim >= 1 && b.ndim >= 1, 'matmul', () => `operands must have rank >= 1, got ${a.describe()} and ${b.describe()}`);
   if (a.ndim === 1 || b.ndim === 1) {
     // PyTorch: a 1-D left operand is a row vector, a 1-D right operand a column; the added dims are removed
-    const r = matmul(a.ndim === 1 ? unsqueeze(a, 0) : a, b.ndim === 1 ? unsqueeze(b, -1) : b);
+    const a2 = a.ndim === 1 ? unsqueeze(a, 0) : a;
+    const b2 = b.ndim === 1 ? unsqueeze(b, -1) : b;
+    const r = matmul(a2, b2);
     const outShape = r.shape.filter((_, i) => !((b.ndim === 1 && i === r.ndim - 1) || (a.ndim === 1 && i === r.ndim - 2)));
-    return reshape(r, outShape);
+    const out = reshape(r, outShape);
+    releaseTemps(out, [a2, b2, r], [a, b]);
+    return out;
   }
   const [M, K] = a.shape.slice(-2);
   const [K2, N] = b.shape.slice(-2);
   check(K === K2, 'matmul', () => `inner dimensions differ: ${a.describe()} @ ${b.describe()} (expected a.shape[-1] == b.shape[-2])`);
   const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
-  const out = empty([...batch, M, N], 'f32', dev);
+  check(Math.max(M, N, K, numel(batch)) < 2 ** 31, 'matmul', () => `sizes ${fmtShape([...batch, M, K])} @ ${fmtShape([...batch, K, N])} exceed the kernels' 32-bit index math (each of M, N, K and the batch below 2^31)`);
+  const out = empty([...batch, M, N], 'f32', dev, 'matmul');
   runMatmul(dev, 'matmul', out, bview(a, [...batch, M, K]), bview(b, [...batch, K, N]));
   return record('matmul', [a, b], out);
 }
@@ -1045,6 +1251,9 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
  * z = x @ w + bias is kept for the backward and GELU runs as its own element-wise pass.
  */
 export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, activation: 'none' | 'gelu' = 'none'): Tensor {
+  checkTensor('linear', 'x', x);
+  checkTensor('linear', 'w', w);
+  checkOptionalTensor('linear', 'bias', bias);
   const dev = deviceOf('linear', x, w, bias);
   checkF32('linear', x, w, bias);
   check(x.ndim >= 1 && w.ndim === 2 && x.shape[x.ndim - 1] === w.shape[0], 'linear',
@@ -1052,12 +1261,12 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, activation: '
   const [K, N] = w.shape;
   if (bias) check(bias.ndim === 1 && bias.shape[0] === N, 'linear', () => `bias must have shape [${N}], got ${bias.describe()}`);
   check(activation === 'none' || activation === 'gelu', 'linear', () => `activation must be 'none' or 'gelu', got ${String(activation)}`);
-  const rows = x.numel / K;
+  const rows = numel(x.shape.slice(0, -1));
   const x2 = x.view_([rows, K], viewStrides(x.shape, x.strides, [rows, K]) ?? contiguousStrides([rows, K]), x.offset);
   const x2c = viewStrides(x.shape, x.strides, [rows, K]) ? x2 : contiguousCopy(x2);
   const outShape = [...x.shape.slice(0, -1), N];
   const grad = isGradEnabled() && [x, w, bias].some((t) => t?.requiresGrad);
-  const z = empty(outShape, 'f32', dev);
+  const z = empty(outShape, 'f32', dev, 'linear');
   const zv: View = { buffer: z.buffer, dtype: 'f32', shape: [rows, N], strides: [N, 1], offset: 0 };
   runMatmul(dev, 'linear', zv, bview(x2c, [rows, K]), bview(w, [K, N]), { bias: bias ? bview(bias, [N]) : null, activation: grad ? 'none' : activation });
   if (x2c !== x2) x2c.dispose();
@@ -1103,11 +1312,20 @@ function undoRows(t: Tensor, perm: number[] | null): Tensor {
 }
 
 function softmaxLike(op: 'softmax' | 'logSoftmax', x: Tensor, axis: number): Tensor {
+  checkTensor(op, 'x', x);
   const dev = deviceOf(op, x);
   checkF32(op, x);
-  if (x.ndim === 0) return record(op, [x], op === 'softmax' ? onesLike(x) : zerosLike(x), { axis: 0 });
+  normAxis(axis, x.ndim, op);
+  if (x.ndim === 0) {
+    // a scalar is a row of one
+    const x1 = reshape(x, [1]);
+    const y = softmaxLike(op, x1, 0);
+    const out = reshape(y, []);
+    releaseTemps(out, [x1, y]);
+    return out;
+  }
   const { rows, perm } = rowsAlong(x, axis);
-  const out = empty(rows.shape, 'f32', dev);
+  const out = empty(rows.shape, 'f32', dev, op);
   runSoftmax(dev, op, op, out, rows);
   if (rows !== x) rows.dispose();
   return record(op, [x], undoRows(out, perm), { axis: normAxis(axis, x.ndim, op) });
@@ -1137,6 +1355,8 @@ export function softmaxBackward(y: Tensor, g: Tensor, axis: number, log: boolean
 
 /** log(sum(exp(x))) over axes, computed stably in one pass per row. */
 export function logsumexp(x: Tensor, axis: number | readonly number[], keepdim = false): Tensor {
+  checkTensor('logsumexp', 'x', x);
+  checkBool('logsumexp', 'keepdim', keepdim);
   const dev = deviceOf('logsumexp', x);
   checkF32('logsumexp', x);
   const axes = normAxes(axis, x.ndim, 'logsumexp');
@@ -1148,7 +1368,7 @@ export function logsumexp(x: Tensor, axis: number | readonly number[], keepdim =
   const rows2d = reshape(moved.isContiguous ? moved : contiguousCopy(moved), [-1, n]);
   moved.dispose();
   const outShape = outer.map((i) => x.shape[i]);
-  const out = empty(outShape, 'f32', dev);
+  const out = empty(outShape, 'f32', dev, 'logsumexp');
   runSoftmax(dev, 'logsumexp', 'logsumexp', out, rows2d);
   rows2d.dispose();
   const keepShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
@@ -1161,6 +1381,11 @@ export function logsumexp(x: Tensor, axis: number | readonly number[], keepdim =
 
 /** Normalises over the trailing `normalizedShape` dims (biased variance), then * weight + bias. */
 export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  checkTensor('layerNorm', 'x', x);
+  check(Array.isArray(normalizedShape), 'layerNorm', () => `normalizedShape must be a list of trailing dims, got ${describeValue(normalizedShape)}`);
+  checkOptionalTensor('layerNorm', 'weight', weight);
+  checkOptionalTensor('layerNorm', 'bias', bias);
+  checkNumber('layerNorm', 'eps', eps, { min: 0 });
   const dev = deviceOf('layerNorm', x, weight, bias);
   checkF32('layerNorm', x, weight, bias);
   const k = normalizedShape.length;
@@ -1175,7 +1400,7 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?
   const xc = dense(x);
   const wc = weight ? dense(weight) : null;
   const bc = bias ? dense(bias) : null;
-  const out = empty(x.shape, 'f32', dev);
+  const out = empty(x.shape, 'f32', dev, 'layerNorm');
   const meanT = empty([rows], 'f32', dev);
   const rstd = empty([rows], 'f32', dev);
   runLayerNorm(dev, 'layerNorm', out, meanT, rstd, xc, wc, bc, rows, D, eps);
@@ -1212,27 +1437,29 @@ export function layerNormBackward(g: Tensor, { inputs: [x, w, b], saved }: GradC
 
 // ---- indexing -------------------------------------------------------------------------------------------
 
-function checkIndex(op: string, index: Tensor): void {
+function checkIndex(op: string, index: Tensor, name = 'index'): void {
+  checkTensor(op, name, index);
   check(index.dtype === 'i32', op, () => `index must be an i32 tensor, got ${index.describe()}`);
 }
 
-function gatherForward(op: string, x: Tensor, a: number, index: Tensor): Tensor {
+function gatherForward(op: string, x: Tensor, a: number, index: Tensor, describeCall: () => string): Tensor {
   const dev = deviceOf(op, x, index);
-  const out = empty(index.shape, x.dtype, dev);
+  const out = empty(index.shape, x.dtype, dev, op);
   const xShape = x.shape.map((d, i) => (i === a ? d : index.shape[i]));
   const xv: View = { buffer: x.buffer, dtype: x.dtype, shape: xShape, strides: x.strides, offset: x.offset };
-  runGather(dev, op, out, xv, bview(index, index.shape), a, dev.assertFlags(`${op}: an index was out of range`));
+  const n = x.ndim === 0 ? 1 : x.shape[a];
+  runGather(dev, op, out, xv, bview(index, index.shape), a, dev.assertFlag(op, () => `an index was outside [0, ${n}): ${describeCall()}`));
   return out;
 }
 
 /** torch.gather: out[i][j][k] = x[i][index[i][j][k]][k] for axis 1 (index.shape[d] <= x.shape[d] for d != axis). */
 export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
-  deviceOf('gather', x, index);
+  checkTensor('gather', 'x', x);
   checkIndex('gather', index);
   const a = normAxis(axis, x.ndim, 'gather');
   check(index.ndim === x.ndim && index.shape.every((d, i) => i === a || d <= x.shape[i]), 'gather',
     () => `index ${index.describe()} must have the rank of ${x.describe()} and no larger size off axis ${a}`);
-  return record('gather', [x, index], gatherForward('gather', x, a, index), { axis: a });
+  return record('gather', [x, index], gatherForward('gather', x, a, index, () => `index ${index.describe()} gathering along axis ${a} (size ${x.shape[a] ?? 1}) of ${x.describe()}`), { axis: a });
 }
 
 /** The 1-D index of indexSelect viewed as a gather index (stride 0 off the axis). */
@@ -1244,12 +1471,19 @@ export function indexSelectView(index: Tensor, xShape: readonly number[], axis: 
 
 /** Rows (or slices along axis) of x picked by a 1-D i32 index. */
 export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
-  deviceOf('indexSelect', x, index);
-  checkIndex('indexSelect', index);
-  check(index.ndim === 1, 'indexSelect', () => `index must be 1-D, got ${index.describe()}`);
-  const a = normAxis(axis, x.ndim, 'indexSelect');
+  return indexSelectAs('indexSelect', x, axis, index);
+}
+
+/** indexSelect, with errors (and the GPU's range check) reported under `op`. */
+function indexSelectAs(op: string, x: Tensor, axis: number, index: Tensor, describeCall?: () => string): Tensor {
+  checkTensor(op, 'x', x);
+  checkIndex(op, index);
+  deviceOf(op, x, index);
+  check(x.ndim >= 1, op, () => `x must have rank >= 1, got ${x.describe()}`);
+  check(index.ndim === 1, op, () => `index must be 1-D, got ${index.describe()}`);
+  const a = normAxis(axis, x.ndim, op);
   const idxView = indexSelectView(index, x.shape, a);
-  const out = gatherForward('indexSelect', x, a, idxView);
+  const out = gatherForward(op, x, a, idxView, describeCall ?? (() => `index ${index.describe()} selecting along axis ${a} (size ${x.shape[a]}) of ${x.describe()}`));
   idxView.dispose();
   return record('indexSelect', [x, index], out, { axis: a });
 }
@@ -1262,11 +1496,11 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
  * t.embedding(t.tensor([2, 0], { dtype: 'i32' }), weight) // rows 2 and 0 of weight: [2, D]
  */
 export function embedding(ids: Tensor, weight: Tensor): Tensor {
-  check(ids instanceof Tensor && weight instanceof Tensor, 'embedding', () => 'expected embedding(ids, weight), two tensors');
+  checkIndex('embedding', ids, 'ids');
+  checkTensor('embedding', 'weight', weight);
   check(weight.ndim === 2, 'embedding', () => `weight must be [V, D], got ${weight.describe()}`);
-  checkIndex('embedding', ids);
   const flat = reshape(ids, [-1]);
-  const rows = indexSelect(weight, 0, flat);
+  const rows = indexSelectAs('embedding', weight, 0, flat, () => `ids ${ids.describe()} into the ${weight.shape[0]} rows of weight ${weight.describe()}`);
   const out = reshape(rows, [...ids.shape, weight.shape[1]]);
   releaseTemps(out, [rows, flat]);
   return out;
@@ -1278,20 +1512,21 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
  * and is reported (TrimpiError at the next readback).
  */
 export function oneHot(ids: Tensor, numClasses: number, opts: { dtype?: DType } = {}): Tensor {
+  checkIndex('oneHot', ids, 'ids');
   const dev = deviceOf('oneHot', ids);
-  checkIndex('oneHot', ids);
-  check(Number.isInteger(numClasses) && numClasses >= 1, 'oneHot', () => `numClasses must be a positive integer, got ${numClasses}`);
+  checkNumber('oneHot', 'numClasses', numClasses, { integer: true, min: 1, max: I32_MAX });
+  checkOptions('oneHot', opts);
   const dtype = opts.dtype ?? 'i32';
-  check(isDType(dtype), 'oneHot', () => `unknown dtype ${String(dtype)}`);
+  checkDType('oneHot', 'dtype', dtype);
   const shape = [...ids.shape, numClasses];
-  const out = empty(shape, dtype, dev);
+  const out = empty(shape, dtype, dev, 'oneHot');
   const idv: View = { buffer: ids.buffer, dtype: 'i32', shape, strides: [...ids.strides, 0], offset: ids.offset };
   runMap(dev, 'oneHot', { expr: 'select(0, 1, a == i32(o0 % u32(p.x)))', compute: 'i32' }, out, [idv], [numClasses]);
   // the range check: the keys of a gather along a last axis of size numClasses flag every bad id
   const probe = [...ids.shape, 1];
   const keys = empty(probe, 'i32', dev);
   runGatherKeys(dev, 'oneHot', bview(keys, probe), shape, { ...idv, shape: probe }, ids.ndim,
-    dev.assertFlags(`oneHot: an index was outside [0, ${numClasses})`));
+    dev.assertFlag('oneHot', () => `an index was outside [0, ${numClasses}): ids ${ids.describe()}`));
   keys.dispose();
   return out;
 }
@@ -1304,7 +1539,9 @@ export function oneHot(ids: Tensor, numClasses: number, opts: { dtype?: DType } 
  * outside [0, x.shape[axis]) is skipped and reported (TrimpiError at the next readback).
  */
 export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor): Tensor {
-  deviceOf('scatterAdd', x, index, src);
+  checkTensor('scatterAdd', 'x', x);
+  checkTensor('scatterAdd', 'src', src);
+  check(x.ndim >= 1, 'scatterAdd', () => `x must have rank >= 1, got ${x.describe()}`);
   checkF32('scatterAdd', x, src);
   checkIndex('scatterAdd', index);
   const a = normAxis(axis, x.ndim, 'scatterAdd');
@@ -1329,7 +1566,8 @@ export function gatherBackward(g: Tensor, xShape: readonly number[], axis: numbe
   // torch.gather allows an index smaller than x off the axis: scatter into that sub-block, then place it
   const sub = xShape.map((d, i) => (i === axis ? d : index.shape[i]));
   const keys = empty(index.shape, 'i32', dev);
-  runGatherKeys(dev, op, keys, sub, bview(index, index.shape), axis, checkOp ? dev.assertFlags(`${checkOp}: an index was out of range`) : undefined);
+  runGatherKeys(dev, op, keys, sub, bview(index, index.shape), axis,
+    checkOp ? dev.assertFlag(checkOp, () => `an index was outside [0, ${xShape[axis]}): index ${index.describe()} along axis ${axis} of a tensor of shape ${fmtShape(xShape)}`) : undefined);
   const out = empty(sub, 'f32', dev);
   runScatterAddByKey(dev, op, out, keys, bview(g, g.shape));
   keys.dispose();
@@ -1348,19 +1586,25 @@ export function gatherBackward(g: Tensor, xShape: readonly number[], axis: numbe
  * A token outside [0, V) is reported (TrimpiError at the next readback).
  */
 export function tokenLogProbs(logits: Tensor, tokens: Tensor): Tensor {
-  const dev = deviceOf('tokenLogProbs', logits, tokens);
-  checkF32('tokenLogProbs', logits);
-  checkIndex('tokenLogProbs', tokens);
+  return tokenLogProbsAs('tokenLogProbs', logits, tokens);
+}
+
+function tokenLogProbsAs(op: string, logits: Tensor, tokens: Tensor, describeCall?: () => string): Tensor {
+  checkTensor(op, 'logits', logits);
+  checkIndex(op, tokens, 'tokens');
+  const dev = deviceOf(op, logits, tokens);
+  checkF32(op, logits);
   const V = logits.shape[logits.ndim - 1];
-  check(logits.ndim >= 1 && tokens.ndim === logits.ndim - 1 && tokens.shape.every((d, i) => d === logits.shape[i]), 'tokenLogProbs',
+  check(logits.ndim >= 1 && tokens.ndim === logits.ndim - 1 && tokens.shape.every((d, i) => d === logits.shape[i]), op,
     () => `tokens ${tokens.describe()} must have the shape of logits ${logits.describe()} without the vocabulary dim`);
   const rows = tokens.numel;
   const x = dense(logits);
   const tg = dense(tokens);
-  const out = empty(tokens.shape, 'f32', dev);
+  const out = empty(tokens.shape, 'f32', dev, op);
   const lse = empty([rows], 'f32', dev);
   runTokenLogProbs(dev, 'tokenLogProbs', bview(out, [rows]), bview(lse, [rows]), { buffer: x.buffer, dtype: 'f32', shape: [rows, V], strides: [V, 1], offset: x.offset },
-    { buffer: tg.buffer, dtype: 'i32', shape: [rows], strides: [1], offset: tg.offset }, dev.assertFlags('tokenLogProbs: a target token was outside the vocabulary'));
+    { buffer: tg.buffer, dtype: 'i32', shape: [rows], strides: [1], offset: tg.offset },
+    dev.assertFlag(op, describeCall ?? (() => `a target token was outside the vocabulary [0, ${V}): tokens ${tokens.describe()} for logits ${logits.describe()}`)));
   if (x !== logits) x.dispose();
   if (tg !== tokens) tg.dispose();
   if (!isGradEnabled() || !logits.requiresGrad) {
@@ -1410,9 +1654,14 @@ export interface CrossEntropyOptions {
  * const loss = t.crossEntropy(logits, targets, { ignoreIndex: -100 }); // logits [N, C], targets [N] i32
  */
 export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  checkTensor('crossEntropy', 'logits', logits);
+  checkIndex('crossEntropy', targets, 'targets');
+  checkOptions('crossEntropy', opts);
+  checkOptionalTensor('crossEntropy', 'weight', opts.weight);
+  checkOptionalTensor('crossEntropy', 'tokenWeight', opts.tokenWeight);
+  checkNumber('crossEntropy', 'ignoreIndex', opts.ignoreIndex, { integer: true, optional: true });
   deviceOf('crossEntropy', logits, targets, opts.weight, opts.tokenWeight);
   checkF32('crossEntropy', logits, opts.weight, opts.tokenWeight);
-  checkIndex('crossEntropy', targets);
   const C = logits.shape[logits.ndim - 1];
   check(logits.ndim >= 1 && targets.ndim === logits.ndim - 1 && targets.shape.every((d, i) => d === logits.shape[i]), 'crossEntropy',
     () => `targets ${targets.describe()} must have the shape of logits ${logits.describe()} without the class dim`);
@@ -1427,16 +1676,17 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const t = reshape(targets, [-1]);
   const valid = ne(t, ignore);
   const safe = where(valid, t, 0);
-  const picked = tokenLogProbs(L, safe);
+  const picked = tokenLogProbsAs('crossEntropy', L, safe, () => `a target was outside the classes [0, ${C}) (and not ignoreIndex ${ignore}): targets ${targets.describe()} for logits ${logits.describe()}`);
   const classWeight = opts.weight;
   const tokenWeight = opts.tokenWeight;
   const w = noGrad(() => {
     let wt = valid;
-    if (classWeight) wt = mul(wt, indexSelect(classWeight, 0, safe));
+    if (classWeight) wt = mul(wt, indexSelectAs('crossEntropy', classWeight, 0, safe, () => `a target was outside the classes [0, ${C}): targets ${targets.describe()}`));
     if (tokenWeight) wt = mul(wt, reshape(tokenWeight, [-1]));
     return wt;
   });
-  const per = mul(neg(picked), w);
+  // ignored rows contribute 0 even when their logits hold NaN (PyTorch skips them)
+  const per = where(valid, mul(neg(picked), w), 0);
   if (reduction === 'none') return reshape(per, targets.shape);
   const total = sum(per);
   if (reduction === 'sum') return total;

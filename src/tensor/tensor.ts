@@ -55,12 +55,14 @@ export class Tensor implements Disposable {
     track(this);
   }
 
-  /** @internal A fresh uninitialised contiguous tensor. */
-  static empty(shape: Shape, dtype: DType = 'f32', device: Device = currentDevice('empty')): Tensor {
+  /** @internal A fresh uninitialised contiguous tensor; `op` names the caller in errors. */
+  static empty(shape: Shape, dtype: DType = 'f32', device: Device = currentDevice('empty'), op = 'empty'): Tensor {
     const n = numel(shape);
-    check(shape.every((d) => Number.isInteger(d) && d >= 0), 'empty', () => `invalid shape ${fmtShape(shape)}`);
+    check(shape.every((d) => Number.isInteger(d) && d >= 0), op, () => `invalid shape ${fmtShape(shape)}`);
     const bytes = Math.max(n, 1) * BYTES_PER_ELEMENT;
-    const storage = new Storage(device.alloc(bytes, 'tensor'), bytes, device.pool);
+    const max = device.limits.maxStorageBufferBindingSize;
+    check(bytes <= max, op, () => `a tensor of shape ${fmtShape(shape)} (${bytes} bytes) exceeds the device's maxStorageBufferBindingSize (${max} bytes)`);
+    const storage = new Storage(device.alloc(bytes, op), bytes, device.pool);
     return new Tensor(device, storage, shape, dtype);
   }
 
@@ -197,6 +199,7 @@ export class Tensor implements Disposable {
 
   /** Sets requiresGrad and returns this (for chaining at creation). */
   requiresGrad_(flag = true): this {
+    check(typeof flag === 'boolean', 'requiresGrad_', () => `flag must be true or false, got ${String(flag)}`);
     check(!flag || this.dtype === 'f32', 'requiresGrad_', () => `only f32 tensors can require gradients, got ${this.dtype}`);
     this.requiresGrad = flag;
     return this;

@@ -112,4 +112,13 @@ describe('VisionLanguageModel', () => {
     expect(() => new nn.VisionLanguageModel(tinyConfig({ dim: 33 }))).toThrow(/widths must be multiples of the head counts/);
     expect(() => nn.preset('huge', 50)).toThrow(/unknown preset 'huge' \(expected one of tiny, cpu, gpu\)/);
   });
+
+  it('a config that fails half-way through construction leaks no GPU memory', () => {
+    const base = t.memoryStats().liveStorages;
+    // vision tower, projector and token embedding are built before the 1e9-row position table fails
+    expect(() => new nn.VisionLanguageModel(tinyConfig({ maxPositions: 1e9 }))).toThrow(/randn: a tensor of shape \[1000000000, 32\] .* exceeds the device's maxStorageBufferBindingSize/);
+    expect(() => new nn.VisionLanguageModel(tinyConfig({ layers: 2, mlpRatio: 2 ** 40 }))).toThrow(TrimpiError);
+    expect(() => new nn.VisionLanguageModel(null as unknown as t.nn.VlmConfig)).toThrow(/VlmConfig: the config must be an object/);
+    expect(t.memoryStats().liveStorages).toBe(base);
+  });
 });

@@ -19,6 +19,12 @@
  *   - squeeze(axis) on a dim of size != 1 is a no-op (PyTorch); reductions with axis = [] reduce
  *     over all axes (PyTorch's historical dim=[] behaviour).
  *   - Arithmetic always produces 'f32'; views/indexing/concat keep 'i32' when all inputs are 'i32'.
+ *
+ * NaN and infinities follow PyTorch (IEEE where PyTorch is IEEE): max/min/maximum/minimum/clamp/relu
+ * propagate NaN, argmax/argmin point at the first NaN, sign(NaN) = 0, pow is C's pow (pow(1, NaN) =
+ * 1), logsumexp of a row with +inf is +inf, and softmax/logSoftmax of a row holding a NaN or +inf
+ * is NaN throughout; softmax of a row that is all -inf is 0 (the engine's choice for fully masked
+ * attention rows; PyTorch gives NaN), logSoftmax NaN.
  */
 
 export type DType = 'f32' | 'i32';
@@ -245,7 +251,7 @@ const UNARY = {
   rsqrt: { f: (x) => 1 / Math.sqrt(x), df: (x, y) => (-0.5 * y) / x },
   tanh: { f: Math.tanh, df: (_x, y) => 1 - y * y },
   sigmoid: { f: sigmoid, df: (_x, y) => y * (1 - y) },
-  relu: { f: (x) => (x > 0 ? x : 0), df: (x) => (x > 0 ? 1 : 0) },
+  relu: { f: (x) => (x > 0 || Number.isNaN(x) ? x : 0), df: (x) => (x > 0 ? 1 : 0) },
   abs: { f: Math.abs, df: (x) => (x > 0 ? 1 : x < 0 ? -1 : 0) },
   silu: { f: (x) => x * sigmoid(x), df: (x) => sigmoid(x) * (1 + x * (1 - sigmoid(x))) },
   gelu: { f: (x) => x * normalCdf(x), df: (x) => normalCdf(x) + x * normalPdf(x) },
@@ -255,7 +261,7 @@ const UNARY = {
   erf: { f: erf, df: (x) => TWO_OVER_SQRT_PI * Math.exp(-x * x) },
   sin: { f: Math.sin, df: Math.cos },
   cos: { f: Math.cos, df: (x) => -Math.sin(x) },
-  sign: { f: (x) => Math.sign(x), df: () => 0 },
+  sign: { f: (x) => (Number.isNaN(x) ? 0 : Math.sign(x)), df: () => 0 },
   floor: { f: Math.floor, df: () => 0 },
   round: { f: roundHalfEven, df: () => 0 },
   geluTanh: {
@@ -273,12 +279,18 @@ interface BinaryRule {
   db: (a: number, b: number, y: number) => number;
 }
 const tie = (win: boolean, lose: boolean): number => (win ? 1 : lose ? 0 : 0.5);
+/** C's (and PyTorch's) pow: JavaScript's differs on pow(1, NaN) and pow(±1, ±Infinity), where C gives 1. */
+export function powC(a: number, b: number): number {
+  if (b === 0 || a === 1) return 1;
+  if (a === -1 && (b === Infinity || b === -Infinity)) return 1;
+  return Math.pow(a, b);
+}
 const BINARY = {
   add: { f: (a, b) => a + b, da: () => 1, db: () => 1 },
   sub: { f: (a, b) => a - b, da: () => 1, db: () => -1 },
   mul: { f: (a, b) => a * b, da: (_a, b) => b, db: (a) => a },
   div: { f: (a, b) => a / b, da: (_a, b) => 1 / b, db: (a, b) => -a / (b * b) },
-  pow: { f: Math.pow, da: (a, b) => b * Math.pow(a, b - 1), db: (a, _b, y) => y * Math.log(a) },
+  pow: { f: powC, da: (a, b) => b * Math.pow(a, b - 1), db: (a, _b, y) => y * Math.log(a) },
   maximum: { f: Math.max, da: (a, b) => tie(a > b, a < b), db: (a, b) => tie(b > a, b < a) },
   minimum: { f: Math.min, da: (a, b) => tie(a < b, a > b), db: (a, b) => tie(b < a, b > a) },
 } satisfies Record<string, BinaryRule>;
@@ -710,7 +722,8 @@ export class Ref {
       const d = (i % C) - (Math.floor(i / C) % R);
       return (upper ? d >= diagonal : d <= diagonal) ? 1 : 0;
     });
-    return Ref.result(this.data.map((v, i) => v * mask[i]), this.shape, [this], (g) => [g.map((v, i) => v * mask[i])], this.dtype);
+    // a select, not a product: NaN and inf outside the triangle become 0 (PyTorch)
+    return Ref.result(this.data.map((v, i) => (mask[i] ? v : 0)), this.shape, [this], (g) => [g.map((v, i) => v * mask[i])], this.dtype);
   }
 
   /** The k largest (smallest) along `axis`, best first, ties to the lower index: values (gather) and i32 indices. */
@@ -727,7 +740,14 @@ export class Ref {
       const order = Array.from({ length: n }, (_, j) => j).sort((p, q) => {
         const a = this.data[flat + p * st[ax]];
         const b = this.data[flat + q * st[ax]];
-        return a === b ? p - q : (largest ? b - a : a - b);
+        // a total order with NaN above every number (first when largest, last when smallest), ties by index
+        const above = (u: number, v: number): number => {
+          const nu = Number.isNaN(u);
+          const nv = Number.isNaN(v);
+          if (nu || nv) return nu === nv ? 0 : nu ? 1 : -1;
+          return u === v ? 0 : u > v ? 1 : -1;
+        };
+        return (largest ? above(b, a) : above(a, b)) || p - q;
       });
       let base = 0;
       for (let d = 0; d < at.length; d++) base += at[d] * ist[d];
@@ -785,7 +805,9 @@ export class Ref {
   softmax(axis = -1): Ref {
     const { group, groups } = reducePlan(this.shape, normAxis(axis, this.ndim, 'softmax'), true, 'softmax');
     const lse = groupLogSumExp(this.data, group, groups);
-    const y = this.data.map((v, i) => Math.exp(v - lse[group[i]]));
+    // a row holding a NaN or +inf is NaN throughout (PyTorch: exp(x - max) / sum with max = inf or NaN)
+    // (a row that is all -inf gives 0, the engine's choice for fully masked attention rows; PyTorch: NaN)
+    const y = this.data.map((v, i) => (nonFiniteRow(lse[group[i]]) ? NaN : lse[group[i]] === -Infinity ? 0 : Math.exp(v - lse[group[i]])));
     return Ref.result(y, this.shape, [this], (g) => {
       const dot = new Float64Array(groups);
       g.forEach((gi, i) => (dot[group[i]] += gi * y[i]));
@@ -796,7 +818,7 @@ export class Ref {
   logSoftmax(axis = -1): Ref {
     const { group, groups } = reducePlan(this.shape, normAxis(axis, this.ndim, 'logSoftmax'), true, 'logSoftmax');
     const lse = groupLogSumExp(this.data, group, groups);
-    const y = this.data.map((v, i) => v - lse[group[i]]);
+    const y = this.data.map((v, i) => (nonFiniteRow(lse[group[i]]) ? NaN : v - lse[group[i]]));
     return Ref.result(y, this.shape, [this], (g) => {
       const gsum = new Float64Array(groups);
       g.forEach((gi, i) => (gsum[group[i]] += gi));
@@ -980,6 +1002,9 @@ export class Ref {
   }
 }
 
+/** A softmax row whose logsumexp is NaN or +inf held a NaN or a +inf: PyTorch's softmax is NaN there. */
+const nonFiniteRow = (lse: number): boolean => Number.isNaN(lse) || lse === Infinity;
+
 function groupLogSumExp(x: Float64Array, group: Int32Array, groups: number): Float64Array {
   const m = new Float64Array(groups).fill(-Infinity);
   x.forEach((v, i) => (m[group[i]] = Math.max(m[group[i]], v)));
@@ -1137,8 +1162,10 @@ export function crossEntropy(logits: Ref, targets: Ref, opts: CrossEntropyOpts =
   const t = Float64Array.from(targets.data, (v, i) => (ignored(i) ? 0 : checkIndex(v, C, 'crossEntropy')));
   const w = Float64Array.from(targets.data, (_, i) => (ignored(i) ? 0 : (weight ? weight.data[t[i]] : 1) * (tokenWeight ? tokenWeight.data[i] : 1)));
   const x = logits.reshape([N, C]);
-  const picked = x.gather(1, new Ref(t, [N, 1], { dtype: 'i32' })).reshape([N]);
-  const losses = x.logsumexp(-1).sub(picked).mul(new Ref(w, [N]));
+  // −log_softmax[target] (NaN for a row holding NaN or +inf, as PyTorch); ignored rows contribute 0
+  const picked = x.logSoftmax(-1).gather(1, new Ref(t, [N, 1], { dtype: 'i32' })).reshape([N]);
+  const keep = new Ref(Float64Array.from(targets.data, (_, i) => (ignored(i) ? 0 : 1)), [N]);
+  const losses = where(keep, picked.neg().mul(new Ref(w, [N])), 0);
   if (reduction === 'none') return losses.reshape([...targets.shape]);
   if (reduction === 'sum') return losses.sum();
   const total = w.reduce((a, b) => a + b, 0);

@@ -8,13 +8,13 @@
 // view of the same rank with x.shape[d] == S[d] for d != AXIS. For the keys variant the launcher
 // passes xShape's contiguous strides and offset 0 in place of x's, and binds no x. Negative indices
 // are not wrapped: anything outside [0, x.shape[AXIS]) is out of range and, when an error-flag
-// buffer is bound, stores 1 into err[0] for the caller to check later.
+// buffer is bound, stores 1 into err[word 3] (this call's word, Device.assertFlag) for the next readback.
 // RANK and AXIS are baked into the pipeline, so the index walk unrolls.
 //
 // One invocation per output element: 4 bytes of index and 4 of x read, 4 written (12 B/elem for
 // gather, 8 B/elem for keys); x reads are data-dependent gathers, the rest streams. Bandwidth-bound.
 //
-// params (u32 words): [0] numel(S), [1] x.shape[AXIS], [2] out offset, [3] unused,
+// params (u32 words): [0] numel(S), [1] x.shape[AXIS], [2] out offset, [3] error-flag word,
 //                     [4..4+RANK) S, then RANK x strides and x's offset, then RANK index strides and
 //                     index's offset.
 

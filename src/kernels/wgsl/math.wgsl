@@ -9,6 +9,35 @@ const INV_SQRT_2PI: f32 = 0.3989422804014327;
 // NaN built at run time (a constant-expression NaN is a WGSL compile error)
 fn nan_f() -> f32 { var u = 0x7fc00000u; return bitcast<f32>(u); }
 
+// NaN and infinity tested on the bits: WGSL compilers may assume finite floats (x != x folds to
+// false, comparisons with a NaN come out either way), so IEEE semantics are spelled out here
+fn is_nan_f(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn is_inf_f(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u; }
+// x != 0 as a truth value: NaN is true (Python's bool(nan)), -0 false
+fn nonzero_f(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) != 0u; }
+// a != b with IEEE semantics: true when either is NaN
+fn ne_f(a: f32, b: f32) -> bool { return is_nan_f(a) || is_nan_f(b) || a != b; }
+// max / min that propagate NaN (PyTorch's maximum, minimum, clamp, relu); WGSL's drop it
+fn max_nan(a: f32, b: f32) -> f32 {
+  if (is_nan_f(a)) { return a; }
+  if (is_nan_f(b)) { return b; }
+  return max(a, b);
+}
+fn min_nan(a: f32, b: f32) -> f32 {
+  if (is_nan_f(a)) { return a; }
+  if (is_nan_f(b)) { return b; }
+  return min(a, b);
+}
+// sign with NaN giving 0, as PyTorch's sign ((0 < x) - (x < 0))
+fn sign_f(x: f32) -> f32 { return select(sign(x), 0.0, is_nan_f(x)); }
+// f32 -> i32 saturating, NaN -> 0 (WGSL leaves out-of-range conversions to the implementation)
+fn f32_to_i32(x: f32) -> i32 {
+  if (is_nan_f(x)) { return 0; }
+  if (x >= 2147483648.0) { return 2147483647; }
+  if (x < -2147483648.0) { return i32(-2147483647 - 1); }
+  return i32(x);
+}
+
 fn sigmoid_f(x: f32) -> f32 {
   // split by sign so exp never overflows
   if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
@@ -46,14 +75,28 @@ fn silu_f(x: f32) -> f32 { return x * sigmoid_f(x); }
 fn silu_grad(x: f32) -> f32 { let s = sigmoid_f(x); return s * (1.0 + x * (1.0 - s)); }
 
 // a^b with PyTorch semantics for negative bases: defined for integral b, NaN otherwise.
+// C's pow for the special values (as PyTorch): pow(x, 0) = 1 and pow(1, y) = 1 even for NaN,
+// pow(-1, ±inf) = 1; a NaN operand otherwise gives NaN.
 fn pow_f(a: f32, b: f32) -> f32 {
-  if (b == 0.0) { return 1.0; }
+  if (b == 0.0 || a == 1.0) { return 1.0; }
+  if (is_nan_f(a) || is_nan_f(b)) { return nan_f(); }
   if (b == 1.0) { return a; }
   if (b == 2.0) { return a * a; }
+  if (a == -1.0 && is_inf_f(b)) { return 1.0; }
+  let odd = floor(b) == b && abs(b) < 16777216.0 && (i32(b) & 1) == 1;
+  if (a == 0.0) {
+    // WGSL leaves pow(0, y <= 0) undefined: C's +inf for y < 0 (-inf for -0 and an odd y), else ±0
+    var inf = 0x7f800000u;
+    let r = select(0.0, bitcast<f32>(inf), b < 0.0);
+    return select(r, -r, odd && (bitcast<u32>(a) & 0x80000000u) != 0u);
+  }
   let m = pow(abs(a), b);
   if (a >= 0.0) { return m; }
-  if (floor(b) != b) { return nan_f(); }
-  return select(m, -m, (i32(b) & 1) == 1);
+  // a negative base: defined for integral b (and for a = -inf, C's limits), the sign from b's parity
+  let integral = floor(b) == b;
+  if (!integral && !is_inf_f(a)) { return nan_f(); }
+  // (|b| >= 2^24 is an even integer, ±inf included)
+  return select(m, -m, odd);
 }
 
 

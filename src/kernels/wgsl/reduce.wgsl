@@ -11,7 +11,9 @@
 //                and on CPU adapters strided columns); column sums of 16-byte aligned columns take
 //                a vec4 of outputs per invocation.
 // Both visit j in a fixed order, so results are bit-identical run to run. argmax/argmin keep the
-// first index of the extreme. Products always run in thread mode. Floor: the kernel reads each input element once (4 B) and writes 4 B per output.
+// first index of the extreme; a NaN counts as the extreme (max/min return NaN, argmax/argmin the first
+// NaN's index, as PyTorch). Sums add BLOCK terms per accumulator, then fold the block into the total
+// (a long f32 sum keeps its accuracy: adding ones one by one would stall at 2^24). Products always run in thread mode. Floor: the kernel reads each input element once (4 B) and writes 4 B per output.
 //
 // With a fixed subgroup size, row mode uses one subgroup per output and subgroup reductions
 // (argmax: the subgroup max, then the smallest index holding it) instead of the barrier tree.
@@ -26,9 +28,14 @@ const WG: u32 = {{WG}}u;
 const RO: u32 = {{RO}}u;
 const RR: u32 = {{RR}}u;
 
-// infinities built at run time (constant-expression infinities are WGSL compile errors)
+// infinities and NaN built at run time (constant-expression ones are WGSL compile errors)
 fn neg_inf() -> f32 { var u = 0xff800000u; return bitcast<f32>(u); }
 fn pos_inf() -> f32 { var u = 0x7f800000u; return bitcast<f32>(u); }
+fn nan_v() -> {{T}} { var u = 0x7fc00000u; return bitcast<{{T}}>(u); }
+// NaN tested on the bits (compilers may fold x != x); never for i32
+fn is_nan(a: {{T}}) -> bool { {{IS_NAN}} }
+// terms a sum adds per accumulator before folding the block into the running total
+const BLOCK: u32 = 1024u;
 
 fn outer_offset(o: u32) -> u32 {
   var rem = o;
@@ -54,7 +61,7 @@ fn red_offset(j: u32) -> u32 {
 
 // combine (acc, ai) with a candidate (v, vi); vi > ai for candidates visited later in serial order
 fn better(v: {{T}}, vi: u32, acc: {{T}}, ai: u32) -> bool {
-  return {{BETTER}};
+  {{BETTER}}
 }
 
 var<workgroup> sv: array<{{T}}, WG>;

@@ -16,7 +16,7 @@
 // Bodies see: row, t, n, nv, NC (slot count: the constant C, declared const, which lavapipe unrolls
 // and keeps in registers where a let of it did not; or read at run time where unrolled loops would
 // compile for seconds), in_row(i) (constant true when every slot is inside the
-// row), NEG_INF, extra(i) (launcher-specific words) and off_<binding> (each binding's offset, in V
+// row), NEG_INF, nan_f(), bad_f(x) / hbad(v) (2 for a NaN, 1 for +inf), extra(i) (launcher-specific words) and off_<binding> (each binding's offset, in V
 // for row views). A row view's row r starts at off + r * nv.
 //
 // params (u32 words): [0] rows, [1] n, [2] nv, [3] NC, [4] R, then one offset per binding, then the
@@ -29,8 +29,16 @@ const WG: u32 = {{WG}}u;
 const C: u32 = {{C}}u;
 {{ELEMENT}}
 
-// -inf built at run time (a constant-expression infinity is a WGSL compile error)
+// -inf and NaN built at run time (constant-expression infinities and NaNs are WGSL compile errors)
 fn neg_inf() -> f32 { var u = 0xff800000u; return bitcast<f32>(u); }
+fn nan_f() -> f32 { var u = 0x7fc00000u; return bitcast<f32>(u); }
+// 2 for a NaN, 1 for +inf, else 0, tested on the bits (compilers may assume finite floats): the
+// softmax family turns a row holding either into NaN (logsumexp: NaN or +inf), as PyTorch
+fn bad_f(x: f32) -> f32 {
+  let b = bitcast<u32>(x);
+  if ((b & 0x7fffffffu) > 0x7f800000u) { return 2.0; }
+  return select(0.0, 1.0, b == 0x7f800000u);
+}
 fn extra(i: u32) -> u32 { return word({{EXTRA}}u + i); }
 const FULL = {{FULL}};
 fn in_row(i: u32, nv: u32) -> bool { return FULL || i < nv; }

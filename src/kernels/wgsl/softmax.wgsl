@@ -6,7 +6,10 @@
 //
 // Forward (online form): each invocation keeps a running (max m, sum s of exp(x - m)) over its
 // strided share of the row, the workgroup merges pairs (m, s) ⊕ (m', s') = (M, s e^{m-M} + s' e^{m'-M}),
-// then one more pass writes y. Rows that are all -inf give 0 / -inf instead of NaN.
+// then one more pass writes y. Rows that are all -inf give softmax 0 (not NaN: fully masked attention
+// rows) and logsumexp -inf (logSoftmax NaN, as PyTorch). A row holding a
+// NaN or +inf gives NaN everywhere (logsumexp: NaN, or +inf when there is no NaN), as PyTorch: each
+// lane notes the worst element it saw (bad_f: tested on the bits, compilers may assume finite floats).
 //   softmax:    y = exp(x - m) / s            logSoftmax: y = x - m - log(s)
 //   logsumexp:  out[row] = m + log(s)
 // Backward, with y the forward output and g the upstream gradient:
@@ -27,11 +30,19 @@
 {{BINDINGS}}
 
 const WG: u32 = {{WG}}u;
-// -inf built at run time (a constant-expression infinity is a WGSL compile error)
+// -inf and NaN built at run time (constant-expression infinities and NaNs are WGSL compile errors)
 fn neg_inf() -> f32 { var u = 0xff800000u; return bitcast<f32>(u); }
+fn nan_f() -> f32 { var u = 0x7fc00000u; return bitcast<f32>(u); }
+// 2 for a NaN, 1 for +inf, else 0
+fn bad_f(x: f32) -> f32 {
+  let b = bitcast<u32>(x);
+  if ((b & 0x7fffffffu) > 0x7f800000u) { return 2.0; }
+  return select(0.0, 1.0, b == 0x7f800000u);
+}
 
 var<workgroup> sm: array<f32, WG>;
 var<workgroup> ss: array<f32, WG>;
+var<workgroup> sb: array<f32, WG>;
 
 // merges (m2, s2) into slot i of the workgroup arrays
 fn merge(i: u32, m2: f32, s2: f32) {

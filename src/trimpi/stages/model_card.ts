@@ -39,7 +39,10 @@ an MPI target policy: policies come from \`randomPolicies()\`, which excludes ev
 - Full config: \`stage0.json\`; loss per logged step: \`metrics.jsonl\`.
 
 ## Run
-- Steps: ${last ? last.step + 1 : config.steps}; final logged loss ${last ? last.loss.toFixed(3) : 'n/a'}.
+- Steps: ${last ? last.step + 1 : config.steps} of ${config.steps}; last logged loss ${last ? last.loss.toFixed(3) : 'n/a'}.${last && last.step + 1 < config.steps ? `
+- **Stopped before the end of its schedule** (the session's time budget): these weights are step ${last.step + 1}'s, with
+  the learning rate still at ${(last as { lr?: number }).lr?.toExponential(2) ?? 'n/a'}. \`checkpoint/\` holds the model and the optimizer: \`trimpi pretrain --out ${dir}\`
+  resumes the same run (the data stream of step s depends only on the seed and s) and rewrites these files when it ends.` : ''}
 - Wall time: ${(wall / 60).toFixed(1)} min of training on ${dev.description || dev.device} (${dev.backend}), plus the evaluation.
 
 ## Held-out accuracy (greedy; fresh scenes; in-context policies from a window of the random-policy stream after the training pool)
@@ -49,10 +52,11 @@ ${groupRows}
 
 Targets from the issue: SceneQA ≥ 90% (measured: ${pct(ev.sceneqa?.accuracy)}); following fresh random policies in context
 at N = 2 ≥ 70% (measured: T2 ${vs('policy/T2')}, M2 ${vs('policy/M2')}) and at N = 4 ≥ 30% (measured: T4 ${vs('policy/T4')}).
-Reported as measured.
+Reported as measured. What was measured on the way, and what to try next: \`docs/stage0.md\`.
 
 ## Files
-- \`model.safetensors\`, \`config.json\`: the weights and model config (\`loadVisionLanguageModel('${dir}')\`).
+- \`config.json\` and the weights file it names: the model config and weights (\`loadVisionLanguageModel('${dir}')\`).
+- \`checkpoint/\`: the run's last checkpoint with the optimizer (what \`trimpi pretrain\` resumes from).
 - \`vocab.json\`: the tokenizer's vocabulary (\`Tokenizer.load\`), identical to \`defaultTokenizer()\`.
 - \`eval.json\`: the evaluation with example outputs.
 `;

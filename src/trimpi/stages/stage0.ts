@@ -93,6 +93,12 @@ export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number):
   });
 }
 
+/** Whether an example (prompt, response, <eos>) fits the decoder's context once its images are expanded. */
+function fits(model: VisionLanguageModel, tok: Tokenizer, e: TextExample): boolean {
+  const s = encodeExample(tok, e);
+  return s.prompt.length + s.response.length + e.scenes.length * (model.patchesPerImage - 1) <= model.config.maxPositions;
+}
+
 /** Held-out examples: fresh scenes from another stream, policies from a window after the training pool. */
 export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
   const heldOut = new PolicyPool(c.seed, n, c.poolSize);
@@ -195,7 +201,8 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
     };
     while (trainer.step < config.steps) {
       const step = trainer.step;
-      const examples = stage0Examples(config, pool, step);
+      // a rare depth-4 example with a long CoT can exceed the decoder's context: it is left out of its step
+      const examples = stage0Examples(config, pool, step).filter((e) => fits(model, tok, e));
       const micro: { tb: TargetBatch; images: Tensor | null }[] = [];
       for (const mb of microBatches(model, examples.map((e) => encodeExample(tok, e)), examples, 'response', config.microBatchPositions)) {
         micro.push({ tb: mb.tb, images: await renderExampleScenes(mb.extras) });
@@ -227,7 +234,7 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
     const done = trainer.step >= config.steps;
     if (done) {
       // the shipped base: weights and config at the top of dir (no optimizer), the tokenizer beside
-      await saveCheckpoint(dir, model, { extra: { stage: 'stage0', steps: trainer.step } });
+      await saveCheckpoint(dir, model, { step: trainer.step, extra: { stage: 'stage0', steps: trainer.step } });
       tok.save(join(dir, 'vocab.json'));
     }
     let evalResult: Record<string, EvalSummary> | null = null;
