@@ -86,6 +86,7 @@ export function parseDataArgs(argv: readonly string[]): Parsed {
         if (!m) fail(`--objects expects A-B (e.g. 3-6) or N, got '${v}'`);
         o.minObjects = Number(m[1]);
         o.maxObjects = Number(m[2] ?? m[1]);
+        if (o.minObjects < 1 || o.maxObjects > 10 || o.minObjects > o.maxObjects) fail(`--objects needs 1 <= A <= B <= 10, got '${v}'`);
         break;
       }
       case '--balance': {
@@ -94,7 +95,11 @@ export function parseDataArgs(argv: readonly string[]): Parsed {
         o.balance = v;
         break;
       }
-      case '--batch': o.batch = intArg(flag, value()); break;
+      case '--batch': {
+        o.batch = intArg(flag, value());
+        if (o.batch < 1 || o.batch > 256) fail(`--batch must be an integer in [1, 256], got ${o.batch}`);
+        break;
+      }
       case '--sheet': o.sheet = intArg(flag, value()); break;
       case '--no-shadows': o.shadows = false; break;
       case '--no-msaa': o.msaa = false; break;
