@@ -158,3 +158,29 @@ describe('errors name the op, the shapes and what was expected', () => {
     expect((await x.grad!.toArray()).every((v) => v === 1)).toBe(true);
   });
 });
+
+describe('entry points refuse arguments of the wrong kind with a TrimpiError', () => {
+  it('module forwards, the VLM, generate, the Trainer and the losses', async () => {
+    const lin = new t.nn.Linear(3, 2);
+    const emb = new t.nn.Embedding(5, 2);
+    const ln = new t.nn.LayerNorm(3);
+    const block = new t.nn.TransformerBlock(8, 2);
+    const model = new t.nn.VisionLanguageModel(t.nn.preset('tiny', 40).model);
+    const bad: unknown = -1;
+    try {
+      expectError(() => lin.forward(bad as t.Tensor), 'Linear.forward', /x must be a Tensor/);
+      expectError(() => emb.forward(null as unknown as t.Tensor), 'Embedding.forward', /ids must be a Tensor/);
+      expectError(() => ln.forward('x' as unknown as t.Tensor), 'LayerNorm.forward', /x must be a Tensor/);
+      expectError(() => block.forward(bad as t.Tensor, { causal: true }), 'TransformerBlock.forward', /x must be a Tensor/);
+      expectError(() => model.imageTokens(null as unknown as t.Tensor), 'VisionLanguageModel.imageTokens', /images must be a Tensor/);
+      expectError(() => model.forward(null as unknown as t.nn.VlmInputs), 'VisionLanguageModel.forward', /inputs must be/);
+      await expect(t.nn.generate(model, [[1, 5]], null, null as unknown as t.nn.GenerateOptions)).rejects.toBeInstanceOf(TrimpiError);
+      expectError(() => new t.nn.Trainer(lin, null as unknown as t.nn.TrainerOptions), 'Trainer', /options must be an object/);
+      expectError(() => t.losses.policyLoss(null as unknown as t.losses.PolicyLossInputs, t.losses.GRPO.loss), 'policyLoss', /needs an inputs object/);
+      expectError(() => t.losses.sftLoss(bad as t.Tensor, bad as t.Tensor, bad as t.Tensor), 'sftLoss', /logits must be a Tensor/);
+      expectError(() => t.losses.vmcptLoss(bad as t.Tensor, bad as t.Tensor, bad as t.Tensor), 'vmcptLoss', /logits must be a Tensor/);
+    } finally {
+      for (const m of [lin, emb, ln, block, model]) m.dispose();
+    }
+  });
+});

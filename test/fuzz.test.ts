@@ -553,7 +553,8 @@ function viewCase(rng: Rng, shape: number[]): CaseBody {
         const rs = a.slice(0, -1) as Ref[];
         if (!stack && rs[0].ndim === 0) throw new Error('0-d concat');
         return (stack ? R.stack : R.concat)(rs, a[a.length - 1] as number);
-      }, { valid: xs.every((p) => p.ok || (isT(p.arg) && !p.arg.tensor.disposed)) && (stack ? axisOk(ax, rank + 1) : ax.ok) });
+      // the axis is judged against the first operand's own rank (a fifth of the operands take another shape)
+      }, { valid: xs.every((p) => p.ok || (isT(p.arg) && !p.arg.tensor.disposed)) && axisOk(ax, (isT(xs[0].arg) ? xs[0].arg.tensor.shape.length : rank) + (stack ? 1 : 0)) });
   }
   if (which === 5) {
     const axes = axesArg(rng, rank);

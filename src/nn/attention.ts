@@ -7,6 +7,7 @@ import { keep } from '../tensor/memory.js';
 import { assign, ones, permute, reshape, slice, zeros } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Dropout, LayerNorm, Linear, MLP, Module, checkSize, checkStd } from './module.js';
+import { checkOptions, checkTensor } from '../tensor/validate.js';
 
 /**
  * Keys and values of every layer for incremental decoding: (B, H, capacity, D) per layer, written in
@@ -111,6 +112,8 @@ export class MultiHeadAttention extends Module {
    * gradients (generation only).
    */
   forward(x: Tensor, masks: AttentionMasks, cache?: LayerCache): Tensor {
+    checkTensor('MultiHeadAttention.forward', 'x', x);
+    checkOptions('MultiHeadAttention.forward', masks);
     const op = 'MultiHeadAttention.forward';
     check(x.ndim === 3 && x.shape[2] === this.dim, op, () => `x must be (B, T, ${this.dim}), got ${x.describe()}`);
     const [B, T, C] = x.shape;
@@ -174,6 +177,8 @@ export class TransformerBlock extends Module {
 
   /** x is (B, T, C) → (B, T, C). */
   forward(x: Tensor, masks: AttentionMasks, cache?: LayerCache): Tensor {
+    checkTensor('TransformerBlock.forward', 'x', x);
+    checkOptions('TransformerBlock.forward', masks);
     const h = x.add(this.attn.forward(this.ln1.forward(x), masks, cache));
     return h.add(this.mlp.forward(this.ln2.forward(h)));
   }

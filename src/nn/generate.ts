@@ -17,6 +17,7 @@ import { tidy } from '../tensor/memory.js';
 import { tensor } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { VisionLanguageModel } from './vlm.js';
+import { checkOptions } from '../tensor/validate.js';
 
 /** How one token is drawn: temperature, top-k, suppressed ids. */
 export interface SampleOptions {
@@ -111,6 +112,8 @@ export function sampleToken(logits: ArrayLike<number>, offset: number, V: number
  */
 export async function generate(model: VisionLanguageModel, prompts: readonly (readonly number[])[], images: Tensor | null, opts: GenerateOptions): Promise<GenerateResult> {
   const op = 'generate';
+  checkOptions(op, opts);
+  check(opts !== undefined && Array.isArray(prompts), op, () => 'generate(model, prompts: number[][], images, { maxNewTokens, … }) needs a list of prompts and an options object');
   const temperature = opts.temperature ?? 1;
   check(Number.isInteger(opts.maxNewTokens) && opts.maxNewTokens >= 0, op, () => `maxNewTokens must be a non-negative integer, got ${opts.maxNewTokens}`);
   check(temperature >= 0 && Number.isFinite(temperature), op, () => `temperature must be >= 0, got ${temperature}`);

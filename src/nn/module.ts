@@ -13,6 +13,7 @@ import { keep, tidy } from '../tensor/memory.js';
 import { add, assign, dropout, embedding, full, gelu, layerNorm, linear, matmul, mul, randn, tensor, zeros } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { DType } from '../gpu/dtype.js';
+import { checkTensor } from '../tensor/validate.js';
 
 /**
  * A trainable tensor and whether AdamW decays it (no decay on norms, biases and embeddings). A
@@ -268,6 +269,7 @@ export class Linear extends Module {
 
   /** x is (..., in) → (..., out). */
   forward(x: Tensor, activation: 'none' | 'gelu' = 'none'): Tensor {
+    checkTensor('Linear.forward', 'x', x);
     const a = this.adapter;
     if (!a) return linear(x, this.weight, this.bias, activation);
     // the low-rank path through the rank-r bottleneck, scaled there (r values a row, not out)
@@ -294,6 +296,7 @@ export class Embedding extends Module {
   }
 
   forward(ids: Tensor): Tensor {
+    checkTensor('Embedding.forward', 'ids', ids);
     return embedding(ids, this.weight);
   }
 }
@@ -320,6 +323,7 @@ export class LayerNorm extends Module {
 
   /** x is (..., dim). */
   forward(x: Tensor): Tensor {
+    checkTensor('LayerNorm.forward', 'x', x);
     return layerNorm(x, [this.dim], this.weight, this.bias, this.eps);
   }
 }
@@ -332,6 +336,7 @@ export class Dropout extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    checkTensor('Dropout.forward', 'x', x);
     return this.training && this.p > 0 ? dropout(x, this.p, true) : x;
   }
 }
@@ -360,6 +365,7 @@ export class MLP extends Module {
 
   /** x is (B, T, C) → (B, T, C). */
   forward(x: Tensor): Tensor {
+    checkTensor('MLP.forward', 'x', x);
     return this.drop.forward(this.proj.forward(this.fc.forward(x, 'gelu')));
   }
 }

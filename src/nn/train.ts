@@ -141,6 +141,7 @@ export class Trainer<Batch> {
     readonly model: Module,
     options: TrainerOptions,
   ) {
+    check(typeof options === 'object' && options !== null && !Array.isArray(options), 'Trainer', () => `options must be an object ({ lr, totalSteps, … }), got ${String(options)}`);
     const o = options;
     const nonNegInt = (x: number): boolean => Number.isInteger(x) && x >= 0;
     checkOption('lr', o.lr, (x) => Number.isFinite(x) && x > 0, 'a finite number > 0', false);

@@ -5,6 +5,7 @@ import { permute, randn, reshape } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
 import { TransformerBlock } from './attention.js';
 import { LayerNorm, Linear, MAX_LAYERS, Module, checkSize, checkStd } from './module.js';
+import { checkTensor } from '../tensor/validate.js';
 
 /** Cuts images into non-overlapping patch × patch squares and embeds each with one linear map. */
 export class PatchEmbed extends Module {
@@ -32,6 +33,7 @@ export class PatchEmbed extends Module {
 
   /** images is (N, C, H, W) → (N, P, dim), patches in row-major order; each patch flattened as (C, p, p). */
   forward(images: Tensor): Tensor {
+    checkTensor('PatchEmbed.forward', 'images', images);
     const S = this.imageSize;
     const p = this.patchSize;
     const g = this.patchesPerSide;
@@ -94,6 +96,7 @@ export class ViTEncoder extends Module {
 
   /** images is (N, C, H, W) → (N, P, dim). */
   forward(images: Tensor): Tensor {
+    checkTensor('ViTEncoder.forward', 'images', images);
     let x = this.patchEmbed.forward(images).add(this.positions); // (N, P, dim)
     for (const block of this.blocks) x = block.forward(x, { causal: false });
     return this.lnFinal.forward(x);

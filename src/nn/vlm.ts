@@ -14,6 +14,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { AttentionMasks, KVCache, TransformerBlock } from './attention.js';
 import { Embedding, LayerNorm, Linear, MAX_LAYERS, Module, checkSize, checkStd } from './module.js';
 import { ViTEncoder } from './vit.js';
+import { checkOptions, checkTensor } from '../tensor/validate.js';
 
 /** Everything that defines a model's architecture (saved as config.json beside a checkpoint). */
 export interface VlmConfig {
@@ -310,6 +311,7 @@ export class VisionLanguageModel extends Module {
 
   /** images is (N, C, H, W) in [0, 1] → projected patch tokens (N, P, dim). */
   imageTokens(images: Tensor): Tensor {
+    checkTensor('VisionLanguageModel.imageTokens', 'images', images);
     const { pixelMean, pixelStd } = this.config;
     const x = pixelMean === undefined && pixelStd === undefined ? images : images.sub(pixelMean ?? 0).mul(1 / (pixelStd ?? 1));
     return this.projector.forward(this.vision.forward(x));
@@ -338,6 +340,10 @@ export class VisionLanguageModel extends Module {
    * [cache.length, cache.length + T); run under noGrad().
    */
   forward(inputs: VlmInputs, opts: { cache?: KVCache; lastOnly?: boolean; logitsAt?: Tensor } = {}): Tensor {
+    check(typeof inputs === 'object' && inputs !== null, 'VisionLanguageModel.forward', () => 'inputs must be the object of toInputs() ({ tokens, positions, images, gatherIndex, keyValid })');
+    checkTensor('VisionLanguageModel.forward', 'inputs.tokens', inputs.tokens);
+    checkTensor('VisionLanguageModel.forward', 'inputs.positions', inputs.positions);
+    checkOptions('VisionLanguageModel.forward', opts);
     const x = this.inputEmbeddings(inputs);
     const [B, T] = inputs.tokens.shape;
     const cache = opts.cache;

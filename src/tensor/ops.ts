@@ -433,6 +433,11 @@ function binary(op: string, a: TensorOrScalar, b: TensorOrScalar): Tensor {
   const spec = BINARY[op];
   const shape = broadcastShapes(op, ...shapesOf([a, b]));
   const compute: DType = spec.float ? 'f32' : resultType([a, b]);
+  // as PyTorch: an integer scalar that i32 cannot hold is refused, not wrapped
+  for (const [name, x] of [['a', a], ['b', b]] as const) {
+    check(compute !== 'i32' || typeof x !== 'number' || (x >= -2147483648 && x <= 2147483647), op,
+      () => `scalar ${name} = ${x} does not fit the i32 computation of an i32 tensor (range [-2^31, 2^31 - 1]); cast the tensor to f32 first`);
+  }
   const outType: DType = spec.compare ? 'f32' : compute;
   const out = empty(shape, outType, dev, op);
   runMap(dev, op, { expr: compute === 'f32' && spec.f32 ? spec.f32 : spec.expr, compute }, out, [operand(a, shape), operand(b, shape)]);

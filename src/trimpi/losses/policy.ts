@@ -70,6 +70,8 @@ export interface PolicyLossMetrics {
  */
 export function policyLoss(inputs: PolicyLossInputs, config: PolicyLossConfig): LossOutput<PolicyLossMetrics> {
   const op = 'policyLoss';
+  check(typeof inputs === 'object' && inputs !== null && typeof config === 'object' && config !== null, op,
+    () => 'policyLoss({ logp, oldLogp, advantages, mask, refLogp? }, config) needs an inputs object and a config (e.g. GRPO.loss)');
   const { mask } = inputs;
   const [B, T] = checkTokens(op, { logp: inputs.logp, oldLogp: inputs.oldLogp, mask, refLogp: inputs.refLogp, entropy: inputs.entropy });
   const A = inputs.advantages;

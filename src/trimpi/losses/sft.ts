@@ -4,6 +4,7 @@ import { neg, sum } from '../../tensor/ops.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { LossOutput, aggregateLoss, checkMaskLike } from './aggregate.js';
 import { nextTokenLogProbs, targetMask } from './logprobs.js';
+import { checkTensor } from '../../tensor/validate.js';
 
 /** The metrics of sftLoss (scalar tensors cut from the graph). */
 export interface SftMetrics {
@@ -23,6 +24,9 @@ export interface SftMetrics {
  * f32: 1 on response tokens, 0 on the prompt and padding.
  */
 export function sftLoss(logits: Tensor, tokens: Tensor, responseMask: Tensor): LossOutput<SftMetrics> {
+  checkTensor('sftLoss', 'logits', logits);
+  checkTensor('sftLoss', 'tokens', tokens);
+  checkTensor('sftLoss', 'responseMask', responseMask);
   checkMaskLike('sftLoss', 'responseMask', responseMask, tokens);
   const logp = nextTokenLogProbs(logits, tokens);
   const m = targetMask(responseMask);

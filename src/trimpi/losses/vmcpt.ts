@@ -4,6 +4,7 @@ import { neg, sum } from '../../tensor/ops.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { LossOutput, aggregateLoss, checkMaskLike, maskedMean } from './aggregate.js';
 import { nextTokenLogProbs, targetMask } from './logprobs.js';
+import { checkTensor } from '../../tensor/validate.js';
 
 /** The metrics of vmcptLoss (scalar tensors cut from the graph). */
 export interface VmcptMetrics {
@@ -26,6 +27,9 @@ export interface VmcptMetrics {
  * textMask[:, 0] is not used.
  */
 export function vmcptLoss(logits: Tensor, tokens: Tensor, textMask: Tensor): LossOutput<VmcptMetrics> {
+  checkTensor('vmcptLoss', 'logits', logits);
+  checkTensor('vmcptLoss', 'tokens', tokens);
+  checkTensor('vmcptLoss', 'textMask', textMask);
   checkMaskLike('vmcptLoss', 'textMask', textMask, tokens);
   const logp = nextTokenLogProbs(logits, tokens);
   const m = targetMask(textMask);
