@@ -2,24 +2,9 @@
 // zlib level, so the same pixels always give the same bytes); 8-bit gray/RGB/RGBA, non-interlaced in.
 import { deflateSync, inflateSync } from 'node:zlib';
 import { TrimpiError, check } from '../../gpu/errors.js';
+import { crc32 } from '../../nn/safetensors.js';
 
 const SIGNATURE = Uint8Array.from([137, 80, 78, 71, 13, 10, 26, 10]);
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(bytes: Uint8Array, start: number, end: number): number {
-  let c = 0xffffffff;
-  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 function chunk(type: string, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(12 + data.length);
@@ -27,7 +12,7 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
   dv.setUint32(0, data.length);
   for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
   out.set(data, 8);
-  dv.setUint32(8 + data.length, crc32(out, 4, 8 + data.length));
+  dv.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
   return out;
 }
 
@@ -87,7 +72,7 @@ export function decodePng(file: Uint8Array): RgbImage {
     const type = String.fromCharCode(...file.subarray(pos + 4, pos + 8));
     const data = file.subarray(pos + 8, pos + 8 + len);
     check(pos + 12 + len <= file.length, op, () => `truncated ${type} chunk`);
-    check(crc32(file, pos + 4, pos + 8 + len) === dv.getUint32(pos + 8 + len), op, () => `CRC mismatch in ${type} chunk`);
+    check(crc32(file.subarray(pos + 4, pos + 8 + len)) === dv.getUint32(pos + 8 + len), op, () => `CRC mismatch in ${type} chunk`);
     if (type === 'IHDR') {
       const h = new DataView(data.buffer, data.byteOffset, data.byteLength);
       width = h.getUint32(0);
