@@ -106,6 +106,11 @@ export interface VlmInputs {
   gatherIndex: Tensor | null;
   /** (B, T) f32 key-valid mask: 1 = a real token, 0 = padding (never attended); null when nothing is padded. */
   keyValid: Tensor | null;
+  /**
+   * imageTokens(images) (N, P, C) when the caller has computed them already (stage 0 also trains
+   * them with a loss of their own): the forward uses them instead of running the vision tower again.
+   */
+  imageTokens?: Tensor;
 }
 
 /** The causal decoder LM: token + learned position embeddings, pre-LN blocks, final LN, tied output head. */
@@ -326,7 +331,13 @@ export class VisionLanguageModel extends Module {
     const tok = this.decoder.embedTokens(inputs.tokens); // (B, T, C)
     if (!inputs.images || !inputs.gatherIndex) return tok;
     const [B, T, C] = tok.shape;
-    const img = reshape(this.imageTokens(inputs.images), [-1, C]); // (N·P, C)
+    const given = inputs.imageTokens;
+    if (given) {
+      const [N] = inputs.images.shape;
+      check(given.ndim === 3 && given.shape[0] === N && given.shape[1] === this.patchesPerImage && given.shape[2] === C, 'VisionLanguageModel.forward',
+        () => `inputs.imageTokens must be imageTokens(images), (N, P, C) = ${fmtShape([N, this.patchesPerImage, C])}, got ${given.describe()}`);
+    }
+    const img = reshape(given ?? this.imageTokens(inputs.images), [-1, C]); // (N·P, C)
     const table = concat([reshape(tok, [B * T, C]), img], 0);
     return reshape(indexSelect(table, 0, inputs.gatherIndex), [B, T, C]);
   }

@@ -9,7 +9,9 @@
 //   sceneqa   counting, existence (of conjunctions too: the "focus" of a policy) and attribute queries
 //   policy    a random policy (-T / -M, depth 2 / 4) in context, a scene drawn for a uniformly chosen
 //             case, the gold CoT: learning to read a policy and to apply it
-// Loss: token-mean cross-entropy on the response only. Resumable: the stream of step s depends only
+// Loss: token-mean cross-entropy on the response only, plus (patchLoss > 0) the dense perception loss
+// of losses/patch_attributes.ts on every image of the step: each patch an object covers names the
+// object's size, colour, material and shape against the word embeddings. Resumable: the stream of step s depends only
 // on (seed, s), and a checkpoint holds the model, the optimizer and the step.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,7 +23,10 @@ import { VisionLanguageModel } from '../../nn/vlm.js';
 import { preset } from '../../nn/presets.js';
 import { loadCheckpoint, saveCheckpoint, JsonValue } from '../../nn/checkpoint.js';
 import { aggregateLoss } from '../losses/aggregate.js';
-import { neg } from '../../tensor/ops.js';
+import { add, assign, concat, mul, neg, reshape, zeros } from '../../tensor/ops.js';
+import { noGrad } from '../../tensor/autograd.js';
+import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, Scene } from '../data/scene.js';
+import { patchAttributeLoss, patchAttributeTargets } from '../losses/patch_attributes.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { check } from '../../gpu/errors.js';
 import { currentDevice } from '../../gpu/device.js';
@@ -61,25 +66,34 @@ export interface Stage0Config {
   evalItems: number;
   /** Model overrides (e.g. { maxPositions: 1024 }). */
   model?: Record<string, number>;
+  /** Steps at mixStart before the mix moves linearly to mixEnd (a perception phase; default 0). */
+  perceptionSteps?: number;
+  /** Weight of the patch-attribute loss added to the response loss (default 0: off). */
+  patchLoss?: number;
 }
 
 /** The recipe of models/base-cpu (`trimpi pretrain` with no options reproduces it). */
 export const STAGE0_DEFAULTS: Stage0Config = {
-  preset: 'cpu', seed: 0, steps: 1000, batchSize: 16, lr: 1e-3, minLr: 1e-4, warmupSteps: 100,
-  // perception first (crops are ~75 positions, a policy example 300-1,000), policies later
-  mixStart: { crop: 0.35, describe: 0.35, sceneqa: 0.3, policy: 0 },
-  mixEnd: { crop: 0.05, describe: 0.2, sceneqa: 0.25, policy: 0.5 },
+  preset: 'cpu', seed: 0, steps: 2000, batchSize: 16, lr: 1e-3, minLr: 1e-4, warmupSteps: 100,
+  // a perception phase first (crops, descriptions and questions are ~75-100 positions; a policy
+  // example 300-1,000), then the weight moves to policies
+  perceptionSteps: 1000,
+  mixStart: { crop: 0.2, describe: 0.3, sceneqa: 0.5, policy: 0 },
+  mixEnd: { crop: 0.05, describe: 0.1, sceneqa: 0.3, policy: 0.55 },
+  // every patch an object covers names its four attributes (losses/patch_attributes.ts)
+  patchLoss: 1,
   // -M at depth 4 (~1,450 positions with its crops) is left out at the cpu scale: one costs ~15 scene questions
   policyKinds: [{ mode: 'T', depth: 2, start: 1, end: 1 }, { mode: 'M', depth: 2, start: 1, end: 1 }, { mode: 'T', depth: 4, start: 0, end: 0.6 }],
   microBatchPositions: 4096,
-  poolSize: 3000, evalItems: 100,
+  poolSize: 3000, evalItems: 50,
 };
 
 const lerp = (a: number, b: number, t: number): number => a + (b - a) * t;
 
 /** The examples of step `step` (a pure function of the config and the step). */
 export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number): TextExample[] {
-  const t = Math.min(1, step / Math.max(1, c.steps - 1));
+  const hold = c.perceptionSteps ?? 0;
+  const t = Math.min(1, Math.max(0, step - hold) / Math.max(1, c.steps - hold - 1));
   const mix = (['crop', 'describe', 'sceneqa', 'policy'] as const).map((k) => lerp(c.mixStart[k], c.mixEnd[k], t));
   const kindW = c.policyKinds.map((k) => lerp(k.start, k.end, t));
   return Array.from({ length: c.batchSize }, (_, k) => {
@@ -139,6 +153,13 @@ export interface Stage0RunOptions {
 
 const CKPT = 'checkpoint';
 
+/** One micro-batch of a step: the packed targets, its images in order, and their scenes. */
+interface Stage0MicroBatch {
+  tb: TargetBatch;
+  images: Tensor | null;
+  scenes: Scene[];
+}
+
 /** The loadable checkpoint in dir (saveCheckpoint commits atomically), or null before the first save. */
 function latestCheckpoint(dir: string): string | null {
   const p = join(dir, CKPT);
@@ -172,10 +193,12 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
   const tok = defaultTokenizer();
   const p = preset(config.preset, tok.size, { seed: config.seed, ...(config.model ?? {}) });
   const model = new VisionLanguageModel(p.model);
-  const trainer = new Trainer<{ tb: TargetBatch; images: Tensor | null }>(model, {
+  const trainer = new Trainer<Stage0MicroBatch>(model, {
     lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, totalSteps: config.steps,
     weightDecay: p.train.weightDecay, betas: p.train.betas, maxGradNorm: p.train.maxGradNorm, seed: config.seed,
   });
+  // the patch-attribute loss's running sums between log lines: [loss, accuracy of size, color, material, shape]
+  const patchStats = zeros([5]);
   try {
     const ck = latestCheckpoint(dir);
     if (ck) loadCheckpoint(ck, model, { optimizer: trainer.optimizer });
@@ -194,21 +217,33 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
     let positions = 0;
     let windowStart = started;
     const logEvery = opts.logEvery ?? 10;
+    const patchWeight = config.patchLoss ?? 0;
+    const wordIds = ATTRIBUTE_TYPES.map((a) => ATTRIBUTE_VALUES[a].map((v) => tok.encode(v)[0]));
+    const patchStats = zeros([5]);
+    let patchTerms = 0;
     // called inside trainStep's tidy(): the intermediates live until the backward is done
-    const lossOf = (tb: TargetBatch, images: Tensor | null): Tensor => {
-      const ti = toTargetInputs(model, tb, images);
-      return aggregateLoss(neg(targetLogProbs(model, ti)), ti.mask, 'token-mean');
+    const lossOf = (mb: Stage0MicroBatch): Tensor => {
+      const ti = toTargetInputs(model, mb.tb, mb.images);
+      const patches = patchWeight > 0 && mb.images ? patchAttributeTargets(mb.scenes, model.config.patchSize) : null;
+      if (!patches || patches.rows.length === 0) return aggregateLoss(neg(targetLogProbs(model, ti)), ti.mask, 'token-mean');
+      // the vision tower runs once: its tokens feed both the decoder and the patch loss
+      ti.inputs.imageTokens = model.imageTokens(mb.images!);
+      const response = aggregateLoss(neg(targetLogProbs(model, ti)), ti.mask, 'token-mean');
+      const p = patchAttributeLoss(ti.inputs.imageTokens, model.decoder.tokenEmbedding.weight, wordIds, patches);
+      noGrad(() => assign(patchStats, add(patchStats, concat([reshape(p.loss, [1]), p.metrics.accuracy]))));
+      patchTerms++;
+      return add(response, mul(p.loss, patchWeight));
     };
     while (trainer.step < config.steps) {
       const step = trainer.step;
       // a rare depth-4 example with a long CoT can exceed the decoder's context: it is left out of its step
       const examples = stage0Examples(config, pool, step).filter((e) => fits(model, tok, e));
-      const micro: { tb: TargetBatch; images: Tensor | null }[] = [];
+      const micro: Stage0MicroBatch[] = [];
       for (const mb of microBatches(model, examples.map((e) => encodeExample(tok, e)), examples, 'response', config.microBatchPositions)) {
-        micro.push({ tb: mb.tb, images: await renderExampleScenes(mb.extras) });
+        micro.push({ tb: mb.tb, images: await renderExampleScenes(mb.extras), scenes: mb.extras.flatMap((e) => e.scenes) });
         positions += mb.tb.batch.B * mb.tb.batch.T;
       }
-      const res = trainer.trainStep(micro, (mb) => lossOf(mb.tb, mb.images));
+      const res = trainer.trainStep(micro, lossOf);
       for (const mb of micro) mb.images?.dispose();
       res.gradNorm.dispose();
       res.skipped.dispose();
@@ -216,7 +251,14 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
         const loss = await res.loss.item();
         await trainer.checkNonFinite();
         const now = performance.now();
-        const rec = { step, loss, lr: res.lr, positionsPerSecond: positions / ((now - windowStart) / 1000), seconds: (now - started) / 1000 };
+        const rec: Record<string, number> = { step, loss, lr: res.lr, positionsPerSecond: positions / ((now - windowStart) / 1000), seconds: (now - started) / 1000 };
+        if (patchTerms > 0) {
+          const [pl, ...acc] = await patchStats.toArray();
+          rec.patchLoss = pl / patchTerms;
+          ATTRIBUTE_TYPES.forEach((a, j) => (rec[`patchAccuracy.${a}`] = acc[j] / patchTerms));
+          assign(patchStats, 0);
+          patchTerms = 0;
+        }
         appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
         opts.onProgress?.({ step: step + 1, steps: config.steps, loss, lr: res.lr, positionsPerSecond: rec.positionsPerSecond, elapsedSeconds: rec.seconds });
         positions = 0;
@@ -248,6 +290,7 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
     throw e;
   } finally {
     trainer.dispose();
+    patchStats.dispose();
   }
 }
 
