@@ -1,5 +1,6 @@
 // The TriMPI losses, one concept per file: VM-CPT, SFT, and the RL pieces (advantages, KL,
-// clipped objective, GRPO/DAPO configurations, dynamic sampling, PolicyRollout, rewards).
+// clipped objective, GRPO/DAPO configurations, dynamic sampling, PolicyRollout, rewards), and stage
+// 0's patch-attribute loss.
 // Walk-through with worked numbers: docs/losses.md.
 export { aggregateLoss, maskedMean, LOSS_AGGS } from './aggregate.js';
 export type { LossAgg, LossOutput } from './aggregate.js';
@@ -22,3 +23,5 @@ export { buildPolicyRolloutBatch } from './policy_rollout.js';
 export type { PoRoGroup, RolloutBatch, SampledResponse } from './policy_rollout.js';
 export { computeReward, accuracyReward, formatReward, lastBoxed, normalizeAnswer } from './rewards.js';
 export type { Reward, RewardOptions } from './rewards.js';
+export { patchAttributeLoss, patchAttributeTargets, patchOwners } from './patch_attributes.js';
+export type { PatchAttributeMetrics, PatchTargets } from './patch_attributes.js';
