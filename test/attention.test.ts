@@ -76,6 +76,15 @@ describe('attention', () => {
     await check('Tq > Tk', [1, 1, 33, 7, 7], { causal: true });
   });
 
+  it('one query row (the decode kernel: lanes split the keys): padding, a row with no key, prefixes, D up to 128', async () => {
+    const pad = [Array.from({ length: 45 }, (_, j) => (j % 4 === 1 || j > 40 ? 0 : 1)), Array(45).fill(0), Array.from({ length: 45 }, (_, j) => (j < 30 ? 0 : 1))];
+    await check('one row padded', [3, 3, 1, 45, 12], { causal: true, pad });
+    await check('one row D128', [1, 2, 1, 70, 128], { causal: true });
+    await check('one row odd D', [2, 1, 1, 9, 7], { causal: false, scale: 0.4 });
+    await check('one row prefix', [2, 1, 1, 20, 16], { prefix: [3, 0] });
+    await check('one row, one key', [1, 1, 1, 1, 4], { causal: true });
+  });
+
   it('key padding, including fully padded rows (zeros, no NaN)', async () => {
     const Tk = 33;
     const pad = [Array.from({ length: Tk }, (_, j) => (j < 20 ? 1 : 0)), Array.from({ length: Tk }, () => 0)];
@@ -153,6 +162,7 @@ describe('attention', () => {
           const pad = [Array.from({ length: 33 }, (_, j) => (j % 5 === 0 ? 0 : 1)), Array(33).fill(0)];
           await check(`${name} causal`, [1, 2, 33, 33, 7], { causal: true });
           await check(`${name} decode`, [2, 1, 3, 33, 8], { causal: true, pad });
+          await check(`${name} one row`, [2, 2, 1, 33, 12], { causal: true, pad });
           await check(`${name} prefix`, [2, 1, 70, 70, 1], { prefix: [9, 0], scale: 0.7 });
         } finally {
           setAttentionTiling(null);

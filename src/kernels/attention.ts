@@ -4,7 +4,7 @@ import type { Device } from '../gpu/device.js';
 import { TrimpiError } from '../gpu/errors.js';
 import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, isCpuAdapter, paramsDecl, wgslSource } from './kernel.js';
 
-type Stage = 'fwd' | 'dq' | 'dkv' | 'delta' | 'pack';
+type Stage = 'fwd' | 'dec' | 'dq' | 'dkv' | 'delta' | 'pack';
 type Pipe = ReturnType<Device['pipeline']>;
 type Bindings = Parameters<typeof bindingDecls>[0];
 
@@ -44,10 +44,25 @@ export function setAttentionTiling(o: Partial<Pick<Tiling, 'variant' | 'WG' | 'R
   override = o;
 }
 
+let decodeOff = false;
+
+/** @internal Turns the one-row decode kernel off (tests compare it with the row-tiled forward). */
+export function setAttentionDecodeKernel(on: boolean): void {
+  decodeOff = !on;
+}
+
 /** The tiling of `stage` for head size D on this device. */
 function tiling(dev: Device, stage: Stage, D: number): Tiling {
   const cpu = isCpuAdapter(dev);
   if (stage === 'delta' || stage === 'pack') return { variant: 'plain', WG: 64, BLK: 1, R: 1, runtimeBounds: cpu };
+  // dec: lanes split the keys of one row; its merge buffer (WG · D4 vec4s) stays within 8 KiB
+  if (stage === 'dec') {
+    // CPU adapters with subgroups: lanes split the head dimension (the decsg section); elsewhere the
+    // lanes split the keys, and the merge buffer (WG · D4 vec4s) stays within 8 KiB
+    const sgDec = override?.variant === 'plain' ? null : sgWidth(dev);
+    if (sgDec !== null && (override?.variant === 'sg' || cpu)) return { variant: 'sg', WG: sgDec, BLK: 1, R: 1, runtimeBounds: false };
+    return { variant: 'plain', WG: override?.WG ?? (cpu ? 8 : Math.ceil(D / 4) <= 16 ? 32 : 16), BLK: 1, R: 1, runtimeBounds: override?.runtimeBounds ?? cpu };
+  }
   const sg = override?.variant === 'plain' ? null : sgWidth(dev);
   const D4 = Math.ceil(D / 4) * 4;
   // rows per invocation: more rows reuse each loaded block more, fewer keep the registers (and, on
@@ -140,7 +155,7 @@ function stageSource(name: string, D: number, tl: Tiling): string {
     for (let k = 1; k < parts.length; k += 2) if (parts[k] === s) return parts[k + 1];
     throw new Error(`attention.wgsl: no section for stage '${s}'`);
   };
-  const src = parts[0] + (name === 'pack' || name === 'delta' ? '' : section('masks')) + section(name);
+  const src = parts[0] + (name === 'pack' || name === 'delta' ? '' : section('masks')) + section(name === 'dec' && tl.variant === 'sg' ? 'decsg' : name);
   const out: string[] = [];
   emit(parse(src.split('\n'), { i: 0 }, false), {}, { d: D, c: Math.ceil(D / 4), e: 4, r: tl.R }, out);
   return out.join('\n');
@@ -232,7 +247,9 @@ const VEC4 = (name: string): Bindings[number] => ({ name, type: 'vec4<f32>' });
  */
 export function runAttentionForward(dev: Device, op: string, p: AttentionProblem, out: View, stats: View, q: View, k: View, v: View): void {
   if (p.B * p.H * p.Tq === 0) return;
-  const tl = tiling(dev, 'fwd', p.D);
+  // one query row (a decode step): split the keys across the lanes instead of tiling the rows
+  const stage = p.Tq === 1 && !decodeOff ? 'dec' : 'fwd';
+  const tl = tiling(dev, stage, p.D);
   const temps: GPUBuffer[] = [];
   [q, k, v] = [q, k, v].map((x) => vec4View(dev, op, x, p.D, temps));
   const prm = params(p, 4, tl, q, k, v, null);
@@ -240,7 +257,7 @@ export function runAttentionForward(dev: Device, op: string, p: AttentionProblem
     { name: 'out', type: 'f32', write: true }, { name: 'stats', type: 'f32', write: true },
     VEC4('q'), VEC4('k'), VEC4('v'), ...MASK_BINDINGS,
   ];
-  dev.dispatch(op, pipe(dev, op, 'fwd', p.D, tl, prm, bindings), prm.bytes(),
+  dev.dispatch(op, pipe(dev, op, stage, p.D, tl, prm, bindings), prm.bytes(),
     [out.buffer, stats.buffer, q.buffer, k.buffer, v.buffer, ...maskBuffers(p.mask, q.buffer)], tileGrid(dev, op, p, p.Tq, tl));
   for (const b of temps) dev.pool.release(b);
 }

@@ -6,15 +6,16 @@
 // token, so a padded row computes exactly what it would alone). The prompt (with its images) is
 // prefilled in one forward; then one forward per new token over the cached keys and values.
 //
-// Sampling runs on the CPU after one readback per step of that step's last-position logits
-// (B × V floats): the vocabulary is a few thousand words at most, the readback is needed anyway to
-// see which sequences stopped, and on the CPU top-k is exact and the log-probs are computed in
-// float64. The returned log-probs are log p(token) under the model at temperature 1 (log-softmax of
-// the raw logits), what the RL losses need, whatever temperature/top-k drew the token.
+// Sampling runs on the GPU (the Gumbel-max trick over a seeded uniform draw) and the sampled ids
+// feed the next step directly, so a decode step never waits for a readback: the ids and log-probs
+// collect in (B, maxNew) buffers on the GPU, and the host reads a (B,) "done" mask only every few
+// steps to stop once every sequence has emitted end-of-sequence. The returned log-probs are
+// log p(token) under the model at temperature 1 (log-softmax of the raw logits), what the RL losses
+// need, whatever temperature/top-k drew the token.
 import { noGrad } from '../tensor/autograd.js';
 import { check } from '../gpu/errors.js';
 import { tidy } from '../tensor/memory.js';
-import { tensor } from '../tensor/ops.js';
+import { add, argmax, assign, div, eq, ge, log, maximum, neg, rand, reshape, slice, tensor, tokenLogProbs, topk, where, zeros } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { VisionLanguageModel } from './vlm.js';
 import { checkOptions } from '../tensor/validate.js';
@@ -49,60 +50,46 @@ export interface GenerateResult {
   finished: boolean[];
 }
 
-/** A small seeded RNG (mulberry32) for sampling, independent of the GPU's random streams. */
-export class SamplerRng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let z = this.state;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
-  }
+/** Decode steps between two reads of the done mask (a read waits for the GPU; more steps: more wasted decoding). */
+const STOP_CHECK_EVERY = 8;
+
+/** Seed of the uniform draw of decode step `step` (a 32-bit mix of the run's seed and the step). */
+function stepSeed(seed: number, step: number): number {
+  let h = Math.imul((seed >>> 0) ^ 0x85ebca6b, 0x9e3779b1) ^ Math.imul(Math.floor(seed / 2 ** 32) + 1, 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) ^ Math.imul(step + 1, 0x27d4eb2f);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 /**
- * Draws one token from a row of logits (`logits[offset .. offset + V)`). Returns the id and its
- * log-probability under softmax(logits) (temperature 1), computed in float64.
+ * Draws one token per row of logits (B, V) on the GPU. Returns the ids (B,) i32 and their
+ * log-probabilities under softmax(logits) at temperature 1, (B,).
+ *
+ * temperature 0: argmax (lowest id on ties). Otherwise the Gumbel-max trick: argmax over
+ * logits / temperature − log(−log u), u ~ U[0, 1) from `seed`, which draws from softmax(logits /
+ * temperature) exactly. topK keeps the ids whose logit reaches the k-th largest (all of a tie at
+ * the k-th value). Suppressed ids get −∞ and are never drawn.
  */
-export function sampleToken(logits: ArrayLike<number>, offset: number, V: number, opts: SampleOptions, rng: SamplerRng): { id: number; logProb: number } {
+export function sampleTokens(logits: Tensor, opts: SampleOptions, seed: number): { ids: Tensor; logProbs: Tensor } {
+  const [B, V] = logits.shape;
   const temperature = opts.temperature ?? 1;
   const topK = opts.topK ?? 0;
-  const banned = opts.suppress && opts.suppress.length ? new Set(opts.suppress) : null;
-  let maxV = -Infinity;
-  let argmax = 0;
-  let best = -Infinity;
-  for (let i = 0; i < V; i++) {
-    const x = logits[offset + i];
-    if (x > maxV) maxV = x;
-    if (x > best && !banned?.has(i)) {
-      best = x;
-      argmax = i;
-    }
+  let scores = logits;
+  if (opts.suppress && opts.suppress.length) {
+    const mask = new Float32Array(V);
+    for (const id of opts.suppress) if (id >= 0 && id < V) mask[id] = -Infinity;
+    scores = add(scores, tensor(mask, { shape: [V] }));
   }
-  let lse = 0;
-  for (let i = 0; i < V; i++) lse += Math.exp(logits[offset + i] - maxV);
-  const logZ = maxV + Math.log(lse);
-  // log p under the whole distribution (temperature 1, nothing suppressed): what the RL losses recompute
-  const logProb = (id: number): number => logits[offset + id] - logZ;
-  if (temperature === 0 || topK === 1) return { id: argmax, logProb: logProb(argmax) };
-  // candidates: all allowed ids, or the k largest of them (ties broken by the lower id)
-  let ids = Array.from({ length: V }, (_, i) => i);
-  if (banned) ids = ids.filter((i) => !banned.has(i));
-  if (topK > 0 && topK < V) ids = ids.sort((a, b) => logits[offset + b] - logits[offset + a] || a - b).slice(0, topK);
-  const weights = ids.map((i) => Math.exp((logits[offset + i] - maxV) / temperature));
-  const total = weights.reduce((a, b) => a + b, 0);
-  let u = rng.next() * total;
-  for (let j = 0; j < ids.length; j++) {
-    u -= weights[j];
-    if (u < 0) return { id: ids[j], logProb: logProb(ids[j]) };
+  if (temperature > 0 && topK > 0 && topK < V) {
+    const kth = slice(topk(scores, topK, 1).values, 1, topK - 1, topK); // (B, 1)
+    scores = where(ge(scores, kth), scores, -Infinity);
   }
-  const last = ids[ids.length - 1]; // rounding: u landed on the total
-  return { id: last, logProb: logProb(last) };
+  if (temperature > 0) {
+    const u = rand([B, V], { seed });
+    scores = add(div(scores, temperature), neg(log(neg(log(u)))));
+  }
+  const ids = argmax(scores, 1); // (B,) i32
+  return { ids, logProbs: tokenLogProbs(logits, ids) };
 }
 
 /**
@@ -124,41 +111,55 @@ export async function generate(model: VisionLanguageModel, prompts: readonly (re
   const maxNew = Math.min(opts.maxNewTokens, cfg.maxPositions - T);
   const result: GenerateResult = { tokens: prompts.map(() => []), logProbs: prompts.map(() => []), finished: prompts.map(() => false) };
   if (maxNew <= 0) return result;
-  const rng = new SamplerRng(opts.seed ?? 0);
+  const seed = opts.seed ?? 0;
   const sampling: SampleOptions = { ...opts, suppress: [...(opts.suppress ?? []), cfg.imageTokenId] };
-  const V = cfg.vocabSize;
+  const eos = opts.eosId;
   const wasTraining = model.training;
   model.eval();
   // the last sampled token is never fed back, so the cache needs T + maxNew − 1 positions
   const cache = model.createCache(B, T + maxNew - 1);
   const nextPosition = batch.layouts.map((l) => l.ids.length);
-  let logits: Tensor | null = null;
+  // on the GPU: every step's ids and log-probs (B, maxNew), and 1 for the rows that emitted eos
+  const ids = zeros([B, maxNew], { dtype: 'i32' });
+  const logProbs = zeros([B, maxNew]);
+  const done = zeros([B]);
+  let feed: Tensor | null = null;
+  let steps = 0;
   try {
-    logits = noGrad(() => tidy(() => model.forward(model.toInputs(batch, images), { cache, lastOnly: true }))); // (B, V)
-    for (let step = 0; ; step++) {
-      const data = await logits.toArray();
-      logits.dispose();
-      logits = null;
-      const feed = new Int32Array(B).fill(cfg.padId);
-      for (let b = 0; b < B; b++) {
-        if (result.finished[b]) continue;
-        const { id, logProb } = sampleToken(data, b * V, V, sampling, rng);
+    while (steps < maxNew) {
+      const step = steps++;
+      const next: Tensor = noGrad(() => tidy(() => {
+        const inputs = step === 0 ? model.toInputs(batch, images) : {
+          tokens: feed!, positions: tensor(Int32Array.from(nextPosition, (p) => p + step - 1), { shape: [B, 1], dtype: 'i32' }),
+          images: null, gatherIndex: null, keyValid: null,
+        };
+        const s = sampleTokens(model.forward(inputs, { cache, lastOnly: true }), sampling, stepSeed(seed, step));
+        assign(slice(ids, 1, step, step + 1), reshape(s.ids, [B, 1]));
+        assign(slice(logProbs, 1, step, step + 1), reshape(s.logProbs, [B, 1]));
+        // rows that stopped before this step decode padding (their outputs are ignored): the batch stays rectangular
+        const fed = reshape(where(done, cfg.padId, s.ids), [B, 1]);
+        if (eos !== undefined) assign(done, maximum(done, eq(s.ids, eos)));
+        return fed;
+      }));
+      feed?.dispose();
+      feed = next;
+      // the only readback inside the loop: every few steps, whether every row has stopped
+      if (eos !== undefined && steps < maxNew && steps % STOP_CHECK_EVERY === 0 && (await done.toArray()).every((d) => d === 1)) break;
+    }
+    const [idData, lpData] = await Promise.all([ids.toArray(), logProbs.toArray()]);
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < steps; j++) {
+        const id = idData[b * maxNew + j];
         result.tokens[b].push(id);
-        result.logProbs[b].push(logProb);
-        if (id === opts.eosId) result.finished[b] = true;
-        feed[b] = id;
+        result.logProbs[b].push(lpData[b * maxNew + j]);
+        if (id === eos) {
+          result.finished[b] = true;
+          break;
+        }
       }
-      if (step + 1 >= maxNew || result.finished.every((f) => f)) break;
-      // stopped rows keep decoding padding (their outputs are ignored): the batch stays rectangular
-      const positions = Int32Array.from(nextPosition, (p) => p + step);
-      logits = noGrad(() => tidy(() => model.forward({
-        tokens: tensor(feed, { shape: [B, 1], dtype: 'i32' }),
-        positions: tensor(positions, { shape: [B, 1], dtype: 'i32' }),
-        images: null, gatherIndex: null, keyValid: null,
-      }, { cache, lastOnly: true })));
     }
   } finally {
-    logits?.dispose();
+    for (const x of [feed, ids, logProbs, done]) x?.dispose();
     cache.dispose();
     model.train(wasTraining);
   }

@@ -1,6 +1,6 @@
 // Generation with a KV cache: the cached decode equals the uncached forward (teacher-forced logits
 // and greedy samples, prompts of different lengths with images, left padding), stopping at
-// end-of-sequence, seeded sampling, and the CPU sampler's temperature / top-k behaviour.
+// end-of-sequence, seeded sampling, and the GPU sampler's temperature / top-k behaviour.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as t from '../../src/index.js';
 import { expectClose } from '../helpers.js';
@@ -123,18 +123,50 @@ describe('generate', () => {
     for (const row of a.logProbs) for (const lp of row) expect(lp).toBeLessThan(0);
   });
 
-  it('the CPU sampler: greedy, top-k support, temperature-scaled frequencies, float64 log-probs', () => {
+  it('the GPU sampler: greedy, top-k support, suppressed ids, frequencies of softmax(logits / T), temperature-1 log-probs', async () => {
     const logits = [0.5, 2, 1, 2, -1];
-    const rng = new nn.SamplerRng(1);
     const lse = Math.log(logits.reduce((a, x) => a + Math.exp(x), 0));
-    expect(nn.sampleToken(logits, 0, 5, { temperature: 0 }, rng)).toEqual({ id: 1, logProb: 2 - lse }); // lowest id on ties
-    const counts = [0, 0, 0, 0, 0];
-    for (let i = 0; i < 4000; i++) counts[nn.sampleToken(logits, 0, 5, { topK: 3, temperature: 2 }, rng).id]++;
-    expect(counts[0] + counts[4]).toBe(0); // outside the top 3
-    // p ∝ exp(x / 2) over {1, 2, 3}: 2 and 3 are tied, 2 is exp(-0.5) as likely
-    expect(counts[1] / counts[3]).toBeGreaterThan(0.85);
-    expect(counts[1] / counts[3]).toBeLessThan(1.15);
-    expect(counts[2] / counts[1]).toBeCloseTo(Math.exp(-0.5), 1);
+    const n = 20000;
+    const rows = t.tensor(Array.from({ length: n }, () => logits), { shape: [n, 5] });
+    const draw = async (o: t.nn.SampleOptions, seed: number): Promise<{ counts: number[]; lp: Float32Array | Int32Array }> => {
+      const s = nn.sampleTokens(rows, o, seed);
+      const ids = await s.ids.toArray();
+      const lp = await s.logProbs.toArray();
+      s.ids.dispose();
+      s.logProbs.dispose();
+      const counts = [0, 0, 0, 0, 0];
+      for (const id of ids) counts[id]++;
+      ids.forEach((id, i) => expect(lp[i]).toBeCloseTo(logits[id] - lse, 5));
+      return { counts, lp };
+    };
+    try {
+      expect((await draw({ temperature: 0 }, 1)).counts).toEqual([0, n, 0, 0, 0]); // lowest id on ties
+      expect((await draw({ temperature: 0, suppress: [1] }, 1)).counts).toEqual([0, 0, 0, n, 0]);
+      // every count within 4.5 standard deviations of n·p (p ∝ exp(x / T) over the allowed ids)
+      const expectFrequencies = (counts: number[], weights: number[]): void => {
+        const total = weights.reduce((a, b) => a + b, 0);
+        counts.forEach((c, i) => {
+          const p = weights[i] / total;
+          expect(Math.abs(c - n * p), `id ${i}: ${c} draws, expected ${(n * p).toFixed(0)}`).toBeLessThanOrEqual(4.5 * Math.sqrt(n * p * (1 - p)) + 1e-9);
+        });
+      };
+      expectFrequencies((await draw({}, 2)).counts, logits.map((x) => Math.exp(x)));
+      const topk = await draw({ topK: 3, temperature: 2 }, 3);
+      expect(topk.counts[0] + topk.counts[4]).toBe(0); // outside the top 3
+      expectFrequencies(topk.counts, logits.map((x, i) => (i === 0 || i === 4 ? 0 : Math.exp(x / 2))));
+      const banned = await draw({ temperature: 0.7, suppress: [3] }, 4);
+      expectFrequencies(banned.counts, logits.map((x, i) => (i === 3 ? 0 : Math.exp(x / 0.7))));
+      // the same seed draws the same ids
+      const again = nn.sampleTokens(rows, { temperature: 0.7, suppress: [3] }, 4);
+      const ids = await again.ids.toArray();
+      const counts = [0, 0, 0, 0, 0];
+      for (const id of ids) counts[id]++;
+      expect(counts).toEqual(banned.counts);
+      again.ids.dispose();
+      again.logProbs.dispose();
+    } finally {
+      rows.dispose();
+    }
   });
 
   it('refuses bad options', async () => {

@@ -11,6 +11,8 @@
 // Stages (the launcher compiles the prelude, everything before the first `//@stage` line, plus one
 // section; fwd, dq and dkv also the `masks` section):
 //   fwd    online softmax over the keys; O, and L_i = logsumexp_j S_ij (natural log) in stats[0 .. BH*Tq)
+//   dec    fwd for one query row (Tq = 1, a KV-cache decode step): the lanes split the keys (see there);
+//   decsg  the same on CPU adapters with subgroups: the lanes split the head dimension
 //   delta  Delta_i = sum_d dO_id O_id into stats[BH*Tq .. 2*BH*Tq) (one invocation per row)
 //   dq     over query rows, loops over keys: P_ij = exp(S_ij - L_i) recomputed, dP_ij = dO_i . v_j,
 //          dS_ij = P_ij (dP_ij - Delta_i), dq_i = scale * sum_j dS_ij k_j
@@ -400,4 +402,134 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let bh = row / T;
   let o = tbase(8u, bh / H, bh % H) + (row % T) * word(11u) + min(d, Dn - 1u) * word(12u);
   dst[idx] = select(0.0, src[o], d < Dn);
+}
+
+//@stage dec
+// Decode: one query row per (b, h) (Tq = 1, a KV-cache step). The row tiles of fwd would leave all
+// lanes but one idle, so here the workgroup's WG lanes split the keys instead (lane l takes keys
+// l, l + WG, ...), each keeping its own online softmax (m, l, acc); the WG partial states are then
+// merged through workgroup memory: M = max m, L = sum l 2^(m - M), O = sum acc 2^(m - M) / L.
+// Writes O and the row's logsumexp like fwd (the backward reads them unchanged).
+var<workgroup> w_m: array<f32, WG>;
+var<workgroup> w_l: array<f32, WG>;
+var<workgroup> w_acc: array<vec4<f32>, WG * D4>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+        @builtin(num_workgroups) nwg: vec3u) {
+  let H = word(1u);
+  let bh = batch_head(wid, nwg);
+  if (bh >= word(0u) * H) { return; } // uniform per workgroup
+  let b = bh / H;
+  let h = bh % H;
+  let NEG_INF = neg_inf();
+  let cs = wordf(4u) * LOG2E; // base-2 scores
+  let lane = lid.x;
+  let qo = tbase(8u, b, h);
+  let kb = tbase(13u, b, h);
+  let kst = word(16u);
+  let vb = tbase(18u, b, h);
+  let vst = word(21u);
+  let d4 = {{N_D4}};
+  var qv: array<vec4<f32>, D4>;
+  var acc: array<vec4<f32>, D4>;
+  for (var c = 0u; c < d4; c++) {
+    qv[c] = q[qo + c] * cs;
+    acc[c] = vec4<f32>(0.0);
+  }
+  var m = NEG_INF;
+  var l = 0.0;
+  let lim = u32(row_limit(0, prefix_of(b)));
+  for (var j = lane; j < lim; j += WG) {
+    if (!pad_ok(b, j)) { continue; }
+    let ko = kb + j * kst;
+    let vo = vb + j * vst;
+    var s = 0.0;
+    for (var c = 0u; c < d4; c++) { s += dot(qv[c], k[ko + c]); }
+    let mn = max(m, s); // finite: s is
+    let alpha = exp2(m - mn); // 0 for the lane's first key (m = -inf)
+    let p = exp2(s - mn);
+    l = fma(l, alpha, p);
+    for (var c = 0u; c < d4; c++) { acc[c] = fma(vec4<f32>(p), v[vo + c], acc[c] * alpha); }
+    m = mn;
+  }
+  w_m[lane] = m;
+  workgroupBarrier();
+  var M = NEG_INF;
+  for (var t = 0u; t < WG; t++) { M = max(M, w_m[t]); }
+  let f = select(exp2(m - M), 0.0, m == NEG_INF); // a lane that saw no key adds nothing
+  w_l[lane] = l * f;
+  for (var c = 0u; c < d4; c++) { w_acc[lane * D4 + c] = acc[c] * f; }
+  workgroupBarrier();
+  var L = 0.0;
+  for (var t = 0u; t < WG; t++) { L += w_l[t]; }
+  let inv = select(1.0 / L, 0.0, L == 0.0);
+  for (var c = lane; c < d4; c += WG) {
+    var sum = vec4<f32>(0.0);
+    for (var t = 0u; t < WG; t++) { sum += w_acc[t * D4 + c]; }
+    let o = sum * inv;
+    for (var e = 0u; e < 4u; e++) { if (c * 4u + e < D) { out[bh * D + c * 4u + e] = o[e]; } }
+  }
+  if (lane == 0u) { stats[bh] = select((M + log2(L)) * LN2, NEG_INF, L == 0.0); }
+}
+
+//@stage decsg
+// dec for CPU adapters (lavapipe), `subgroups` feature, WG = the subgroup size: one (b, h) row per
+// workgroup, its lanes split the head dimension (lane l holds the vec4 chunks l, l + WG, ...) and the
+// keys are walked in turn, each score summed across the lanes with subgroupAdd. Every lane then runs
+// the same online softmax. Why not split the keys as `dec` does: there each lane loads whole key and
+// value rows, and on lavapipe every storage access with a non-constant address is a per-lane loop;
+// here a key costs two vec4 loads per lane.
+const U: u32 = (D4 + WG - 1u) / WG;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+        @builtin(num_workgroups) nwg: vec3u) {
+  let H = word(1u);
+  let bh = batch_head(wid, nwg);
+  if (bh >= word(0u) * H) { return; } // uniform per workgroup
+  let b = bh / H;
+  let h = bh % H;
+  let NEG_INF = neg_inf();
+  let cs = wordf(4u) * LOG2E; // base-2 scores
+  let lane = lid.x;
+  let qo = tbase(8u, b, h);
+  let kb = tbase(13u, b, h);
+  let kst = word(16u);
+  let vb = tbase(18u, b, h);
+  let vst = word(21u);
+  let d4 = word(7u);
+  var qv: array<vec4<f32>, U>;
+  var acc: array<vec4<f32>, U>;
+  for (var u = 0u; u < U; u++) {
+    let c = lane + u * WG;
+    qv[u] = select(vec4<f32>(0.0), q[qo + min(c, d4 - 1u)] * cs, c < d4);
+    acc[u] = vec4<f32>(0.0);
+  }
+  var m = NEG_INF;
+  var l = 0.0;
+  let lim = u32(row_limit(0, prefix_of(b)));
+  for (var j = 0u; j < lim; j++) {
+    if (!pad_ok(b, j)) { continue; } // uniform: every lane is on key j
+    let ko = kb + j * kst;
+    let vo = vb + j * vst;
+    var part = 0.0;
+    for (var u = 0u; u < U; u++) { part += dot(qv[u], k[ko + min(lane + u * WG, d4 - 1u)]); }
+    let s = subgroupAdd(part);
+    let mn = max(m, s);
+    let alpha = exp2(m - mn); // 0 at the first key (m = -inf)
+    let p = exp2(s - mn);
+    l = fma(l, alpha, p);
+    for (var u = 0u; u < U; u++) { acc[u] = fma(vec4<f32>(p), v[vo + min(lane + u * WG, d4 - 1u)], acc[u] * alpha); }
+    m = mn;
+  }
+  let inv = select(1.0 / l, 0.0, l == 0.0);
+  for (var u = 0u; u < U; u++) {
+    let c = lane + u * WG;
+    if (c < d4) {
+      let o = acc[u] * inv;
+      for (var e = 0u; e < 4u; e++) { if (c * 4u + e < D) { out[bh * D + c * 4u + e] = o[e]; } }
+    }
+  }
+  if (lane == 0u) { stats[bh] = select((m + log2(l)) * LN2, NEG_INF, l == 0.0); }
 }
