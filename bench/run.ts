@@ -195,21 +195,31 @@ async function main(): Promise<void> {
   }
 
   // ---- model presets: training and sampling throughput ----------------------------------------------
-  const presets: { preset: string; trainPositionsPerSec: number; trainTextTokensPerSec: number; trainStepMs: number; ceilingFraction: number; sampleTokensPerSec: number }[] = [];
+  const presets: {
+    preset: string; trainPositionsPerSec: number; trainTextTokensPerSec: number; trainStepMs: number; ceilingFraction: number; sampleTokensPerSec: number;
+    sampleBatch: number; prefillPositionsPerSec: number; decodeTokensPerSec: number; decodeStepMs: number; decodeFloorMs: number;
+  }[] = [];
   if (!only || 'preset'.includes(only) || only.startsWith('preset')) {
     const vocabSize = t.data.defaultTokenizer().size;
     // the gpu preset is sized for a lent GPU: on a CPU adapter one short step is all it gets here
     const cpuAdapter = dev.adapter.isFallbackAdapter;
     for (const name of quick ? ['cpu'] : ['cpu', 'gpu']) {
       const small = cpuAdapter && name === 'gpu';
+      // sampling as RL rollouts use it: one image + 128 prompt tokens, 64 new tokens at temperature 1, batch 64
       const r = await t.nn.benchmarkPreset({ preset: name, vocabSize, trainSteps: small ? 1 : 3, textTokens: small ? 128 : 256,
-        batchSize: small ? 1 : undefined, sampleTokens: small ? 4 : 16 });
+        batchSize: small ? 1 : undefined, sampleBatch: small ? 4 : 64, promptTokens: 128, sampleTokens: small ? 4 : 64 });
+      const decodeFloorMs = floor(r.decodeFlopsPerStep, r.decodeBytesPerStep);
       const row = { preset: name, trainPositionsPerSec: r.trainPositionsPerSec, trainTextTokensPerSec: r.trainTextTokensPerSec,
-        trainStepMs: r.trainStepMedianMs, ceilingFraction: r.trainFlopsPerSec / (gflops * 1e9), sampleTokensPerSec: r.sampleTokensPerSec };
+        trainStepMs: r.trainStepMedianMs, ceilingFraction: r.trainFlopsPerSec / (gflops * 1e9), sampleTokensPerSec: r.sampleTokensPerSec,
+        sampleBatch: r.sampleBatch, prefillPositionsPerSec: r.prefillPositionsPerSec, decodeTokensPerSec: r.decodeTokensPerSec, decodeStepMs: r.decodeStepMs, decodeFloorMs };
       presets.push(row);
       console.log(`preset ${name.padEnd(4)} (${(r.parameters / 1e6).toFixed(2)}M params, batch ${r.batchSize} x ${r.positionsPerSequence} positions): ` +
         `train ${r.trainPositionsPerSec.toFixed(0)} positions/s (${r.trainTextTokensPerSec.toFixed(0)} text tokens/s, step ${r.trainStepMedianMs.toFixed(0)} ms, ` +
-        `${(r.trainFlopsPerSec / 1e9).toFixed(2)} GFLOP/s = ${(row.ceilingFraction * 100).toFixed(0)}% of the measured ceiling); sample ${r.sampleTokensPerSec.toFixed(1)} tokens/s`);
+        `${(r.trainFlopsPerSec / 1e9).toFixed(2)} GFLOP/s = ${(row.ceilingFraction * 100).toFixed(0)}% of the measured ceiling)`);
+      console.log(`  sampling, batch ${r.sampleBatch}, ${r.sampleTokens} new tokens: ${r.sampleTokensPerSec.toFixed(0)} tokens/s overall; ` +
+        `prefill ${r.prefillPositionsPerSec.toFixed(0)} positions/s (${(r.prefillPositionsPerSec / r.trainPositionsPerSec).toFixed(1)}x training, target >= 3x); ` +
+        `decode ${r.decodeTokensPerSec.toFixed(0)} tokens/s (target >= 3,000 at batch 64), step ${r.decodeStepMs.toFixed(1)} ms vs floor ${decodeFloorMs.toFixed(2)} ms ` +
+        `(${(r.decodeFlopsPerStep / 1e6).toFixed(0)} MFLOP, ${(r.decodeBytesPerStep / 1e6).toFixed(1)} MB): ${(r.decodeStepMs / Math.max(decodeFloorMs, 1e-9)).toFixed(0)}x the floor`);
     }
   }
 
@@ -226,9 +236,10 @@ async function main(): Promise<void> {
       '|---|---|---:|---:|---:|---:|---:|---:|---|',
       ...rows.map((r) => `| ${r.kernel} | ${r.size} | ${r.ms.toFixed(2)} | ${r.rate} | ${r.floorMs.toFixed(2)} | ${(r.ofFloor * 100).toFixed(0)}% | ${r.tfjsMs?.toFixed(2) ?? '-'} | ${r.ratio ? `${r.ratio.toFixed(2)}x` : '-'} | ${r.target} |`),
       '',
-      '| model preset | train step (ms) | train positions/s | train text tokens/s | % of compute ceiling | sampling tokens/s |',
-      '|---|---:|---:|---:|---:|---:|',
-      ...presets.map((p) => `| ${p.preset} | ${p.trainStepMs.toFixed(0)} | ${p.trainPositionsPerSec.toFixed(0)} | ${p.trainTextTokensPerSec.toFixed(0)} | ${(p.ceilingFraction * 100).toFixed(0)}% | ${p.sampleTokensPerSec.toFixed(1)} |`),
+      '| model preset | train step (ms) | train positions/s | train text tokens/s | % of compute ceiling | sampling batch | sampling tokens/s | prefill positions/s | decode tokens/s | decode step (ms) | decode floor (ms) |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...presets.map((p) => `| ${p.preset} | ${p.trainStepMs.toFixed(0)} | ${p.trainPositionsPerSec.toFixed(0)} | ${p.trainTextTokensPerSec.toFixed(0)} | ${(p.ceilingFraction * 100).toFixed(0)}% | ` +
+        `${p.sampleBatch} | ${p.sampleTokensPerSec.toFixed(0)} | ${p.prefillPositionsPerSec.toFixed(0)} | ${p.decodeTokensPerSec.toFixed(0)} | ${p.decodeStepMs.toFixed(1)} | ${p.decodeFloorMs.toFixed(2)} |`),
     ];
     if (blockProfile.length) {
       lines.push('', 'Transformer block step, GPU time per step by kernel (`t.profile` over 5 steps, timestamp queries; each dispatch in its own pass):', '',

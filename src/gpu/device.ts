@@ -1,6 +1,7 @@
 // The GPU device and the execution engine: adapter/device acquisition with the adapter's maxima,
 // one command encoder batching many dispatches (submitted in chunks and at readback), pipelines
-// cached by a structural key, per-dispatch uniforms packed into pooled uniform buffers, and errors
+// cached by a structural key, per-dispatch uniforms packed into pooled uniform buffers and read at
+// a dynamic offset (so a bind group is made once per set of buffers, not per dispatch), and errors
 // surfaced as TrimpiError naming the op.
 import { BufferPool } from './memory.js';
 import { TrimpiError } from './errors.js';
@@ -121,6 +122,36 @@ export interface Pipeline {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
   key?: string;
+  /**
+   * Its bind groups by the buffers they bind, when the layout reads the uniform block (binding 0)
+   * at a dynamic offset: a dispatch whose buffers were bound before reuses that bind group and only
+   * passes its uniforms' offset. Absent for 'auto' layouts (a new bind group per dispatch).
+   */
+  bindGroups?: Map<string, GPUBindGroup>;
+}
+
+/** Cached bind groups across all pipelines at most; past it every cache is cleared (they rebuild on use). */
+const MAX_CACHED_BIND_GROUPS = 16384;
+
+/**
+ * The explicit bind-group layout of a kernel whose bindings are all in group 0 with the uniform block
+ * at binding 0 (what paramsDecl/bindingDecls emit): the uniform read at a dynamic offset, the others
+ * storage buffers as declared. null for anything else (the pipeline then uses layout 'auto').
+ */
+function dynamicUniformLayout(gpu: GPUDevice, source: string): GPUBindGroupLayout | null {
+  const decls = [...source.matchAll(/@group\((\d+)\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage\s*,\s*(read_write|read))\s*>/g)];
+  if (!decls.length || decls.some((d) => d[1] !== '0')) return null;
+  const bindings = decls.map((d) => Number(d[2]));
+  if (new Set(bindings).size !== bindings.length) return null;
+  const uniforms = decls.filter((d) => d[3] === 'uniform').map((d) => Number(d[2]));
+  if (uniforms.length !== 1 || uniforms[0] !== 0) return null;
+  return gpu.createBindGroupLayout({
+    entries: decls.map((d) => ({
+      binding: Number(d[2]),
+      visibility: 4, // COMPUTE
+      buffer: d[3] === 'uniform' ? { type: 'uniform' as const, hasDynamicOffset: true } : { type: d[4] === 'read' ? 'read-only-storage' as const : 'storage' as const },
+    })),
+  });
 }
 
 /** One dispatch's GPU time (timestamps around its own compute pass). */
@@ -167,6 +198,11 @@ export class Device {
   private assertNext = 0;
   private assertWindow: AssertRecord[] = [];
   private readonly assertWordOfOp = new Map<string, number>();
+  /** Bind groups held by the pipelines' caches (see Pipeline.bindGroups). */
+  private cachedBindGroups = 0;
+  /** A number per GPU buffer, for bind-group cache keys. */
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 0;
   /** Pipeline compile checks still in flight; readbacks await them so a compile error is reported as such. */
   private readonly pendingChecks = new Set<Promise<void>>();
 
@@ -225,6 +261,15 @@ export class Device {
     return this.pool.acquire(bytes, label);
   }
 
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) {
+      id = this.nextBufferId++;
+      this.bufferIds.set(b, id);
+    }
+    return id;
+  }
+
   /** Compute pipeline for `key`, compiling `code()` on first use. */
   pipeline(key: string, label: string, code: () => string): Pipeline {
     const hit = this.pipelines.get(key);
@@ -235,7 +280,9 @@ export class Device {
     const source = code();
     this.gpu.pushErrorScope('validation');
     const module = this.gpu.createShaderModule({ code: source, label });
-    const pipeline = this.gpu.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label });
+    const explicit = dynamicUniformLayout(this.gpu, source);
+    const layout = explicit ? this.gpu.createPipelineLayout({ bindGroupLayouts: [explicit] }) : 'auto';
+    const pipeline = this.gpu.createComputePipeline({ layout, compute: { module, entryPoint: 'main' }, label });
     const check = this.gpu.popErrorScope().then((err) => {
       // the compile error is the root cause: it replaces Dawn's follow-up "invalid due to a previous error"
       if (err && (!this.error || /due to a previous error/.test(this.error.message))) {
@@ -244,7 +291,7 @@ export class Device {
     });
     this.pendingChecks.add(check);
     void check.finally(() => this.pendingChecks.delete(check));
-    const entry = { pipeline, layout: pipeline.getBindGroupLayout(0), key };
+    const entry: Pipeline = explicit ? { pipeline, layout: explicit, key, bindGroups: new Map() } : { pipeline, layout: pipeline.getBindGroupLayout(0), key };
     this.pipelines.set(key, entry);
     this.stats.pipelinesCompiled++;
     return entry;
@@ -263,14 +310,33 @@ export class Device {
     }
     if (workgroups[0] * workgroups[1] * workgroups[2] === 0) return;
     const u = this.uniforms.push(params);
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: u.buffer, offset: u.offset, size: u.size } }];
-    for (let i = 0; i < buffers.length; i++) entries.push({ binding: i + 1, resource: { buffer: buffers[i] } });
-    const bindGroup = this.gpu.createBindGroup({ layout: p.layout, entries, label: op });
+    const cache = p.bindGroups;
+    let bindGroup: GPUBindGroup | undefined;
+    let key = '';
+    if (cache) {
+      key = `${this.bufferId(u.buffer)}:${u.size}`;
+      for (let i = 0; i < buffers.length; i++) key += `,${this.bufferId(buffers[i])}`;
+      bindGroup = cache.get(key);
+    }
+    if (!bindGroup) {
+      // with a dynamic offset the uniform binding starts at 0 and each dispatch passes its own offset
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: u.buffer, offset: cache ? 0 : u.offset, size: u.size } }];
+      for (let i = 0; i < buffers.length; i++) entries.push({ binding: i + 1, resource: { buffer: buffers[i] } });
+      bindGroup = this.gpu.createBindGroup({ layout: p.layout, entries, label: op });
+      if (cache) {
+        if (++this.cachedBindGroups > MAX_CACHED_BIND_GROUPS) {
+          for (const q of this.pipelines.values()) q.bindGroups?.clear();
+          this.cachedBindGroups = 1;
+        }
+        cache.set(key, bindGroup);
+      }
+    }
     if (this.debug) this.gpu.pushErrorScope('validation');
     const timed = this.profiler ? this.profiledPass(op, p.key ?? op) : null;
     const pass = timed ?? this.computePass();
     pass.setPipeline(p.pipeline);
-    pass.setBindGroup(0, bindGroup);
+    if (cache) pass.setBindGroup(0, bindGroup, [u.offset]);
+    else pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     timed?.end();
     if (this.debug) {

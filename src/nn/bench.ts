@@ -24,7 +24,7 @@ export interface PresetBenchOptions {
   /** Timed training steps (default 5), after `warmupSteps` untimed ones (default 1: shader compilation). */
   trainSteps?: number;
   warmupSteps?: number;
-  /** Sequences sampled in parallel (default batchSize) and new tokens each (default 32). 0 skips sampling. */
+  /** Sequences sampled in parallel (default batchSize) and new tokens each (default 32; at least 2, else sampling is skipped). */
   sampleBatch?: number;
   sampleTokens?: number;
   /** Prompt text tokens for sampling (default textTokens / 2). */
@@ -53,9 +53,32 @@ export interface PresetBenchResult {
   trainFlopsPerSec: number;
   /** Generated tokens per second over the whole batched generation (prefill included). */
   sampleTokensPerSec: number;
+  /** Median wall time of the whole generation (prefill + sampleTokens tokens), ms. */
   sampleMs: number;
   sampleBatch: number;
   sampleTokens: number;
+  /** Median wall time of the prefill alone (a generation of one token), ms. */
+  prefillMs: number;
+  /** Prompt positions (text + image patches, padding included) per second in the prefill. */
+  prefillPositionsPerSec: number;
+  /** Decode: (sampleMs − prefillMs) / (sampleTokens − 1) per step, and new tokens per second. */
+  decodeStepMs: number;
+  decodeTokensPerSec: number;
+  /** Floors of one decode step: FLOPs (matmuls + attention over the cache) and bytes (weights + KV cache read once). */
+  decodeFlopsPerStep: number;
+  decodeBytesPerStep: number;
+}
+
+/**
+ * FLOPs and bytes of one decode step of `cfg` for B sequences with `context` cached positions: each
+ * new token costs 2·K·N per linear map of the decoder and the output head, and 4·context·C per
+ * attention layer; the step reads every decoder weight once and each layer's cached keys and values.
+ */
+export function decodeFloors(cfg: VlmConfig, B: number, context: number): { flops: number; bytes: number } {
+  const blockMatmul = (4 + 2 * cfg.mlpRatio) * cfg.dim * cfg.dim;
+  const flops = B * (2 * (cfg.layers * blockMatmul + cfg.vocabSize * cfg.dim) + cfg.layers * 4 * context * cfg.dim);
+  const bytes = 4 * (cfg.layers * blockMatmul + cfg.vocabSize * cfg.dim) + cfg.layers * 2 * B * context * cfg.dim * 4;
+  return { flops, bytes };
 }
 
 /**
@@ -133,18 +156,34 @@ export async function benchmarkPreset(opts: PresetBenchOptions): Promise<PresetB
     const sampleBatch = opts.sampleBatch ?? B;
     const sampleTokens = opts.sampleTokens ?? 32;
     let sampleMs = 0;
-    if (sampleBatch > 0 && sampleTokens > 0) {
+    let prefillMs = 0;
+    let promptPositions = 0;
+    if (sampleBatch > 0 && sampleTokens > 1) {
       const prompts = Array.from({ length: sampleBatch }, () => sequence(opts.promptTokens ?? Math.max(2, textTokens >> 1)));
+      promptPositions = model.prepareBatch(prompts, { padSide: 'left' }).T;
       const promptImages = rand([sampleBatch * perSeq, cfg.channels, S, S], { seed: 2 });
+      const timed = async (maxNewTokens: number): Promise<number> => {
+        const t0 = performance.now();
+        await generate(model, prompts, promptImages, { maxNewTokens, temperature: 1, seed: 3 });
+        return performance.now() - t0;
+      };
       try {
         await generate(model, prompts, promptImages, { maxNewTokens: 2, temperature: 0 }); // compiles the shaders
-        const t0 = performance.now();
-        await generate(model, prompts, promptImages, { maxNewTokens: sampleTokens, temperature: 1, topK: 20 });
-        sampleMs = performance.now() - t0;
+        // interleaved, three of each: the decode time is the difference of two medians
+        const pre: number[] = [];
+        const full: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          pre.push(await timed(1));
+          full.push(await timed(sampleTokens));
+        }
+        prefillMs = median(pre);
+        sampleMs = median(full);
       } finally {
         promptImages.dispose();
       }
     }
+    const decodeStepMs = sampleMs > 0 ? Math.max(sampleMs - prefillMs, 0) / (sampleTokens - 1) : 0;
+    const floors = decodeFloors(cfg, sampleBatch, promptPositions + sampleTokens / 2);
     return {
       preset: p.name, config: cfg, parameters: model.numParameters(), batchSize: B, positionsPerSequence: T,
       trainStepMs: stepMs, trainStepMedianMs: med,
@@ -152,6 +191,9 @@ export async function benchmarkPreset(opts: PresetBenchOptions): Promise<PresetB
       trainFlopsPerStep: flops, trainFlopsPerSec: flops / (med / 1000),
       sampleTokensPerSec: sampleMs > 0 ? (sampleBatch * sampleTokens) / (sampleMs / 1000) : 0,
       sampleMs, sampleBatch, sampleTokens,
+      prefillMs, prefillPositionsPerSec: prefillMs > 0 ? (sampleBatch * promptPositions) / (prefillMs / 1000) : 0,
+      decodeStepMs, decodeTokensPerSec: decodeStepMs > 0 ? sampleBatch / (decodeStepMs / 1000) : 0,
+      decodeFlopsPerStep: floors.flops, decodeBytesPerStep: floors.bytes,
     };
   } finally {
     images.dispose();
