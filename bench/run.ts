@@ -194,6 +194,37 @@ async function main(): Promise<void> {
     opt.dispose();
   }
 
+  // ---- host overhead per dispatch: 1,000 small element-wise ops recorded, then one readback ----------
+  let dispatchOverhead: { hostUs: number; hostMinUs: number; hostMaxUs: number; gpuUs: number } | null = null;
+  if (!only || 'dispatch'.includes(only)) {
+    const x = t.rand([256], { seed: 1 });
+    const chain = (): t.Tensor => t.tidy(() => {
+      let y = x;
+      for (let i = 0; i < 1000; i++) y = t.add(y, 1);
+      return y;
+    });
+    await read(chain()); // compiles
+    const hostUs: number[] = [];
+    for (let r = 0; r < 9; r++) {
+      const n0 = dev.stats.dispatches;
+      const t0 = performance.now();
+      const y = chain();
+      const us = ((performance.now() - t0) * 1000) / (dev.stats.dispatches - n0);
+      await read(y);
+      hostUs.push(us);
+    }
+    hostUs.sort((a, b) => a - b);
+    let gpuUs = 0;
+    if (dev.features.has('timestamp-query')) {
+      const rep = await t.profile(async () => read(chain()));
+      gpuUs = (rep.gpuMs * 1000) / rep.kernels.reduce((n, k) => n + k.calls, 0);
+    }
+    dispatchOverhead = { hostUs: hostUs[4], hostMinUs: hostUs[0], hostMaxUs: hostUs[8], gpuUs };
+    console.log(`dispatch overhead (1,000 adds of 256 floats, 9 runs): host ${hostUs[4].toFixed(1)} us per dispatch (min ${hostUs[0].toFixed(1)}, max ${hostUs[8].toFixed(1)}; target <= 40), ` +
+      `GPU ${gpuUs.toFixed(1)} us per dispatch (timestamps, one pass each)\n`);
+    x.dispose();
+  }
+
   // ---- model presets: training and sampling throughput ----------------------------------------------
   const presets: {
     preset: string; trainPositionsPerSec: number; trainTextTokensPerSec: number; trainStepMs: number; ceilingFraction: number; sampleTokensPerSec: number;
@@ -225,7 +256,7 @@ async function main(): Promise<void> {
 
   const out = argValue('--out') ?? 'bench/results.json';
   const date = new Date().toISOString();
-  writeFileSync(out, JSON.stringify({ date, device: adapter, ceilings: { computeGflops: gflops, streamingGBs: gbs }, rows, blockProfile, presets }, null, 2));
+  writeFileSync(out, JSON.stringify({ date, device: adapter, ceilings: { computeGflops: gflops, streamingGBs: gbs }, rows, blockProfile, presets, dispatchOverhead }, null, 2));
   console.log(`\nwrote ${out}`);
   const md = argValue('--md');
   if (md) {
@@ -241,6 +272,10 @@ async function main(): Promise<void> {
       ...presets.map((p) => `| ${p.preset} | ${p.trainStepMs.toFixed(0)} | ${p.trainPositionsPerSec.toFixed(0)} | ${p.trainTextTokensPerSec.toFixed(0)} | ${(p.ceilingFraction * 100).toFixed(0)}% | ` +
         `${p.sampleBatch} | ${p.sampleTokensPerSec.toFixed(0)} | ${p.prefillPositionsPerSec.toFixed(0)} | ${p.decodeTokensPerSec.toFixed(0)} | ${p.decodeStepMs.toFixed(1)} | ${p.decodeFloorMs.toFixed(2)} |`),
     ];
+    if (dispatchOverhead) {
+      lines.push('', `Host overhead: ${dispatchOverhead.hostUs.toFixed(1)} µs of JavaScript per dispatch (median of 9 runs of 1,000 small adds; ` +
+        `min ${dispatchOverhead.hostMinUs.toFixed(1)}, max ${dispatchOverhead.hostMaxUs.toFixed(1)}; target ≤ 40), GPU ${dispatchOverhead.gpuUs.toFixed(1)} µs per dispatch.`);
+    }
     if (blockProfile.length) {
       lines.push('', 'Transformer block step, GPU time per step by kernel (`t.profile` over 5 steps, timestamp queries; each dispatch in its own pass):', '',
         '| op | kernel | calls | GPU ms | share |', '|---|---|---:|---:|---:|',

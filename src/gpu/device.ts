@@ -198,6 +198,8 @@ export class Device {
   private assertNext = 0;
   private assertWindow: AssertRecord[] = [];
   private readonly assertWordOfOp = new Map<string, number>();
+  /** The one dynamic offset of a dispatch (a typed array: no array built per call). */
+  private readonly dynamicOffset = new Uint32Array(1);
   /** Bind groups held by the pipelines' caches (see Pipeline.bindGroups). */
   private cachedBindGroups = 0;
   /** A number per GPU buffer, for bind-group cache keys. */
@@ -335,7 +337,10 @@ export class Device {
     const timed = this.profiler ? this.profiledPass(op, p.key ?? op) : null;
     const pass = timed ?? this.computePass();
     pass.setPipeline(p.pipeline);
-    if (cache) pass.setBindGroup(0, bindGroup, [u.offset]);
+    if (cache) {
+      this.dynamicOffset[0] = u.offset;
+      pass.setBindGroup(0, bindGroup, this.dynamicOffset, 0, 1);
+    }
     else pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     timed?.end();

@@ -28,14 +28,17 @@ The stand-in for the paper's pretrained Qwen2.5-VL: a ${config.preset}-preset vi
 an MPI target policy: policies come from \`randomPolicies()\`, which excludes every target name and tree.
 
 ## Recipe
-- Tasks, one seeded stream (step s depends only on the seed and s), weights moving linearly from start to end:
+- Tasks, one seeded stream (step s depends only on the seed and s), weights held at their start values for
+  the first ${config.perceptionSteps ?? 0} steps (a perception phase: no policies), then moving linearly to their end values:
   - crop: one large object filling the frame, described (${config.mixStart.crop} → ${config.mixEnd.crop})
   - describe: \`<image> What objects are there?\` → every object, left to right (${config.mixStart.describe} → ${config.mixEnd.describe})
   - SceneQA: counting, existence (also of conjunctions), attribute queries (${config.mixStart.sceneqa} → ${config.mixEnd.sceneqa})
   - a random policy in context with the gold CoT (${config.mixStart.policy} → ${config.mixEnd.policy}); kinds: ${config.policyKinds.map((k) => `${k.mode}${k.depth} (${k.start} → ${k.end})`).join(', ')}
 - ${config.steps} AdamW steps of ${config.batchSize} sequences (micro-batches of at most ${config.microBatchPositions} padded positions),
   lr ${config.lr} with ${config.warmupSteps} warmup steps and cosine decay to ${config.minLr}; seed ${config.seed}.
-- Loss: token-mean cross-entropy on the response tokens.
+- Loss: token-mean cross-entropy on the response tokens${config.patchLoss ? `, plus ${config.patchLoss} × the patch-attribute loss
+  (src/trimpi/losses/patch_attributes.ts: every image patch an object covers names that object's size, colour,
+  material and shape, scored against the decoder's word embeddings; no extra parameters)` : ''}.
 - Full config: \`stage0.json\`; loss per logged step: \`metrics.jsonl\`.
 
 ## Run
