@@ -3,8 +3,8 @@
 // time, GFLOP/s or GB/s, the floor (FLOPs over the measured compute ceiling, bytes over the measured
 // streaming ceiling) and how far from it we are, tfjs's time and the ratio. Writes JSON
 // (--out, default bench/results.json) and, with --md FILE, the markdown table for bench/RESULTS.md.
-import Benchmark from 'benchmark';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import * as t from '../src/index.js';
 import { AdamW } from '../src/nn/optim.js';
 import { measureComputeCeiling, measureStreamingCeiling } from './ceilings.js';
@@ -19,8 +19,16 @@ interface Row {
   floorMs: number;
   ofFloor: number;
   tfjsMs: number | null;
+  /** Median over interleaved pairs of tfjs time / ours. */
   ratio: number | null;
   target: string;
+  /** Our fastest and slowest sample (per call). */
+  spread: string;
+  /** Interquartile range of the per-pair ratio. */
+  ratioIqr: string | null;
+  samples: number;
+  /** Why the figures may be off (load, steal), or null. */
+  busy: string | null;
 }
 
 const args = process.argv.slice(2);
@@ -31,26 +39,64 @@ const argValue = (name: string): string | undefined => {
 const only = argValue('--only');
 const quick = args.includes('--quick');
 
-/** Median seconds per call of an async function, by benchmark.js (deferred), after a warm-up call. */
-async function median(name: string, fn: () => Promise<void>): Promise<number> {
-  await fn(); // compile pipelines, fill pools
-  return new Promise((resolve, reject) => {
-    const bench = new Benchmark(name, {
-      defer: true,
-      minSamples: quick ? 3 : 5,
-      maxTime: quick ? 1 : 3,
-      initCount: 1,
-      fn: (d: Benchmark.Deferred) => {
-        fn().then(() => d.resolve(), reject);
-      },
-    });
-    bench.on('complete', () => {
-      const s = [...bench.stats.sample].sort((a, b) => a - b);
-      resolve(s[Math.floor(s.length / 2)]);
-    });
-    bench.on('error', () => reject(bench.error));
-    bench.run({ async: true });
-  });
+/** Seconds per call of each sample, median, quartiles and extremes. */
+interface Samples {
+  all: number[];
+  median: number;
+  q1: number;
+  q3: number;
+  min: number;
+  max: number;
+}
+
+function summarize(xs: number[]): Samples {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (f: number): number => s[Math.min(s.length - 1, Math.max(0, Math.round(f * (s.length - 1))))];
+  return { all: xs, median: at(0.5), q1: at(0.25), q3: at(0.75), min: s[0], max: s[s.length - 1] };
+}
+
+/** CPU time stolen by the hypervisor and the 1-minute load average (Linux; zeros elsewhere). */
+function machineLoad(): { steal: number; total: number; load: number } {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return { steal: cpu[7] ?? 0, total: cpu.reduce((a, b) => a + b, 0), load: loadavg()[0] };
+  } catch {
+    return { steal: 0, total: 0, load: loadavg()[0] };
+  }
+}
+
+/**
+ * Times two sides sample by sample, interleaved (ours, theirs, ours, …) so that a slow phase of the
+ * machine hits both alike: at least `minSamples` pairs, more until each side has had ~`seconds`.
+ * Returns each side's samples and the per-pair ratio theirs / ours, with a warning when the machine
+ * was busy (load average above the cores' half, or more than 2% of CPU time stolen).
+ */
+async function interleaved(ours: () => Promise<void>, theirs: (() => Promise<void>) | null): Promise<{ ours: Samples; theirs: Samples | null; ratio: Samples | null; busy: string | null }> {
+  await ours(); // compile pipelines, fill pools
+  if (theirs) await theirs();
+  const minSamples = quick ? 5 : 11;
+  const seconds = quick ? 1 : 3;
+  const a: number[] = [];
+  const b: number[] = [];
+  const before = machineLoad();
+  let spent = 0;
+  while (a.length < minSamples || (spent < seconds && a.length < 101)) {
+    let t0 = performance.now();
+    await ours();
+    a.push((performance.now() - t0) / 1000);
+    if (theirs) {
+      t0 = performance.now();
+      await theirs();
+      b.push((performance.now() - t0) / 1000);
+    }
+    spent += a[a.length - 1];
+  }
+  const after = machineLoad();
+  const stolen = after.total > before.total ? (after.steal - before.steal) / (after.total - before.total) : 0;
+  const cores = cpus().length;
+  const busy = Math.max(before.load, after.load) > cores / 2 || stolen > 0.02
+    ? `machine busy while measuring (load average ${Math.max(before.load, after.load).toFixed(2)} on ${cores} cores, ${(stolen * 100).toFixed(1)}% CPU stolen)` : null;
+  return { ours: summarize(a), theirs: theirs ? summarize(b) : null, ratio: theirs ? summarize(b.map((x, i) => x / a[i])) : null, busy };
 }
 
 async function main(): Promise<void> {
@@ -78,28 +124,33 @@ async function main(): Promise<void> {
   async function compare(kernel: string, size: string, flops: number, bytes: number, ours: () => t.Tensor | t.Tensor[], theirs: (() => TF.Tensor | TF.Tensor[]) | null,
     target: string, rateKind: 'flops' | 'bytes' = 'flops', reps = 1): Promise<void> {
     if (only && !kernel.includes(only)) return;
-    const s = (await median(`${kernel} ${size}`, async () => {
+    const m = await interleaved(async () => {
       let last: t.Tensor | t.Tensor[] | null = null;
       for (let i = 0; i < reps; i++) {
         if (last) for (const x of [last].flat()) x.dispose();
         last = t.tidy(ours);
       }
       await read(last!);
-    })) / reps;
-    const ts = theirs ? (await median(`tfjs ${kernel} ${size}`, () => tf.run(() => {
+    }, theirs ? () => tf.run(() => {
       let last: TF.Tensor | TF.Tensor[] = theirs();
       for (let i = 1; i < reps; i++) last = theirs();
       return last;
-    }))) / reps : null;
+    }) : null);
+    const s = m.ours.median / reps;
+    const ts = m.theirs ? m.theirs.median / reps : null;
     const ms = s * 1e3;
     const fl = floor(flops, bytes);
     const row: Row = {
       kernel, size, ms,
       rate: rateKind === 'flops' ? `${(flops / s / 1e9).toFixed(2)} GFLOP/s` : `${(bytes / s / 1e9).toFixed(2)} GB/s`,
-      floorMs: fl, ofFloor: fl / ms, tfjsMs: ts === null ? null : ts * 1e3, ratio: ts === null ? null : ts / s, target,
+      floorMs: fl, ofFloor: fl / ms, tfjsMs: ts === null ? null : ts * 1e3, ratio: m.ratio ? m.ratio.median : null, target,
+      spread: `${((m.ours.min / reps) * 1e3).toFixed(2)}-${((m.ours.max / reps) * 1e3).toFixed(2)} ms`,
+      ratioIqr: m.ratio ? `${m.ratio.q1.toFixed(2)}-${m.ratio.q3.toFixed(2)}` : null, samples: m.ours.all.length, busy: m.busy,
     };
     rows.push(row);
-    console.log(`${kernel.padEnd(28)} ${size.padEnd(22)} ${ms.toFixed(2).padStart(9)} ms  ${row.rate.padStart(14)}  floor ${fl.toFixed(2).padStart(8)} ms (${(row.ofFloor * 100).toFixed(0).padStart(3)}%)  tfjs ${row.tfjsMs === null ? '      -' : row.tfjsMs.toFixed(2).padStart(9) + ' ms'}  ${row.ratio === null ? '' : `x${row.ratio.toFixed(2)}`}  ${target}`);
+    console.log(`${kernel.padEnd(28)} ${size.padEnd(22)} ${ms.toFixed(2).padStart(9)} ms [${row.spread}, ${row.samples} samples]  ${row.rate.padStart(14)}  floor ${fl.toFixed(2).padStart(8)} ms (${(row.ofFloor * 100).toFixed(0).padStart(3)}%)  ` +
+      `tfjs ${row.tfjsMs === null ? '      -' : row.tfjsMs.toFixed(2).padStart(9) + ' ms'}  ${row.ratio === null ? '' : `x${row.ratio.toFixed(2)} (IQR ${row.ratioIqr})`}  ${target}`);
+    if (m.busy) console.log(`  warning: ${m.busy}`);
   }
 
   // ---- matmul ------------------------------------------------------------------------------------
@@ -263,9 +314,10 @@ async function main(): Promise<void> {
     const lines = [
       `Measured ${date.slice(0, 10)} on **${adapter}**; ceilings: compute ${gflops.toFixed(1)} GFLOP/s, streaming ${gbs.toFixed(1)} GB/s.`,
       '',
-      '| kernel | size | ours (ms) | rate | floor (ms) | % of floor | tfjs-webgpu (ms) | ratio | target |',
-      '|---|---|---:|---:|---:|---:|---:|---:|---|',
-      ...rows.map((r) => `| ${r.kernel} | ${r.size} | ${r.ms.toFixed(2)} | ${r.rate} | ${r.floorMs.toFixed(2)} | ${(r.ofFloor * 100).toFixed(0)}% | ${r.tfjsMs?.toFixed(2) ?? '-'} | ${r.ratio ? `${r.ratio.toFixed(2)}x` : '-'} | ${r.target} |`),
+      '| kernel | size | ours (ms) | min-max | rate | floor (ms) | % of floor | tfjs-webgpu (ms) | ratio (IQR) | target |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+      ...rows.map((r) => `| ${r.kernel} | ${r.size} | ${r.ms.toFixed(2)} | ${r.spread} | ${r.rate} | ${r.floorMs.toFixed(2)} | ${(r.ofFloor * 100).toFixed(0)}% | ${r.tfjsMs?.toFixed(2) ?? '-'} | ` +
+        `${r.ratio ? `${r.ratio.toFixed(2)}x (${r.ratioIqr})` : '-'} | ${r.target}${r.busy ? ` ⚠ ${r.busy}` : ''} |`),
       '',
       '| model preset | train step (ms) | train positions/s | train text tokens/s | % of compute ceiling | sampling batch | sampling tokens/s | prefill positions/s | decode tokens/s | decode step (ms) | decode floor (ms) |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
