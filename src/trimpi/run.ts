@@ -408,6 +408,7 @@ export function formatResults(r: RunResults): string {
     lines.push(`  ${m.label.padEnd(40)} ${(100 * m.accuracy).toFixed(1).padStart(7)}% ${(100 * m.format).toFixed(0).padStart(6)}% ${String(m.n).padStart(5)}`);
   }
   lines.push(`  ${'majority-case baseline'.padEnd(40)} ${(100 * r.baselines.majority).toFixed(1).padStart(7)}%`);
+  if (r.setting !== 'tool') lines.push(`  ${'majority case, natural sampling'.padEnd(40)} ${(100 * (r.baselines.naturalMajority ?? 0)).toFixed(1).padStart(7)}%`);
   lines.push(`  ${'uniform-random baseline'.padEnd(40)} ${(100 * r.baselines.random).toFixed(1).padStart(7)}%`);
   lines.push(`  wall time ${r.wallSeconds.toFixed(0)} s`);
   return lines.join('\n');

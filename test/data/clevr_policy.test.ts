@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, AttributeType, ObjectAttributes, Policy, PolicyNode, clevrResponse, decisionNodes,
-  evaluatePolicy, goldCot, leafPaths, overridePolicy, planDataset, policySignature, policyText, randomAttributes,
+  evaluatePolicy, goldCot, leafPaths, naturalCaseFrequencies, overridePolicy, planDataset, policySignature, policyText, randomAttributes,
   randomPolicies, randomPolicy, reachableCases, rng, sceneForCase, scoreClevr, targetPolicies,
 } from '../../src/trimpi/data/index.js';
 import type { ClevrRecord } from '../../src/trimpi/data/index.js';
@@ -119,6 +119,26 @@ describe('policy trees', () => {
         expect(scene.objects.length).toBeLessThanOrEqual(6);
       }
     }
+  });
+
+  it('natural sampling: case frequencies of random scenes, against the exact probability of a one-node policy', () => {
+    // "any red object?" on 3..6 objects: P(yes) = mean over n of 1 - (7/8)^n
+    const p: Policy = { name: 'L1-Red', mode: 'T', depth: 1, cases: 2, crops: [], root: { kind: 'node', id: '1', cond: { type: 'color', value: 'red' }, yes: { kind: 'leaf', case: 0 }, no: { kind: 'leaf', case: 1 } } };
+    const n = 20000;
+    const f = naturalCaseFrequencies(p, { scenes: n, seed: 4 });
+    const exact = [3, 4, 5, 6].reduce((a, k) => a + (1 - (7 / 8) ** k), 0) / 4;
+    expect(Math.abs(f[0] - exact)).toBeLessThan(4 * Math.sqrt((exact * (1 - exact)) / n));
+    expect(f[0] + f[1]).toBeCloseTo(1, 12);
+    // target policies: a distribution over their cases, its majority well above 1/cases at every depth
+    for (const d of DEPTHS) {
+      for (const q of targetPolicies(0, 'T', d, 3)) {
+        const g = naturalCaseFrequencies(q, { scenes: 500 });
+        expect(g).toHaveLength(q.cases);
+        expect(g.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+        expect(Math.max(...g)).toBeGreaterThan(1 / q.cases);
+      }
+    }
+    expect(() => naturalCaseFrequencies(p, { scenes: 0 })).toThrow(/naturalCaseFrequencies/);
   });
 
   it('have unique names across settings, and random policies never collide with targets', () => {

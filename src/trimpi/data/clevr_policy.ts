@@ -397,6 +397,24 @@ function witness(r: Rng | null, path: readonly PathStep[]): ObjectAttributes | n
   return null;
 }
 
+/**
+ * The case distribution of a policy under natural sampling: `scenes` random scenes drawn as
+ * sampleScene draws them (a uniform number of objects in [minObjects, maxObjects], every attribute
+ * uniform and independent; placement does not depend on the attributes, so it is skipped), each
+ * evaluated. Returns the frequency of every case (length p.cases, summing to 1). The most frequent
+ * one is the natural-sampling majority baseline; the datasets draw cases uniformly instead.
+ */
+export function naturalCaseFrequencies(p: Policy, opts: { scenes?: number; seed?: number; minObjects?: number; maxObjects?: number } = {}): number[] {
+  const n = opts.scenes ?? 2000;
+  const [lo, hi] = [opts.minObjects ?? 3, opts.maxObjects ?? 6];
+  check(Number.isInteger(n) && n > 0 && Number.isInteger(lo) && Number.isInteger(hi) && lo >= 1 && lo <= hi, 'naturalCaseFrequencies',
+    () => `scenes must be a positive integer and 1 <= minObjects <= maxObjects, got ${n}, ${lo}..${hi}`);
+  const r = rng(opts.seed ?? 0, 'natural', p.name);
+  const counts = new Array<number>(p.cases).fill(0);
+  for (let i = 0; i < n; i++) counts[evaluatePolicy(p, Array.from({ length: r.int(lo, hi) }, () => randomAttributes(r))).case]++;
+  return counts.map((c) => c / n);
+}
+
 /** Cases some scene can reach (a witness object exists); the rest are reported unreachable. */
 export function reachableCases(p: Policy): { reachable: number[]; unreachable: number[] } {
   const reachable: number[] = [];

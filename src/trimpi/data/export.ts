@@ -735,9 +735,14 @@ export async function tensorToImages(t: Tensor): Promise<RgbImage[]> {
   });
 }
 
+/** The Policy of a stored ClevrPolicy record (throws for the tool policy, which has no tree). */
+export function policyOfRecord(p: PolicyRecord): Policy {
+  check(!!p.tree && p.mode !== 'tool', 'policyOfRecord', () => `policy ${p.name} has no decision tree`);
+  return { name: p.name, mode: p.mode === 'M' ? 'M' : 'T', depth: p.depth, root: p.tree!, cases: p.cases, crops: p.crops };
+}
+
 /** Re-derives a record's case from its stored scene graph (a consistency check for loaded data). */
 export function recheckClevr(record: ClevrRecord, policy: PolicyRecord): boolean {
   if (!policy.tree) return false;
-  const p: Policy = { name: policy.name, mode: policy.mode === 'M' ? 'M' : 'T', depth: policy.depth, root: policy.tree, cases: policy.cases, crops: policy.crops };
-  return evaluatePolicy(p, record.scenes[0].objects).case === record.case;
+  return evaluatePolicy(policyOfRecord(policy), record.scenes[0].objects).case === record.case;
 }

@@ -3,6 +3,8 @@
 import { generate } from '../../nn/generate.js';
 import type { VisionLanguageModel } from '../../nn/vlm.js';
 import { EOS, Tokenizer } from '../data/tokenizer.js';
+import { naturalCaseFrequencies } from '../data/clevr_policy.js';
+import { policyOfRecord } from '../data/export.js';
 import type { MpiData, MpiRecord } from '../stages/mpi_data.js';
 
 /** One test record's output and score. */
@@ -88,6 +90,12 @@ export async function evaluateAccuracy(model: VisionLanguageModel, tok: Tokenize
 export interface Baselines {
   /** Answering each policy's most frequent test case (clevr), or the most frequent tool name with no arguments (tool). */
   majority: number;
+  /**
+   * clevr: answering each policy's most frequent case under natural sampling (random scenes, see
+   * naturalCaseFrequencies), which the case-balanced test split does not show: the paper's data is
+   * not balanced, so its majority baseline is this one. tool: equal to `majority`.
+   */
+  naturalMajority: number;
   /** Answering a uniformly random case of the policy (clevr: mean 1/cases). */
   random: number;
 }
@@ -95,8 +103,9 @@ export interface Baselines {
 /** Baselines of a test split (clevr only; tool: majority tool with its score, random over tools). */
 export function baselines(data: MpiData): Baselines {
   const test = data.test;
-  if (test.length === 0) return { majority: 0, random: 0 };
+  if (test.length === 0) return { majority: 0, naturalMajority: 0, random: 0 };
   let majority = 0;
+  let natural = 0;
   let random = 0;
   const byPolicy = new Map<string, MpiRecord[]>();
   for (const r of test) byPolicy.set(r.policy, [...(byPolicy.get(r.policy) ?? []), r]);
@@ -110,7 +119,8 @@ export function baselines(data: MpiData): Baselines {
     const first = rs[0];
     // tool: a right tool name with wrong arguments scores 0.5
     majority += first.task === 'clevr' ? top : top * 0.5;
+    natural += first.task === 'clevr' ? rs.length * Math.max(...naturalCaseFrequencies(policyOfRecord(data.policyOf(first)), { seed: data.spec.seed })) : top * 0.5;
     random += first.task === 'clevr' ? rs.length / data.policyOf(first).cases : (rs.length * 0.5) / Math.max(1, counts.size);
   }
-  return { majority: majority / test.length, random: random / test.length };
+  return { majority: majority / test.length, naturalMajority: natural / test.length, random: random / test.length };
 }

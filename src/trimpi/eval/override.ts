@@ -3,8 +3,8 @@
 // A model that reads its context follows the new policy; one that only recalls the internalized
 // policy answers by the old one. ClevrPolicy: a fresh random tree under the same name
 // (overridePolicy); ToolPolicy: the paper's new OCR rules (toolPolicyRecord('override')).
-import { Policy, PolicyMode, evaluatePolicy, overridePolicy, policyText, scoreClevr } from '../data/clevr_policy.js';
-import { PolicyRecord, toolPolicyRecord } from '../data/export.js';
+import { Policy, evaluatePolicy, overridePolicy, policyText, scoreClevr } from '../data/clevr_policy.js';
+import { policyOfRecord, toolPolicyRecord } from '../data/export.js';
 import { policyCropScenes } from '../data/render.js';
 import { ToolCall, scoreToolCall, toolVersion } from '../data/tool_policy.js';
 import type { Tokenizer } from '../data/tokenizer.js';
@@ -22,12 +22,6 @@ export interface OverrideItem extends EvalPrompt {
   old: Gold;
   /** The new policy prescribes another answer than the old one. */
   changed: boolean;
-}
-
-/** The Policy of a stored ClevrPolicy record (throws for the tool policy, which has no tree). */
-export function policyOfRecord(p: PolicyRecord): Policy {
-  if (!p.tree || p.mode === 'tool') throw new Error(`policy ${p.name} has no decision tree`);
-  return { name: p.name, mode: p.mode as PolicyMode, depth: p.depth, root: p.tree, cases: p.cases, crops: p.crops };
 }
 
 /** The paper's Fig 10 prompt: the updated policy, then the query naming "the updated Policy". */

@@ -107,8 +107,10 @@ function mainTable(run: RunView): string {
     PAPER_MAIN[m] ? `${PAPER_MAIN[m].T.toFixed(2)}%` : '—',
     PAPER_MAIN[m] ? `${PAPER_MAIN[m].M.toFixed(2)}%` : '—',
   ]);
-  for (const [name, key] of [['majority-case baseline', 'majority'], ['uniform-random baseline', 'random']] as const) {
-    rows.push([`<i>${name}</i>`, ...run.settings.flatMap((s) => (s.results.setting === 'tool' ? ['', '', pct(s.results.baselines[key])] : [pct(s.results.baselines[key])])), '—', '—']);
+  for (const [name, key] of [['majority-case baseline', 'majority'], ['majority case, natural sampling', 'naturalMajority'], ['uniform-random baseline', 'random']] as const) {
+    // runs made before the natural-sampling baseline existed have no naturalMajority
+    const v = (s: (typeof run.settings)[number]): number | null => s.results.baselines[key] ?? null;
+    rows.push([`<i>${name}</i>`, ...run.settings.flatMap((s) => (s.results.setting === 'tool' ? ['', '', pct(v(s))] : [pct(v(s))])), '—', '—']);
   }
   return `${table(head, rows, 'main')}
 <p class="note">Accuracy on held-out test data without the policy in context (the in-context row: the base model with the policy in the prompt), greedy decoding. Paper: Qwen2.5-VL-7B at N = 6 (docs/trimpi.md section 1). ${PAPER_NOTES.map(esc).join(' ')}</p>`;
