@@ -1,6 +1,5 @@
 // Stage 0's patch-attribute loss: which object each patch shows (hand-made boxes), and the loss and
-// its gradient against a float64 reference on random patch tokens and embeddings; the word
-// embeddings get no gradient.
+// its gradients (patch tokens and word embeddings) against a float64 reference on random inputs.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as t from '../../src/index.js';
 import { TrimpiError } from '../../src/index.js';
@@ -54,7 +53,7 @@ describe('patchOwners', () => {
 });
 
 describe('patchAttributeLoss', () => {
-  it('equals the float64 reference, with its gradient; the embeddings stay out of the graph', async () => {
+  it('equals the float64 reference, with its gradients w.r.t. the patch tokens and the word embeddings', async () => {
     const r = new Rng(Date.now() % 100000);
     const [N, P, C, V] = [3, 5, 7, 13];
     const types = t.data.ATTRIBUTE_TYPES;
@@ -65,9 +64,11 @@ describe('patchAttributeLoss', () => {
     const labels = sizes.map((n) => Int32Array.from({ length: K }, () => r.int(0, n)));
     const h = Array.from({ length: N * P * C }, () => r.normal());
     const E = Array.from({ length: V * C }, () => r.normal() * 0.5);
-    // float64 reference: L = mean_a mean_k −log softmax(h_k · E_words)[y]; dL/dh_k = (1/4K) Σ_a (softmax − onehot) E_words
+    // float64 reference: L = mean_a mean_k −log softmax(h_k · E_words)[y]; dL/dh_k = (1/4K) Σ_a (softmax − onehot) E_words,
+    // dL/dE_w = (1/4K) Σ_a Σ_k (softmax − onehot)_w h_k
     let ref = 0;
     const grad = new Float64Array(N * P * C);
+    const gradE = new Float64Array(V * C);
     sizes.forEach((n, a) => {
       for (let k = 0; k < K; k++) {
         const row = rows[k];
@@ -80,7 +81,10 @@ describe('patchAttributeLoss', () => {
         ref -= lsm[labels[a][k]] / (K * types.length);
         lsm.forEach((l, j) => {
           const g = (Math.exp(l) - (j === labels[a][k] ? 1 : 0)) / (K * types.length);
-          for (let c = 0; c < C; c++) grad[row * C + c] += g * E[wordIds[a][j] * C + c];
+          for (let c = 0; c < C; c++) {
+            grad[row * C + c] += g * E[wordIds[a][j] * C + c];
+            gradE[wordIds[a][j] * C + c] += g * h[row * C + c];
+          }
         });
       }
     });
@@ -96,7 +100,8 @@ describe('patchAttributeLoss', () => {
       expect(await out.loss.item()).toBeCloseTo(ref, 4);
       const g = await tokens.grad!.toArray();
       grad.forEach((v, i) => expect(g[i]).toBeCloseTo(v, 4));
-      expect(emb.grad).toBeNull();
+      const gE = await emb.grad!.toArray();
+      gradE.forEach((v, i) => expect(gE[i]).toBeCloseTo(v, 4));
       const acc = await out.metrics.accuracy.toArray();
       expect(acc.length).toBe(4);
       acc.forEach((x) => expect(x >= 0 && x <= 1).toBe(true));

@@ -74,10 +74,10 @@ export interface Stage0Config {
 
 /** The recipe of models/base-cpu (`trimpi pretrain` with no options reproduces it). */
 export const STAGE0_DEFAULTS: Stage0Config = {
-  preset: 'cpu', seed: 0, steps: 1500, batchSize: 16, lr: 1e-3, minLr: 1e-4, warmupSteps: 100,
+  preset: 'cpu', seed: 0, steps: 1200, batchSize: 16, lr: 1e-3, minLr: 1e-4, warmupSteps: 100,
   // a perception phase first (crops, descriptions and questions are ~75-100 positions; a policy
   // example 300-1,000), then the weight moves to policies
-  perceptionSteps: 600,
+  perceptionSteps: 500,
   mixStart: { crop: 0.2, describe: 0.3, sceneqa: 0.5, policy: 0 },
   mixEnd: { crop: 0.05, describe: 0.1, sceneqa: 0.3, policy: 0.55 },
   // every patch an object covers names its four attributes (losses/patch_attributes.ts)
