@@ -11,8 +11,8 @@
 //             case, the gold CoT: learning to read a policy and to apply it
 // Loss: token-mean cross-entropy on the response only, plus (patchLoss > 0) the dense perception loss
 // of losses/patch_attributes.ts on every image of the step: each patch an object covers names the
-// object's size, colour, material and shape against the word embeddings. Resumable: the stream of step s depends only
-// on (seed, s), and a checkpoint holds the model, the optimizer and the step.
+// object's size, colour, material and shape against the word embeddings. Resumable: the stream of
+// step s depends only on (seed, s), and a checkpoint holds the model, the optimizer and the step.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer, defaultTokenizer } from '../data/tokenizer.js';
@@ -219,7 +219,6 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
     const logEvery = opts.logEvery ?? 10;
     const patchWeight = config.patchLoss ?? 0;
     const wordIds = ATTRIBUTE_TYPES.map((a) => ATTRIBUTE_VALUES[a].map((v) => tok.encode(v)[0]));
-    const patchStats = zeros([5]);
     let patchTerms = 0;
     // called inside trainStep's tidy(): the intermediates live until the backward is done
     const lossOf = (mb: Stage0MicroBatch): Tensor => {
