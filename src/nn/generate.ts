@@ -18,6 +18,7 @@ import { tidy } from '../tensor/memory.js';
 import { add, argmax, assign, div, eq, ge, log, maximum, neg, rand, reshape, slice, tensor, tokenLogProbs, topk, where, zeros } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { VisionLanguageModel } from './vlm.js';
+import { stepSeed } from './train.js';
 import { checkOptions } from '../tensor/validate.js';
 
 /** How one token is drawn: temperature, top-k, suppressed ids. */
@@ -52,14 +53,6 @@ export interface GenerateResult {
 
 /** Decode steps between two reads of the done mask (a read waits for the GPU; more steps: more wasted decoding). */
 const STOP_CHECK_EVERY = 8;
-
-/** Seed of the uniform draw of decode step `step` (a 32-bit mix of the run's seed and the step). */
-function stepSeed(seed: number, step: number): number {
-  let h = Math.imul((seed >>> 0) ^ 0x85ebca6b, 0x9e3779b1) ^ Math.imul(Math.floor(seed / 2 ** 32) + 1, 0xc2b2ae35);
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) ^ Math.imul(step + 1, 0x27d4eb2f);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
 
 /**
  * Draws one token per row of logits (B, V) on the GPU. Returns the ids (B,) i32 and their
@@ -133,6 +126,7 @@ export async function generate(model: VisionLanguageModel, prompts: readonly (re
           tokens: feed!, positions: tensor(Int32Array.from(nextPosition, (p) => p + step - 1), { shape: [B, 1], dtype: 'i32' }),
           images: null, gatherIndex: null, keyValid: null,
         };
+        // each step's uniform draw is seeded by the Trainer's (seed, step) mix
         const s = sampleTokens(model.forward(inputs, { cache, lastOnly: true }), sampling, stepSeed(seed, step));
         assign(slice(ids, 1, step, step + 1), reshape(s.ids, [B, 1]));
         assign(slice(logProbs, 1, step, step + 1), reshape(s.logProbs, [B, 1]));
