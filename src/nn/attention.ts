@@ -141,6 +141,19 @@ export class MultiHeadAttention extends Module {
   }
 }
 
+/**
+ * The `layers` blocks of a pre-LN stack (the ViT's and the decoder's). GPT-2 initialisation: residual
+ * projections at std / sqrt(2·layers), so the residual stream's variance stays put. Each block is
+ * handed to `register` (the owner's addModule, as `blocks.i`) as soon as it exists, so an owner whose
+ * constructor fails half-way frees what it had made.
+ */
+export function blockStack(register: (name: string, block: TransformerBlock) => TransformerBlock,
+  o: { layers: number; dim: number; heads: number; mlpRatio?: number; dropout?: number; std: number; eps?: number }): TransformerBlock[] {
+  const residualStd = o.std / Math.sqrt(2 * Math.max(1, o.layers));
+  return Array.from({ length: o.layers }, (_, i) =>
+    register(`blocks.${i}`, new TransformerBlock(o.dim, o.heads, { mlpRatio: o.mlpRatio, dropout: o.dropout, std: o.std, residualStd, eps: o.eps })));
+}
+
 /** Pre-LN transformer block: x + attn(ln1(x)), then x + mlp(ln2(x)). */
 export class TransformerBlock extends Module {
   readonly ln1: LayerNorm;

@@ -3,7 +3,7 @@
 import { check, checkNumber } from '../gpu/errors.js';
 import { permute, randn, reshape } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
-import { TransformerBlock } from './attention.js';
+import { TransformerBlock, blockStack } from './attention.js';
 import { LayerNorm, Linear, MAX_LAYERS, Module, checkSize, checkStd } from './module.js';
 import { checkTensor } from '../tensor/validate.js';
 
@@ -81,9 +81,7 @@ export class ViTEncoder extends Module {
     try {
       this.patchEmbed = this.addModule('patch', new PatchEmbed(opts.imageSize, opts.patchSize, opts.channels, opts.dim, { std }));
       this.positions = this.addParameter('pos', randn([this.patchEmbed.numPatches, opts.dim], { std }), { decay: false });
-      const residualStd = std / Math.sqrt(2 * Math.max(1, opts.layers));
-      this.blocks = Array.from({ length: opts.layers }, (_, i) =>
-        this.addModule(`blocks.${i}`, new TransformerBlock(opts.dim, opts.heads, { mlpRatio: opts.mlpRatio, dropout: opts.dropout, std, residualStd, eps: opts.eps })));
+      this.blocks = blockStack((name, block) => this.addModule(name, block), { ...opts, std });
       this.lnFinal = this.addModule('ln_f', new LayerNorm(opts.dim, opts.eps));
     } catch (e) {
       throw this.abandon(e);

@@ -11,7 +11,7 @@
 import { check, checkNumber, fmtShape } from '../gpu/errors.js';
 import { assign, manualSeed, concat, embedding, indexSelect, linear, reshape, slice, tensor, transpose } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
-import { AttentionMasks, KVCache, TransformerBlock } from './attention.js';
+import { AttentionMasks, KVCache, TransformerBlock, blockStack } from './attention.js';
 import { Embedding, LayerNorm, Linear, MAX_LAYERS, Module, checkSize, checkStd } from './module.js';
 import { ViTEncoder } from './vit.js';
 import { checkOptions, checkTensor } from '../tensor/validate.js';
@@ -132,10 +132,7 @@ export class DecoderLM extends Module {
     try {
       this.tokenEmbedding = this.addModule('wte', new Embedding(opts.vocabSize, opts.dim, { std }));
       this.positionEmbedding = this.addModule('wpe', new Embedding(opts.maxPositions, opts.dim, { std }));
-      // GPT-2: residual projections scaled by 1/sqrt(2·layers) so the residual stream's variance stays put
-      const residualStd = std / Math.sqrt(2 * Math.max(1, opts.layers));
-      this.blocks = Array.from({ length: opts.layers }, (_, i) =>
-        this.addModule(`blocks.${i}`, new TransformerBlock(opts.dim, opts.heads, { mlpRatio: opts.mlpRatio, dropout: opts.dropout, std, residualStd, eps: opts.eps })));
+      this.blocks = blockStack((name, block) => this.addModule(name, block), { ...opts, std });
       this.lnFinal = this.addModule('ln_f', new LayerNorm(opts.dim, opts.eps));
     } catch (e) {
       throw this.abandon(e);
