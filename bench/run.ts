@@ -4,7 +4,6 @@
 // streaming ceiling) and how far from it we are, tfjs's time and the ratio. Writes JSON
 // (--out, default bench/results.json) and, with --md FILE, the markdown table for bench/RESULTS.md.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
 import * as t from '../src/index.js';
 import { AdamW } from '../src/nn/optim.js';
 import { measureComputeCeiling, measureStreamingCeiling } from './ceilings.js';
@@ -55,13 +54,20 @@ function summarize(xs: number[]): Samples {
   return { all: xs, median: at(0.5), q1: at(0.25), q3: at(0.75), min: s[0], max: s[s.length - 1] };
 }
 
-/** CPU time stolen by the hypervisor and the 1-minute load average (Linux; zeros elsewhere). */
-function machineLoad(): { steal: number; total: number; load: number } {
+/**
+ * The machine's CPU counters (Linux /proc/stat, in seconds at USER_HZ = 100): busy (everything but
+ * idle and iowait), stolen by the hypervisor, and the total; plus this process's own CPU seconds (all
+ * its threads, lavapipe's included). Zeros where /proc/stat is missing.
+ */
+function machineLoad(): { busy: number; steal: number; total: number; own: number } {
+  const u = process.cpuUsage();
+  const own = (u.user + u.system) / 1e6;
   try {
     const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    return { steal: cpu[7] ?? 0, total: cpu.reduce((a, b) => a + b, 0), load: loadavg()[0] };
+    const total = cpu.reduce((a, b) => a + b, 0) / 100;
+    return { busy: total - ((cpu[3] ?? 0) + (cpu[4] ?? 0)) / 100, steal: (cpu[7] ?? 0) / 100, total, own };
   } catch {
-    return { steal: 0, total: 0, load: loadavg()[0] };
+    return { busy: 0, steal: 0, total: 0, own };
   }
 }
 
@@ -69,7 +75,7 @@ function machineLoad(): { steal: number; total: number; load: number } {
  * Times two sides sample by sample, interleaved (ours, theirs, ours, …) so that a slow phase of the
  * machine hits both alike: at least `minSamples` pairs, more until each side has had ~`seconds`.
  * Returns each side's samples and the per-pair ratio theirs / ours, with a warning when the machine
- * was busy (load average above the cores' half, or more than 2% of CPU time stolen).
+ * was busy (other processes took more than 10% of the CPU time, or more than 2% was stolen).
  */
 async function interleaved(ours: () => Promise<void>, theirs: (() => Promise<void>) | null): Promise<{ ours: Samples; theirs: Samples | null; ratio: Samples | null; busy: string | null }> {
   await ours(); // compile pipelines, fill pools
@@ -92,10 +98,12 @@ async function interleaved(ours: () => Promise<void>, theirs: (() => Promise<voi
     spent += a[a.length - 1];
   }
   const after = machineLoad();
-  const stolen = after.total > before.total ? (after.steal - before.steal) / (after.total - before.total) : 0;
-  const cores = cpus().length;
-  const busy = Math.max(before.load, after.load) > cores / 2 || stolen > 0.02
-    ? `machine busy while measuring (load average ${Math.max(before.load, after.load).toFixed(2)} on ${cores} cores, ${(stolen * 100).toFixed(1)}% CPU stolen)` : null;
+  // other processes' share of the CPU time while measuring (the bench's own threads excluded)
+  const span = after.total - before.total;
+  const others = span > 0 ? Math.max(0, (after.busy - before.busy) - (after.own - before.own)) / span : 0;
+  const stolen = span > 0 ? (after.steal - before.steal) / span : 0;
+  const busy = others > 0.1 || stolen > 0.02
+    ? `machine busy while measuring (other processes used ${(others * 100).toFixed(0)}% of the CPU time, ${(stolen * 100).toFixed(1)}% stolen)` : null;
   return { ours: summarize(a), theirs: theirs ? summarize(b) : null, ratio: theirs ? summarize(b.map((x, i) => x / a[i])) : null, busy };
 }
 
