@@ -22,6 +22,7 @@ options:
   --scale S      ${Object.keys(SCALES).join(', ')} (default demo)
   --base DIR     base model checkpoint (default models/base-cpu)
   --seed S       non-negative integer (default 0)
+  --pruning R    clevr: paper (the paper's tree rule, default) or strict (every case reachable)
   --out DIR      output directory (required)
   --no-suite     skip the evaluation suite after the table (override, referral, forgetting, ...):
                  the table and DIR/report.html only (npm start's demo, to stay within minutes)
@@ -93,6 +94,12 @@ export function parseRunArgs(argv: readonly string[]): { config: RunConfig; quie
         c.depth = d;
         break;
       }
+      case '--pruning': {
+        const v = value();
+        if (v !== 'paper' && v !== 'strict') fail(op, `--pruning must be 'paper' or 'strict', got '${v}'`);
+        c.pruning = v;
+        break;
+      }
       case '--methods': {
         const v = value();
         if (v === 'all') c.methods = [...METHOD_NAMES];
@@ -122,6 +129,7 @@ export function parseRunArgs(argv: readonly string[]): { config: RunConfig; quie
   if (!c.out) fail(op, '--out is required');
   c.methods ??= [...DEMO_METHODS];
   if (c.setting === 'tool' && argv.some((a) => a.startsWith('--depth'))) fail(op, '--depth applies to clevr-t and clevr-m only');
+  if (c.setting === 'tool' && argv.some((a) => a.startsWith('--pruning'))) fail(op, '--pruning applies to clevr-t and clevr-m only');
   if (!existsSync(`${c.base}/config.json`)) fail(op, `--base ${c.base} is not a checkpoint directory (no config.json); train one with trimpi pretrain --out ${c.base}`);
   return { config: c as RunConfig, quiet, suite };
 }

@@ -20,6 +20,7 @@ import { EOS, Tokenizer } from './data/tokenizer.js';
 import { progressBar } from './data/cli.js';
 import { rng } from './data/rng.js';
 import { GRPO, DAPO, RlAlgorithm } from './losses/configs.js';
+import type { PolicyPruning } from './data/clevr_policy.js';
 import { MpiData, MpiDataSpec, MpiRecord } from './stages/mpi_data.js';
 import { SupervisedConfig, SupervisedKind, supervisedSequences, supervisedSteps, trainSupervised } from './stages/supervised.js';
 import { RlConfig, RlItem, RlRunner, RlStepMetrics, RlTask } from './stages/rl.js';
@@ -128,6 +129,8 @@ export interface RunConfig {
   setting: 'clevr-t' | 'clevr-m' | 'tool';
   depth: number;
   seed: number;
+  /** clevr: how the target policies' trees are pruned (default 'paper'; see PolicyPruning). */
+  pruning?: PolicyPruning;
   methods: MethodName[];
   scale: keyof typeof SCALES;
   /** The base model's checkpoint directory (models/base-cpu). */
@@ -229,7 +232,7 @@ export async function runPipeline(config: RunConfig, tok: Tokenizer, hooks: RunH
   const root = join(config.out, settingKey(config));
   mkdirSync(root, { recursive: true });
   const runCfgPath = join(root, 'run.json');
-  const runCfg = { setting: config.setting, depth: config.depth, seed: config.seed, scale: config.scale, base: config.base, overrides: config.overrides ?? null };
+  const runCfg = { setting: config.setting, depth: config.depth, seed: config.seed, pruning: config.pruning ?? 'paper', scale: config.scale, base: config.base, overrides: config.overrides ?? null };
   if (existsSync(runCfgPath)) {
     const saved = JSON.parse(readFileSync(runCfgPath, 'utf8')) as unknown;
     check(JSON.stringify(saved) === JSON.stringify(runCfg), op, () => `${root} holds a run with another configuration (${runCfgPath}): use another --out`);
@@ -238,7 +241,7 @@ export async function runPipeline(config: RunConfig, tok: Tokenizer, hooks: RunH
   const dataBar = bar(`data ${settingKey(config)}`, 'images');
   const imageSize = (readManifest(config.base).config as { imageSize?: number } | null)?.imageSize;
   check(typeof imageSize === 'number', op, () => `${config.base}/config.json has no model config with an imageSize`);
-  const data = await MpiData.open(join(root, 'data'), { setting: config.setting, depth: config.depth, seed: config.seed, imageSize, ...scale.data }, (d, t) => dataBar(d, t));
+  const data = await MpiData.open(join(root, 'data'), { setting: config.setting, depth: config.depth, seed: config.seed, pruning: config.pruning ?? 'paper', imageSize, ...scale.data }, (d, t) => dataBar(d, t));
   const device = currentDevice().adapter.description || currentDevice().adapter.device || 'unknown';
   log(`${settingKey(config)}: ${data.train.length} train / ${data.test.length} test records, ${data.policies.size} policies; device ${device}`);
 

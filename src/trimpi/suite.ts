@@ -13,6 +13,7 @@ import { init } from '../gpu/device.js';
 import { loadVisionLanguageModel, readManifest } from '../nn/checkpoint.js';
 import type { VisionLanguageModel } from '../nn/vlm.js';
 import { ClevrRecord, ToolRecord } from './data/export.js';
+import type { PolicyPruning } from './data/clevr_policy.js';
 import { Tokenizer, defaultTokenizer } from './data/tokenizer.js';
 import { MpiData } from './stages/mpi_data.js';
 import { AccuracyResult, evaluateAccuracy } from './eval/accuracy.js';
@@ -65,10 +66,10 @@ export async function openSuiteContext(root: string, tok: Tokenizer, log: (line:
   const op = 'trimpi eval';
   const runPath = join(root, 'run.json');
   check(existsSync(runPath), op, () => `${root} is not a setting directory of a run (no run.json)`);
-  const run = JSON.parse(readFileSync(runPath, 'utf8')) as { setting: 'clevr-t' | 'clevr-m' | 'tool'; depth: number; seed: number; scale: keyof typeof SCALES; base: string; overrides: Partial<ScaleConfig> | null };
+  const run = JSON.parse(readFileSync(runPath, 'utf8')) as { setting: 'clevr-t' | 'clevr-m' | 'tool'; depth: number; seed: number; pruning?: PolicyPruning; scale: keyof typeof SCALES; base: string; overrides: Partial<ScaleConfig> | null };
   const scale: ScaleConfig = { ...SCALES[run.scale], ...(run.overrides ?? {}) };
   const manifest = JSON.parse(readFileSync(join(root, 'data', 'manifest.json'), 'utf8')) as { imageSize: number };
-  const data = await MpiData.open(join(root, 'data'), { setting: run.setting, depth: run.depth, seed: run.seed, imageSize: manifest.imageSize, ...scale.data });
+  const data = await MpiData.open(join(root, 'data'), { setting: run.setting, depth: run.depth, seed: run.seed, pruning: run.pruning ?? 'strict', imageSize: manifest.imageSize, ...scale.data });
   const methods = METHOD_NAMES.filter((m) => existsSync(join(root, 'eval', `${m}.json`)));
   return { root, data, tok, methods, base: run.base, seed: run.seed, scale, sizes: SUITE_SIZES[run.scale], log };
 }

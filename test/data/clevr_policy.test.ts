@@ -6,12 +6,12 @@ import {
   evaluatePolicy, goldCot, leafPaths, naturalCaseFrequencies, overridePolicy, planDataset, policySignature, policyText, randomAttributes,
   randomPolicies, randomPolicy, reachableCases, rng, sceneForCase, scoreClevr, targetPolicies,
 } from '../../src/trimpi/data/index.js';
-import type { ClevrRecord } from '../../src/trimpi/data/index.js';
+import type { ClevrRecord, PolicyPruning } from '../../src/trimpi/data/index.js';
 
 const DEPTHS = [2, 4, 6] as const;
 
-function allPolicies(seed: number): Policy[] {
-  return (['T', 'M'] as const).flatMap((m) => DEPTHS.flatMap((d) => targetPolicies(seed, m, d)));
+function allPolicies(seed: number, pruning: PolicyPruning = 'paper'): Policy[] {
+  return (['T', 'M'] as const).flatMap((m) => DEPTHS.flatMap((d) => targetPolicies(seed, m, d, 10, pruning)));
 }
 
 /**
@@ -35,14 +35,16 @@ function bruteForceCase(p: Policy, objects: readonly ObjectAttributes[]): number
 }
 
 describe('policy trees', () => {
-  it('respect the constraint: no type re-checked below a true edge; a node with no type left is a leaf', () => {
+  it('respect the constraint: no type re-checked below a true edge, no absent value re-checked; a node with no check left is a leaf (strict: no type with one value left)', () => {
     let trees = 0;
     const check = (p: Policy): void => {
       trees++;
       let leaves = 0;
+      const strict = p.pruning === 'strict';
       const walk = (n: PolicyNode, depth: number, used: Set<string>, absent: Map<string, Set<string>>): void => {
         expect(depth).toBeLessThanOrEqual(p.depth);
-        const usable = ATTRIBUTE_TYPES.filter((t) => !used.has(t) && ATTRIBUTE_VALUES[t].filter((v) => !absent.get(t)?.has(v)).length >= 2);
+        const open = (t: AttributeType): string[] => ATTRIBUTE_VALUES[t].filter((v) => !absent.get(t)?.has(v));
+        const usable = ATTRIBUTE_TYPES.filter((t) => !used.has(t) && open(t).length >= (strict ? 2 : 1));
         if (n.kind === 'leaf') {
           expect(n.case).toBe(leaves++); // depth-first numbering, yes before no
           expect(depth === p.depth || usable.length === 0).toBe(true);
@@ -63,23 +65,51 @@ describe('policy trees', () => {
       expect(ids[0]).toBe('1');
       for (const id of ids.slice(1)) expect(ids).toContain(id.slice(0, id.lastIndexOf('.')));
     };
-    for (const seed of [0, 1, 2, 3, 4]) allPolicies(seed).forEach(check);
-    for (const d of DEPTHS) randomPolicies(7, 'T', d, 30).forEach(check);
-    for (let k = 0; k < 40; k++) check(randomPolicy(rng('constraint', k), `P${k}`, k % 2 ? 'M' : 'T', 1 + (k % 8)));
-    expect(trees).toBeGreaterThan(400);
+    for (const pruning of ['paper', 'strict'] as const) {
+      for (const seed of [0, 1, 2, 3, 4]) allPolicies(seed, pruning).forEach(check);
+      for (const d of DEPTHS) randomPolicies(7, 'T', d, 30, 0, pruning).forEach(check);
+      for (let k = 0; k < 40; k++) check(randomPolicy(rng('constraint', k), `P${k}`, k % 2 ? 'M' : 'T', 1 + (k % 8), pruning));
+    }
+    expect(trees).toBeGreaterThan(800);
   });
 
-  it('have 4 and 16 cases at depths 2 and 4, and 40 at depth 6, all reachable', () => {
+  it("the paper's rule: 4, 16 and 55 cases at depths 2, 4 and 6 (the paper's counts), some unreachable", () => {
+    let withUnreachable = 0;
+    for (const seed of [0, 1, 2]) {
+      for (const m of ['T', 'M'] as const) {
+        for (const [d, cases] of [[2, 4], [4, 16], [6, 55]] as const) {
+          for (const p of targetPolicies(seed, m, d)) {
+            expect(p.cases).toBe(cases);
+            expect(p.pruning).toBe('paper');
+            const { reachable, unreachable } = reachableCases(p);
+            expect(reachable.length).toBeGreaterThanOrEqual(2);
+            if (unreachable.length) withUnreachable++;
+          }
+        }
+      }
+    }
+    expect(withUnreachable).toBeGreaterThan(0);
+    // not a property of these 60 trees only: every tree of the rule has 55 leaves at depth 6
+    for (let k = 0; k < 200; k++) expect(randomPolicy(rng('leaves', k), `P${k}`, 'T', 6).cases).toBe(55);
+  });
+
+  it('strict pruning: 4, 16 and 40 cases at depths 2, 4 and 6, all reachable', () => {
     for (const seed of [0, 1, 2]) {
       for (const m of ['T', 'M'] as const) {
         for (const [d, cases] of [[2, 4], [4, 16], [6, 40]] as const) {
-          for (const p of targetPolicies(seed, m, d)) {
+          for (const p of targetPolicies(seed, m, d, 10, 'strict')) {
             expect(p.cases).toBe(cases);
             expect(reachableCases(p).unreachable).toEqual([]);
           }
         }
       }
     }
+  });
+
+  it('random policies never reproduce a target tree of either pruning, and an unknown pruning is refused', () => {
+    const targets = new Set((['paper', 'strict'] as const).flatMap((pr) => (['T', 'M'] as const).flatMap((m) => targetPolicies(0, m, 2, 100, pr).map(policySignature))));
+    for (const pr of ['paper', 'strict'] as const) for (const p of randomPolicies(0, 'T', 2, 400, 0, pr)) expect(targets.has(policySignature(p))).toBe(false);
+    expect(() => targetPolicies(0, 'T', 2, 10, 'loose' as PolicyPruning)).toThrow(/targetPolicies.*pruning must be one of paper, strict, got loose/);
   });
 
   it('the evaluator agrees with a brute-force evaluator on many random scenes', () => {
@@ -230,7 +260,12 @@ describe('dataset plan (no GPU)', () => {
       for (const split of ['train', 'test'] as const) {
         const counts = new Array(p.cases).fill(0);
         for (const r of recs) if (r.policy === p.name && r.split === split) counts[r.case]++;
-        expect(counts.every((c) => c === (split === 'train' ? 4 : 1))).toBe(true);
+        const { reachable, unreachable } = reachableCases(p);
+        for (const k of unreachable) expect(counts[k]).toBe(0);
+        const per = reachable.map((k) => counts[k]);
+        // shuffled rounds over the reachable cases: every one at least once, none more than one apart
+        expect(Math.min(...per)).toBeGreaterThanOrEqual(1);
+        expect(Math.max(...per) - Math.min(...per)).toBeLessThanOrEqual(1);
       }
       const cot = recs.filter((r) => r.policy === p.name && r.cot);
       expect(cot).toHaveLength(8); // 1/8 of 64 train samples

@@ -48,6 +48,8 @@ export interface Policy {
   cases: number;
   /** -M only: the crops in the order their `<image>` places appear in the text. */
   crops: CropSpec[];
+  /** The rule the tree grew under (absent in hand-made trees: 'paper'). */
+  pruning?: PolicyPruning;
 }
 
 // ---- names ------------------------------------------------------------------------------------------
@@ -95,24 +97,32 @@ function targetWords(seed: number): string[] {
 
 // ---- trees ----------------------------------------------------------------------------------------
 
+/**
+ * How a tree is pruned while it grows. Both: a type checked on the way to a node through a *true*
+ * edge is not checked again below it (the paper's stated constraint), a value already found absent
+ * (a *false* edge above) is not checked again, and a node with no check left becomes a leaf.
+ * - 'paper' (the default): nothing more. Every tree has exactly 4 / 16 / 55 leaves at depths
+ *   2 / 4 / 6, the paper's case counts (the stated constraint alone gives 57 at depth 6). A type
+ *   with one value left may still be checked; that check is trivially true, so its "no" case is
+ *   unreachable, and the datasets draw only reachable cases (reachableCases): ~32 of the 55 at depth 6.
+ * - 'strict': a type with a single value left is not checked either, so every case is reachable:
+ *   4 / 16 / 40 cases.
+ */
+export type PolicyPruning = 'paper' | 'strict';
+export const POLICY_PRUNINGS: readonly PolicyPruning[] = ['paper', 'strict'];
+
 interface Builder {
   r: Rng;
   nextCase: number;
   mode: PolicyMode;
   crops: CropSpec[];
+  pruning: PolicyPruning;
 }
 
-/**
- * Grows the tree. The paper's constraint: a type checked on the way to a node through a *true* edge is
- * not checked again below it, and a node with no type left becomes a leaf. Ours on top, so that every
- * case can be reached: a value already found absent (a *false* edge above) is not checked again, and
- * a type with a single value left is not checked (the check would be trivially true). A type is "left"
- * when both hold. This gives 4 and 16 cases at depths 2 and 4 as in the paper, and 40 at depth 6
- * (the paper reports 55; the constraint alone gives 57 leaves, of which about half are unreachable).
- */
+/** Grows the tree under `b.pruning` (see PolicyPruning); cases are numbered depth-first, yes before no. */
 function grow(b: Builder, id: string, depthLeft: number, usedTypes: ReadonlySet<AttributeType>, absent: ReadonlyMap<AttributeType, ReadonlySet<string>>): PolicyNode {
   const open = (t: AttributeType): string[] => ATTRIBUTE_VALUES[t].filter((v) => !absent.get(t)?.has(v));
-  const usable = ATTRIBUTE_TYPES.filter((t) => !usedTypes.has(t) && open(t).length >= 2);
+  const usable = ATTRIBUTE_TYPES.filter((t) => !usedTypes.has(t) && open(t).length >= (b.pruning === 'strict' ? 2 : 1));
   if (depthLeft === 0 || usable.length === 0) return { kind: 'leaf', case: b.nextCase++ };
   const type = b.r.pick(usable);
   const value = b.r.pick(open(type));
@@ -131,17 +141,22 @@ function grow(b: Builder, id: string, depthLeft: number, usedTypes: ReadonlySet<
 }
 
 /** A random policy tree of `depth` from its own stream. */
-export function randomPolicy(r: Rng, name: string, mode: PolicyMode, depth: number): Policy {
+export function randomPolicy(r: Rng, name: string, mode: PolicyMode, depth: number, pruning: PolicyPruning = 'paper'): Policy {
   check(Number.isInteger(depth) && depth >= 1 && depth <= 8, 'randomPolicy', () => `depth must be an integer in [1, 8], got ${depth}`);
-  const b: Builder = { r, nextCase: 0, mode, crops: [] };
+  checkPruning('randomPolicy', pruning);
+  const b: Builder = { r, nextCase: 0, mode, crops: [], pruning };
   const root = grow(b, '1', depth, new Set(), new Map());
-  return { name, mode, depth, root, cases: b.nextCase, crops: b.crops };
+  return { name, mode, depth, root, cases: b.nextCase, crops: b.crops, pruning };
 }
 
 /** A canonical string of the tree's decisions (two policies that decide alike have the same one). */
 export function policySignature(p: Policy): string {
   const walk = (n: PolicyNode): string => (n.kind === 'leaf' ? `${n.case}` : `(${n.cond.type}=${n.cond.value}${n.cond.crop !== undefined ? '@' : ''}?${walk(n.yes)}:${walk(n.no)})`);
   return walk(p.root);
+}
+
+function checkPruning(op: string, pruning: PolicyPruning): void {
+  check(POLICY_PRUNINGS.includes(pruning), op, () => `pruning must be one of ${POLICY_PRUNINGS.join(', ')}, got ${String(pruning)}`);
 }
 
 function checkSetup(op: string, mode: PolicyMode, depth: number, count: number): void {
@@ -154,11 +169,12 @@ function checkSetup(op: string, mode: PolicyMode, depth: number, count: number):
  * The MPI target policies of a setting (-T or -M at one depth): names unique across every setting of
  * the same seed; each tree from its own stream.
  */
-export function targetPolicies(seed: number, mode: PolicyMode, depth: number, count = 10): Policy[] {
+export function targetPolicies(seed: number, mode: PolicyMode, depth: number, count = 10, pruning: PolicyPruning = 'paper'): Policy[] {
   checkSetup('targetPolicies', mode, depth, count);
+  checkPruning('targetPolicies', pruning);
   const group = MODES.indexOf(mode) * POLICY_DEPTHS.length + (POLICY_DEPTHS as readonly number[]).indexOf(depth);
   const words = targetWords(seed).slice(group * MAX_PER_GROUP, group * MAX_PER_GROUP + count);
-  return words.map((w) => randomPolicy(rng(seed, 'policy', 'target', mode, depth, w), policyName(depth, w), mode, depth));
+  return words.map((w) => randomPolicy(rng(seed, 'policy', 'target', mode, depth, w), policyName(depth, w), mode, depth, pruning));
 }
 
 const targetSignatureCache = new Map<number, Set<string>>();
@@ -166,7 +182,7 @@ function allTargetSignatures(seed: number): Set<string> {
   let s = targetSignatureCache.get(seed);
   if (!s) {
     s = new Set();
-    for (const mode of MODES) for (const depth of POLICY_DEPTHS) for (const p of targetPolicies(seed, mode, depth, MAX_PER_GROUP)) s.add(policySignature(p));
+    for (const pruning of POLICY_PRUNINGS) for (const mode of MODES) for (const depth of POLICY_DEPTHS) for (const p of targetPolicies(seed, mode, depth, MAX_PER_GROUP, pruning)) s.add(policySignature(p));
     targetSignatureCache.set(seed, s);
   }
   return s;
@@ -174,28 +190,29 @@ function allTargetSignatures(seed: number): Set<string> {
 
 /**
  * Random policies for stage 0 (policy given in context). They never collide with a target policy of
- * the same seed: no target name (of any setting) and no target tree is ever produced.
- * `offset` selects a later window of the same endless stream.
+ * the same seed: no target name (of any setting) and no target tree (under either pruning) is ever
+ * produced. `offset` selects a later window of the same endless stream.
  */
-export function randomPolicies(seed: number, mode: PolicyMode, depth: number, count: number, offset = 0): Policy[] {
+export function randomPolicies(seed: number, mode: PolicyMode, depth: number, count: number, offset = 0, pruning: PolicyPruning = 'paper'): Policy[] {
   check(Number.isInteger(count) && count >= 0 && Number.isInteger(offset) && offset >= 0, 'randomPolicies', () => `count and offset must be non-negative integers, got ${count}, ${offset}`);
   check(mode === 'T' || mode === 'M', 'randomPolicies', () => `mode must be 'T' or 'M', got ${String(mode)}`);
   check(Number.isInteger(depth) && depth >= 1 && depth <= 8, 'randomPolicies', () => `depth must be an integer in [1, 8], got ${depth}`);
+  checkPruning('randomPolicies', pruning);
   const exclude = new Set(targetWords(seed));
   const signatures = allTargetSignatures(seed);
   const words = uniqueWords(seed, `random-${mode}-${depth}`, offset + count, exclude).slice(offset);
   return words.map((w) => {
     for (let k = 0; ; k++) {
-      const p = randomPolicy(rng(seed, 'policy', 'random', mode, depth, w, k), policyName(depth, w), mode, depth);
+      const p = randomPolicy(rng(seed, 'policy', 'random', mode, depth, w, k), policyName(depth, w), mode, depth, pruning);
       if (!signatures.has(policySignature(p))) return p;
     }
   });
 }
 
-/** A different policy under the same name (the paper's policy-override evaluation). */
+/** A different policy under the same name, grown under the same pruning (the paper's policy-override evaluation). */
 export function overridePolicy(p: Policy, seed: number): Policy {
   for (let k = 0; ; k++) {
-    const q = randomPolicy(rng(seed, 'policy', 'override', p.name, k), p.name, p.mode, p.depth);
+    const q = randomPolicy(rng(seed, 'policy', 'override', p.name, k), p.name, p.mode, p.depth, p.pruning ?? 'paper');
     if (policySignature(q) !== policySignature(p)) return q;
   }
 }

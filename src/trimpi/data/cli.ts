@@ -25,6 +25,8 @@ options:
   --image-size N     image side in pixels (default 64; e.g. 96, 128)
   --objects A-B      objects per scene (default 3-6, at most 10)
   --balance MODE     uniform (each case equally often, default) or natural (random scenes)
+  --pruning RULE     paper (the paper's tree rule, default; some cases unreachable) or strict
+                     (never re-check an absent value or a type with one value left; all reachable)
   --batch N          scenes per GPU submission (default 64, at most 256)
   --no-shadows       no ground shadows
   --no-msaa          no 4x multisampling
@@ -95,6 +97,12 @@ export function parseDataArgs(argv: readonly string[]): Parsed {
         o.balance = v;
         break;
       }
+      case '--pruning': {
+        const v = value();
+        if (v !== 'paper' && v !== 'strict') fail(`--pruning must be 'paper' or 'strict', got '${v}'`);
+        o.pruning = v;
+        break;
+      }
       case '--batch': {
         o.batch = intArg(flag, value());
         if (o.batch < 1 || o.batch > 256) fail(`--batch must be an integer in [1, 256], got ${o.batch}`);
@@ -114,6 +122,7 @@ export function parseDataArgs(argv: readonly string[]): Parsed {
   if (!o.out) fail('--out is required');
   // the tool and sceneqa data have no policy depth: a --depth there would be silently ignored
   if (o.depth !== undefined && (o.setting === 'tool' || o.setting === 'sceneqa')) fail(`--depth applies to clevr-t, clevr-m, random-t and random-m only, not ${o.setting}`);
+  if (o.pruning !== undefined && (o.setting === 'tool' || o.setting === 'sceneqa')) fail(`--pruning applies to clevr-t, clevr-m, random-t and random-m only, not ${o.setting}`);
   return { opts: o as DataOptions, quiet };
 }
 

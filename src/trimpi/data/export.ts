@@ -11,7 +11,7 @@ import { TrimpiError, check } from '../../gpu/errors.js';
 import { tensor } from '../../tensor/ops.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import {
-  CropSpec, Policy, PolicyMode, PolicyNode, POLICY_DEPTHS, clevrQuery, clevrResponse, policyText, randomPolicies,
+  CropSpec, Policy, PolicyMode, PolicyNode, PolicyPruning, POLICY_DEPTHS, POLICY_PRUNINGS, clevrQuery, clevrResponse, policyText, randomPolicies,
   reachableCases, sceneForCase, targetPolicies, evaluatePolicy,
 } from './clevr_policy.js';
 import { contactSheet, SheetTile } from './contact_sheet.js';
@@ -70,6 +70,8 @@ export interface DataOptions {
   batch?: number;
   /** clevr/random: 'uniform' draws each case equally often (default); 'natural' uses random scenes. */
   balance?: 'uniform' | 'natural';
+  /** clevr/random: how the trees are pruned ('paper', the default, or 'strict'; see PolicyPruning). */
+  pruning?: PolicyPruning;
   /** Fraction of clevr train samples in the CoT subset (default 1/8, as in the paper). */
   cotFraction?: number;
   /** Replace `out` if it exists. */
@@ -146,6 +148,8 @@ export interface PolicyRecord {
   images: string[];
   crops: CropSpec[];
   tree: PolicyNode | null;
+  /** The rule the tree grew under (absent in files written before the option: 'strict'). */
+  pruning?: PolicyPruning;
 }
 
 /** The prompt with the policy in context: policy text, a newline, the prompt; policy images first. */
@@ -160,7 +164,7 @@ export function toolPolicyRecord(rules: 'default' | 'override' = 'default'): Pol
 
 function policyRecord(p: Policy, cropPaths: string[]): PolicyRecord {
   const { reachable, unreachable } = reachableCases(p);
-  return { name: p.name, mode: p.mode, depth: p.depth, cases: p.cases, reachable, unreachable, text: policyText(p), images: cropPaths, crops: p.crops, tree: p.root };
+  return { name: p.name, mode: p.mode, depth: p.depth, cases: p.cases, reachable, unreachable, text: policyText(p), images: cropPaths, crops: p.crops, tree: p.root, pruning: p.pruning ?? 'paper' };
 }
 
 // ---- options --------------------------------------------------------------------------------------------
@@ -177,6 +181,7 @@ interface Resolved {
   balance: 'uniform' | 'natural';
   cotFraction: number;
   sheet: number;
+  pruning: PolicyPruning;
 }
 
 const OP = 'trimpi data';
@@ -204,13 +209,15 @@ function resolve(o: DataOptions, needOut = true): Resolved {
   check(cotFraction >= 0 && cotFraction <= 1, OP, () => `cotFraction must be in [0, 1], got ${cotFraction}`);
   const balance = o.balance ?? 'uniform';
   check(balance === 'uniform' || balance === 'natural', OP, () => `--balance must be 'uniform' or 'natural', got '${balance}'`);
+  const pruning = o.pruning ?? 'paper';
+  check(POLICY_PRUNINGS.includes(pruning), OP, () => `--pruning must be one of ${POLICY_PRUNINGS.join(', ')}, got '${String(pruning)}'`);
   const sheet = o.sheet ?? 24;
   check(Number.isInteger(sheet) && sheet >= 0, OP, () => `--sheet must be a non-negative integer, got ${sheet}`);
   return {
     setting: o.setting, seed: o.seed, out: o.out, depth, policies,
     train: count(o.train, d.train, 'train', 1), test: count(o.test, d.test, 'test', 0),
     scene: { width: imageSize, height: imageSize, minObjects: o.minObjects ?? 3, maxObjects: o.maxObjects ?? 6 },
-    balance, cotFraction, sheet,
+    balance, cotFraction, sheet, pruning,
   };
 }
 
@@ -255,7 +262,7 @@ function cotSubset(r: ReturnType<typeof rng>, n: number, fraction: number): Set<
 function clevrUnits(o: Resolved): Unit[] {
   const random = o.setting.startsWith('random');
   const mode: PolicyMode = o.setting.endsWith('-m') ? 'M' : 'T';
-  const policies = random ? randomPolicies(o.seed, mode, o.depth, o.policies) : targetPolicies(o.seed, mode, o.depth, o.policies);
+  const policies = random ? randomPolicies(o.seed, mode, o.depth, o.policies, 0, o.pruning) : targetPolicies(o.seed, mode, o.depth, o.policies, o.pruning);
   const units: Unit[] = [];
   for (const p of policies) {
     const cropPaths = p.crops.map((c) => `images/crops/${p.name}_${c.node}.png`);
@@ -375,6 +382,8 @@ export interface DataStats {
   setting: Setting;
   seed: number;
   depth: number | null;
+  /** How the trees were pruned (clevr and random settings; null otherwise). */
+  pruning: PolicyPruning | null;
   counts: { policies: number; train: number; test: number; images: number };
   policies: {
     name: string;
@@ -474,6 +483,7 @@ class StatsBuilder {
       setting: o.setting,
       seed: o.seed,
       depth: o.setting.startsWith('clevr') || o.setting.startsWith('random') ? o.depth : null,
+      pruning: o.setting.startsWith('clevr') || o.setting.startsWith('random') ? o.pruning : null,
       counts: { policies: policies.length, train: this.counts.train, test: this.counts.test, images },
       policies: policies.filter((p) => p.tree).map((p) => {
         const c = this.caseCounts.get(p.name) ?? { train: [], test: [] };
@@ -499,7 +509,7 @@ class StatsBuilder {
 export function formatStats(s: DataStats): string {
   const d = (x: Distribution): string => `mean ${x.mean}, p50 ${x.p50}, p95 ${x.p95}, max ${x.max}`;
   const lines = [
-    `setting ${s.setting}, seed ${s.seed}${s.depth !== null ? `, depth ${s.depth}` : ''}`,
+    `setting ${s.setting}, seed ${s.seed}${s.depth !== null ? `, depth ${s.depth}` : ''}${s.pruning ? `, pruning ${s.pruning}` : ''}`,
     `samples: ${s.counts.train} train, ${s.counts.test} test; ${s.counts.images} images; ${s.counts.policies} policies`,
   ];
   if (s.policies.length) {
@@ -672,7 +682,7 @@ export async function generateDataset(opts: DataOptions): Promise<DataSummary> {
     if (sheet) writeFileSync(join(tmp, sheet), encodePng(contactSheet(sheetTiles, { columns: 6 })));
     writeFileSync(join(tmp, 'manifest.json'), JSON.stringify({
       format: 'trimpi-data/1', setting: o.setting, seed: o.seed, depth: s.depth, policies: o.policies, train: o.train, test: o.test,
-      imageSize: o.scene.width, objects: [o.scene.minObjects, o.scene.maxObjects], balance: o.balance, shadows: opts.shadows ?? true, msaa: opts.msaa ?? true,
+      imageSize: o.scene.width, objects: [o.scene.minObjects, o.scene.maxObjects], balance: o.balance, pruning: s.pruning, shadows: opts.shadows ?? true, msaa: opts.msaa ?? true,
       imageTensor: 'f32 [N, 3, H, W] in [0, 1] (loadImages)',
     }, null, 1) + '\n');
     if (existsSync(o.out)) rmSync(o.out, { recursive: true, force: true });
@@ -738,7 +748,7 @@ export async function tensorToImages(t: Tensor): Promise<RgbImage[]> {
 /** The Policy of a stored ClevrPolicy record (throws for the tool policy, which has no tree). */
 export function policyOfRecord(p: PolicyRecord): Policy {
   check(!!p.tree && p.mode !== 'tool', 'policyOfRecord', () => `policy ${p.name} has no decision tree`);
-  return { name: p.name, mode: p.mode === 'M' ? 'M' : 'T', depth: p.depth, root: p.tree!, cases: p.cases, crops: p.crops };
+  return { name: p.name, mode: p.mode === 'M' ? 'M' : 'T', depth: p.depth, root: p.tree!, cases: p.cases, crops: p.crops, pruning: p.pruning ?? 'strict' };
 }
 
 /** Re-derives a record's case from its stored scene graph (a consistency check for loaded data). */

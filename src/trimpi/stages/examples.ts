@@ -1,6 +1,6 @@
 // Training and evaluation examples as text + scenes, before tokenization and rendering. Stage 0 draws
 // an endless seeded stream of them; evaluation draws held-out ones from other streams.
-import { Policy, PolicyMode, clevrQuery, clevrResponse, policyText, randomPolicies, scoreClevr } from '../data/clevr_policy.js';
+import { Policy, PolicyMode, PolicyPruning, clevrQuery, clevrResponse, policyText, randomPolicies, reachableCases, scoreClevr } from '../data/clevr_policy.js';
 import { policyCropScenes } from '../data/render.js';
 import { Rng } from '../data/rng.js';
 import { Scene, cropScene, describeObject, randomAttributes, sampleScene } from '../data/scene.js';
@@ -58,10 +58,10 @@ export function sceneQaExample(r: Rng, kind?: QaKind): TextExample {
 
 /**
  * A policy given in context (policy text, then the image and the query), a scene drawn for a
- * uniformly chosen case, and the gold CoT. `cropSeed` seeds the -M crop renders.
+ * uniformly chosen reachable case, and the gold CoT. `cropSeed` seeds the -M crop renders.
  */
 export function policyExample(r: Rng, p: Policy, cropSeed: number, withPolicy = true): TextExample {
-  const k = r.int(0, p.cases - 1);
+  const k = r.pick(reachableCases(p).reachable);
   const scene = sceneForCase(r, p, k);
   const { response } = clevrResponse(p, scene.objects);
   const prompt = `<image>\n${clevrQuery(p.name)}`;
@@ -76,12 +76,12 @@ export function policyExample(r: Rng, p: Policy, cropSeed: number, withPolicy = 
 /** Pools of random (never target) policies per mode and depth, windows of one endless stream. */
 export class PolicyPool {
   private readonly pools = new Map<string, Policy[]>();
-  constructor(readonly seed: number, readonly size: number, readonly offset = 0) {}
+  constructor(readonly seed: number, readonly size: number, readonly offset = 0, readonly pruning: PolicyPruning = 'paper') {}
   get(mode: PolicyMode, depth: number): Policy[] {
     const key = `${mode}${depth}`;
     let p = this.pools.get(key);
     if (!p) {
-      p = randomPolicies(this.seed, mode, depth, this.size, this.offset);
+      p = randomPolicies(this.seed, mode, depth, this.size, this.offset, this.pruning);
       this.pools.set(key, p);
     }
     return p;

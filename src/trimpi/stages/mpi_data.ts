@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClevrRecord, DataRecord, PolicyRecord, Setting, ToolRecord, generateDataset, promptWithPolicy, readJsonl } from '../data/export.js';
 import { decodePng } from '../data/png.js';
-import { scoreClevr } from '../data/clevr_policy.js';
+import { PolicyPruning, scoreClevr } from '../data/clevr_policy.js';
 import { scoreToolCall } from '../data/tool_policy.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { check } from '../../gpu/errors.js';
@@ -29,6 +29,8 @@ export interface MpiDataSpec {
   test: number;
   /** Image side in pixels (the model's imageSize). */
   imageSize: number;
+  /** clevr: how the policy trees are pruned (default 'paper'). */
+  pruning?: PolicyPruning;
 }
 
 /** A loaded setting. */
@@ -50,12 +52,14 @@ export class MpiData {
     if (!existsSync(join(dir, 'manifest.json'))) {
       await generateDataset({
         setting: spec.setting, seed: spec.seed, out: dir, depth: spec.setting === 'tool' ? undefined : spec.depth,
-        policies: spec.setting === 'tool' ? undefined : spec.policies, train: spec.train, test: spec.test, imageSize: spec.imageSize, force: true, sheet: 12, onProgress,
+        policies: spec.setting === 'tool' ? undefined : spec.policies, pruning: spec.setting === 'tool' ? undefined : spec.pruning ?? 'paper', train: spec.train, test: spec.test, imageSize: spec.imageSize, force: true, sheet: 12, onProgress,
       });
     }
-    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { setting: string; seed: number; imageSize: number; train: number; test: number };
-    check(m.setting === spec.setting && m.seed === spec.seed && m.imageSize === spec.imageSize && m.train === spec.train && m.test === spec.test, 'MpiData.open',
-      () => `${dir} holds ${m.setting} seed ${m.seed}, ${m.imageSize}px, ${m.train}/${m.test} per policy; expected ${spec.setting} seed ${spec.seed}, ${spec.imageSize}px, ${spec.train}/${spec.test}`);
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { setting: string; seed: number; imageSize: number; train: number; test: number; pruning?: PolicyPruning | null };
+    // data written before the pruning option had strict trees
+    const [have, want] = spec.setting === 'tool' ? ['-', '-'] : [m.pruning ?? 'strict', spec.pruning ?? 'paper'];
+    check(m.setting === spec.setting && m.seed === spec.seed && m.imageSize === spec.imageSize && m.train === spec.train && m.test === spec.test && have === want, 'MpiData.open',
+      () => `${dir} holds ${m.setting} seed ${m.seed}, ${m.imageSize}px, ${m.train}/${m.test} per policy, pruning ${have}; expected ${spec.setting} seed ${spec.seed}, ${spec.imageSize}px, ${spec.train}/${spec.test}, pruning ${want}`);
     return new MpiData(dir, spec);
   }
 

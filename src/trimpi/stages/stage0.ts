@@ -16,7 +16,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer, defaultTokenizer } from '../data/tokenizer.js';
-import { PolicyMode } from '../data/clevr_policy.js';
+import { PolicyMode, PolicyPruning } from '../data/clevr_policy.js';
 import { rng } from '../data/rng.js';
 import { Trainer } from '../../nn/train.js';
 import { VisionLanguageModel } from '../../nn/vlm.js';
@@ -70,15 +70,18 @@ export interface Stage0Config {
   perceptionSteps?: number;
   /** Weight of the patch-attribute loss added to the response loss (default 0: off). */
   patchLoss?: number;
+  /** How the random policies' trees are pruned (absent: 'strict', the rule of the runs before the option). */
+  pruning?: PolicyPruning;
 }
 
 /** The recipe of models/base-cpu (`trimpi pretrain` with no options reproduces it). */
 export const STAGE0_DEFAULTS: Stage0Config = {
-  preset: 'cpu', seed: 0, steps: 1200, batchSize: 16, lr: 1e-3, minLr: 1e-4, warmupSteps: 100,
-  // a perception phase first (crops, descriptions and questions are ~75-100 positions; a policy
-  // example 300-1,000), then the weight moves to policies
-  perceptionSteps: 500,
-  mixStart: { crop: 0.2, describe: 0.3, sceneqa: 0.5, policy: 0 },
+  preset: 'cpu', seed: 0, steps: 1500, batchSize: 16, lr: 1e-3, minLr: 1e-4, warmupSteps: 100,
+  // a perception phase first, weighted to single large objects (crops, descriptions and questions
+  // are ~75-100 positions; a policy example 300-1,000: docs/stage0.md found shape and material
+  // slow to learn, and fastest on crops), then the weight moves to policies
+  perceptionSteps: 600,
+  mixStart: { crop: 0.5, describe: 0.2, sceneqa: 0.3, policy: 0 },
   mixEnd: { crop: 0.05, describe: 0.1, sceneqa: 0.3, policy: 0.55 },
   // every patch an object covers names its four attributes (losses/patch_attributes.ts)
   patchLoss: 1,
@@ -86,6 +89,8 @@ export const STAGE0_DEFAULTS: Stage0Config = {
   policyKinds: [{ mode: 'T', depth: 2, start: 1, end: 1 }, { mode: 'M', depth: 2, start: 1, end: 1 }, { mode: 'T', depth: 4, start: 0, end: 0.6 }],
   microBatchPositions: 4096,
   poolSize: 3000, evalItems: 50,
+  // random policies under the paper's tree rule, as the MPI targets (never one of them)
+  pruning: 'paper',
 };
 
 const lerp = (a: number, b: number, t: number): number => a + (b - a) * t;
@@ -115,7 +120,7 @@ function fits(model: VisionLanguageModel, tok: Tokenizer, e: TextExample): boole
 
 /** Held-out examples: fresh scenes from another stream, policies from a window after the training pool. */
 export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
-  const heldOut = new PolicyPool(c.seed, n, c.poolSize);
+  const heldOut = new PolicyPool(c.seed, n, c.poolSize, c.pruning ?? 'strict');
   const out: TextExample[] = [];
   const r = rng(c.seed, 'stage0-eval');
   for (const kind of ['count', 'exist', 'query'] as const) for (let i = 0; i < n; i++) out.push(sceneQaExample(r, kind));
@@ -208,7 +213,7 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
       const keep = readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step < trainer.step);
       writeFileSync(metricsPath, keep.map((l) => l + '\n').join(''));
     }
-    const pool = new PolicyPool(config.seed, config.poolSize);
+    const pool = new PolicyPool(config.seed, config.poolSize, 0, config.pruning ?? 'strict');
     // wall time adds up across resumed processes (the log's last line holds it)
     const logged = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l.trim()) : [];
     const offset = logged.length ? (JSON.parse(logged[logged.length - 1]) as { seconds: number }).seconds : 0;
