@@ -109,6 +109,7 @@ function targetWords(seed: number): string[] {
  *   4 / 16 / 40 cases.
  */
 export type PolicyPruning = 'paper' | 'strict';
+/** Every pruning rule, the default first. */
 export const POLICY_PRUNINGS: readonly PolicyPruning[] = ['paper', 'strict'];
 
 interface Builder {
