@@ -18,7 +18,7 @@ export interface TextExample {
   score: (output: string) => number;
   /** Label for per-group metrics ("sceneqa/exist", "policy/T2"). */
   group: string;
-  /** Cases of the policy (policy examples): the balanced majority baseline is 1/cases. */
+  /** Reachable cases of the policy (policy examples; drawn uniformly): the balanced majority baseline is 1/cases. */
   cases?: number;
 }
 
@@ -61,12 +61,13 @@ export function sceneQaExample(r: Rng, kind?: QaKind): TextExample {
  * uniformly chosen reachable case, and the gold CoT. `cropSeed` seeds the -M crop renders.
  */
 export function policyExample(r: Rng, p: Policy, cropSeed: number, withPolicy = true): TextExample {
-  const k = r.pick(reachableCases(p).reachable);
+  const { reachable } = reachableCases(p);
+  const k = r.pick(reachable);
   const scene = sceneForCase(r, p, k);
   const { response } = clevrResponse(p, scene.objects);
   const prompt = `<image>\n${clevrQuery(p.name)}`;
   return {
-    task: 'policy', group: `policy/${p.mode}${p.depth}`, cases: p.cases,
+    task: 'policy', group: `policy/${p.mode}${p.depth}`, cases: reachable.length,
     prompt: withPolicy ? `${policyText(p)}\n${prompt}` : prompt,
     response, scenes: withPolicy ? [...policyCropScenes(p, cropSeed), scene] : [scene],
     score: (o) => Number(scoreClevr(o, k, p.cases).correct),

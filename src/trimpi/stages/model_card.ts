@@ -25,7 +25,8 @@ export function writeModelCard(dir: string, config: Stage0Config, ev: Record<str
 The stand-in for the paper's pretrained Qwen2.5-VL: a ${config.preset}-preset vision-language model
 (ViT encoder + linear projector + causal decoder, tied embeddings) trained **from scratch** by
 \`trimpi pretrain --out ${dir}\` with the recipe below (src/trimpi/stages/stage0.ts). It has never seen
-an MPI target policy: policies come from \`randomPolicies()\`, which excludes every target name and tree.
+an MPI target policy: policies come from \`randomPolicies()\` (trees grown under the ${config.pruning ?? 'strict'} rule), which
+excludes every target name and every target tree of either rule.
 
 ## Recipe
 - Tasks, one seeded stream (step s depends only on the seed and s), weights held at their start values for
