@@ -80,26 +80,35 @@ export interface ExecStats {
 }
 
 class UniformArena {
-  private chunks: { buffer: GPUBuffer; mirror: Uint8Array; used: number }[] = [];
+  private chunks: { buffer: GPUBuffer; mirror: Uint8Array; mirror32: Uint32Array; used: number }[] = [];
   private spare: GPUBuffer[] = [];
   private active = 0;
   constructor(private readonly device: GPUDevice, private readonly align: number) {}
 
-  /** Copies `data` into the current chunk; returns where it lives for the bind group. */
-  push(data: Uint8Array): { buffer: GPUBuffer; offset: number; size: number } {
-    const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
+  /**
+   * Copies `data` (bytes, or u32 words: no typed array built per dispatch) into the current chunk;
+   * returns where it lives for the bind group.
+   */
+  push(data: Uint8Array | readonly number[]): { buffer: GPUBuffer; offset: number; size: number } {
+    const bytes = data instanceof Uint8Array ? data.byteLength : data.length * 4;
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
     let c = this.chunks[this.active];
     if (!c || c.used + size > UNIFORM_CHUNK) {
       if (c) this.active++;
       c = this.chunks[this.active];
       if (!c) {
         const buffer = this.spare.pop() ?? this.device.createBuffer({ size: UNIFORM_CHUNK, usage: UNIFORM_USAGE, label: 'uniforms' });
-        c = { buffer, mirror: new Uint8Array(UNIFORM_CHUNK), used: 0 };
+        const mirror = new Uint8Array(UNIFORM_CHUNK);
+        c = { buffer, mirror, mirror32: new Uint32Array(mirror.buffer), used: 0 };
         this.chunks.push(c);
       }
     }
     const offset = c.used;
-    c.mirror.set(data, offset);
+    if (data instanceof Uint8Array) c.mirror.set(data, offset);
+    else {
+      c.mirror32.set(data, offset / 4);
+      c.mirror32.fill(0, offset / 4 + data.length, (offset + size) / 4); // the vec4 padding
+    }
     c.used = Math.ceil((offset + size) / this.align) * this.align;
     return { buffer: c.buffer, offset, size };
   }
@@ -187,6 +196,8 @@ export class Device {
   private readonly staging = new Map<number, GPUBuffer[]>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
+  /** The pipeline last set on `pass` (a run of dispatches of one kernel sets it once: ~5 us each on Dawn's node binding). */
+  private passPipeline: GPUComputePipeline | null = null;
   private inBatch = 0;
   private readonly maxDispatchesPerSubmit: number;
   private readonly debug: boolean;
@@ -303,7 +314,7 @@ export class Device {
    * Records one dispatch. Binding 0 is the uniform block (`params`), bindings 1.. are `buffers`
    * in order. Work is submitted in chunks of maxDispatchesPerSubmit and at every readback.
    */
-  dispatch(op: string, p: Pipeline, params: Uint8Array,
+  dispatch(op: string, p: Pipeline, params: Uint8Array | readonly number[],
     buffers: readonly GPUBuffer[], workgroups: readonly [number, number, number]): void {
     if (this.error || this.lostReason || this.destroyed) this.throwIfError(op);
     const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
@@ -336,7 +347,8 @@ export class Device {
     if (this.debug) this.gpu.pushErrorScope('validation');
     const timed = this.profiler ? this.profiledPass(op, p.key ?? op) : null;
     const pass = timed ?? this.computePass();
-    pass.setPipeline(p.pipeline);
+    if (timed || this.passPipeline !== p.pipeline) pass.setPipeline(p.pipeline);
+    if (!timed) this.passPipeline = p.pipeline;
     if (cache) {
       this.dynamicOffset[0] = u.offset;
       pass.setBindGroup(0, bindGroup, this.dynamicOffset, 0, 1);
@@ -411,7 +423,10 @@ export class Device {
   }
 
   private computePass(): GPUComputePassEncoder {
-    if (!this.pass) this.pass = this.commandEncoder().beginComputePass();
+    if (!this.pass) {
+      this.pass = this.commandEncoder().beginComputePass();
+      this.passPipeline = null;
+    }
     return this.pass;
   }
 

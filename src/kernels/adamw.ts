@@ -31,6 +31,6 @@ export function runAdamW(dev: Device, op: string, p: View, m: View, v: View, gra
   const width = n % 4 === 0 ? 4 : 1;
   const prm = new Params().u(n / width, 0).f(s.lr, s.beta1, s.beta2, s.eps, s.weightDecay);
   const pipe = dev.pipeline(`adamw|${width}`, op, () => fill(wgslSource('adamw'), { PARAMS: paramsDecl(prm.vec4s), V: width === 4 ? 'vec4<f32>' : 'f32' }));
-  dev.dispatch(op, pipe, prm.bytes(), [p.buffer, m.buffer, v.buffer, grad.buffer, ctl.clip.buffer, ctl.skip.buffer, ctl.biasCorrection.buffer],
+  dev.dispatch(op, pipe, prm.u32s, [p.buffer, m.buffer, v.buffer, grad.buffer, ctl.clip.buffer, ctl.skip.buffer, ctl.biasCorrection.buffer],
     grid1d(n / width, 256 * 4, dev.limits.maxComputeWorkgroupsPerDimension));
 }

@@ -234,7 +234,7 @@ function vec4View(dev: Device, op: string, v: View, D: number, temps: GPUBuffer[
     const prm = new Params().u(n, H, T, D, 0, 0, 0, 0).u(...strided(v, 1)).align4();
     const tl = tiling(dev, 'pack', D);
     const p = pipe(dev, op, 'pack', D, tl, prm, [{ name: 'dst', type: 'f32', write: true }, { name: 'src', type: 'f32' }]);
-    dev.dispatch(op, p, prm.bytes(), [buffer, v.buffer], grid1d(n, tl.WG, dev.limits.maxComputeWorkgroupsPerDimension));
+    dev.dispatch(op, p, prm.u32s, [buffer, v.buffer], grid1d(n, tl.WG, dev.limits.maxComputeWorkgroupsPerDimension));
   }
   return { buffer, dtype: 'f32', shape: [B, H, T, Dp], strides: [H * T * Dp, T * Dp, Dp, 1], offset: 0 };
 }
@@ -257,7 +257,7 @@ export function runAttentionForward(dev: Device, op: string, p: AttentionProblem
     { name: 'out', type: 'f32', write: true }, { name: 'stats', type: 'f32', write: true },
     VEC4('q'), VEC4('k'), VEC4('v'), ...MASK_BINDINGS,
   ];
-  dev.dispatch(op, pipe(dev, op, stage, p.D, tl, prm, bindings), prm.bytes(),
+  dev.dispatch(op, pipe(dev, op, stage, p.D, tl, prm, bindings), prm.u32s,
     [out.buffer, stats.buffer, q.buffer, k.buffer, v.buffer, ...maskBuffers(p.mask, q.buffer)], tileGrid(dev, op, p, p.Tq, tl));
   for (const b of temps) dev.pool.release(b);
 }
@@ -276,7 +276,7 @@ export function runAttentionBackward(dev: Device, op: string, p: AttentionProble
   const prmD = params(p, 1, tlD, q, k, v, g);
   const deltaPipe = pipe(dev, op, 'delta', p.D, tlD, prmD,
     [{ name: 'stats', type: 'f32', write: true }, { name: 'o', type: 'f32' }, { name: 'dout', type: 'f32' }]);
-  dev.dispatch(op, deltaPipe, prmD.bytes(), [stats.buffer, o.buffer, g.buffer], grid1d(p.B * p.H * p.Tq, tlD.WG, maxWg));
+  dev.dispatch(op, deltaPipe, prmD.u32s, [stats.buffer, o.buffer, g.buffer], grid1d(p.B * p.H * p.Tq, tlD.WG, maxWg));
 
   const tq = tiling(dev, 'dq', p.D);
   const tk = tiling(dev, 'dkv', p.D);
@@ -288,11 +288,11 @@ export function runAttentionBackward(dev: Device, op: string, p: AttentionProble
   const commonBuffers = [stats.buffer, q.buffer, k.buffer, v.buffer, g.buffer, ...maskBuffers(p.mask, q.buffer)];
   if (dq) {
     dev.dispatch(op, pipe(dev, op, 'dq', p.D, tq, prm, [{ name: 'dq_out', type: 'f32', write: true }, ...common]),
-      prm.bytes(), [dq.buffer, ...commonBuffers], tileGrid(dev, op, p, p.Tq, tq));
+      prm.u32s, [dq.buffer, ...commonBuffers], tileGrid(dev, op, p, p.Tq, tq));
   }
   if (dkv && p.Tk > 0) {
     dev.dispatch(op, pipe(dev, op, 'dkv', p.D, tk, prmK, [{ name: 'dkv', type: 'f32', write: true }, ...common]),
-      prmK.bytes(), [dkv.buffer, ...commonBuffers], tileGrid(dev, op, p, p.Tk, tk));
+      prmK.u32s, [dkv.buffer, ...commonBuffers], tileGrid(dev, op, p, p.Tk, tk));
   }
   for (const b of temps) dev.pool.release(b);
 }

@@ -57,7 +57,6 @@ export function runMap(dev: Device, op: string, spec: MapSpec, out: View, operan
     runMap(dev, op, spec, flatOut, operands.map((o) => (typeof o === 'number' ? o : flat(o))), scalars);
     return;
   }
-  const pvals = [...scalars];
   const ops = operands.map((o, k) => ({ o, name: NAMES[k], mode: typeof o === 'number' ? null : modeOf(o, out, outContig) }));
   // vec4 form: every operand contiguous like the output (or a scalar, or the output itself), all
   // 16-byte aligned: each invocation moves vec4s (per-lane loads cost the same for a vec4 as for a
@@ -65,29 +64,13 @@ export function runMap(dev: Device, op: string, spec: MapSpec, out: View, operan
   // (not for EXPRs that read the element's offset o0, e.g. arange)
   const vec4 = outContig && n % 4 === 0 && out.offset % 4 === 0 && !/\bo0\b/.test(spec.expr) &&
     ops.every(({ o, mode }) => typeof o === 'number' || mode === 's' || mode === 'o' || (mode === 'c' && (o as View).offset % 4 === 0));
+  const pvals = [...scalars];
   const views: { v: View; mode: Mode; name: string }[] = [];
-  const loads: string[] = [];
-  const lanes: string[] = []; // operands read as vec4 (vec4 form)
   for (const { o, name, mode } of ops) {
-    if (typeof o === 'number') {
-      loads.push(`  let ${name} = ${spec.compute}(p[${pvals.length}]);`);
-      pvals.push(o);
-      continue;
-    }
-    const src = mode === 'o' ? 'out[o0]' : `in_${name}[o_${name}]`;
-    if (mode !== 'o') views.push({ v: o, mode: mode!, name });
-    if (vec4 && mode !== 's') {
-      loads.push(`  let ${name}4 = vec4<${spec.compute}>(${src});`);
-      lanes.push(name);
-    } else {
-      loads.push(`  let ${name} = ${spec.compute}(${src});`);
-    }
+    if (typeof o === 'number') pvals.push(o);
+    else if (mode !== 'o') views.push({ v: o, mode: mode!, name });
   }
   if (pvals.length > 4) throw new Error(`${op}: at most 4 scalar parameters`);
-  if (vec4) {
-    loads.push(`  var r: vec4<${out.dtype}>;`);
-    for (const k of ['x', 'y', 'z', 'w']) loads.push(`  { ${lanes.map((nm) => `let ${nm} = ${nm}4.${k}; `).join('')}r.${k} = ${out.dtype}(${spec.expr}); }`);
-  }
 
   // params: numel, pad, scalars, shape, then (strides, offset) for out and each view operand
   const width = vec4 ? 4 : 1;
@@ -95,43 +78,71 @@ export function runMap(dev: Device, op: string, spec: MapSpec, out: View, operan
   prm.f(...pvals, ...new Array(4 - pvals.length).fill(0));
   prm.u(...out.shape);
   const all = [{ v: out, mode: (outContig ? 'c' : 'g') as Mode, name: '0' }, ...views];
+  const bases: number[] = [];
+  for (const { v, mode } of all) {
+    bases.push(prm.length);
+    prm.u(...v.strides, mode === 'c' ? v.offset / width : v.offset);
+  }
   const anyGeneral = all.some((a) => a.mode === 'g');
   // Strided operands whose innermost dim holds whole runs of RUN elements: an invocation walks the
   // index once per run and steps each offset by its innermost stride (a quarter of the div/mod walks
   // and workgroups). Contiguous/scalar-only maps: E elements per invocation, 256 apart.
   const runs = anyGeneral && rank > 0 && out.shape[rank - 1] % RUN === 0;
-  const index: string[] = [];
-  const step: string[] = [];
-  const general: { name: string; base: number }[] = [];
-  for (const { v, mode, name } of all) {
-    const base = prm.length;
-    prm.u(...v.strides, mode === 'c' ? v.offset / width : v.offset);
-    const offWord = base + rank;
-    const oname = name === '0' ? 'o0' : `o_${name}`;
-    // with runs, the walk computes the run's first offsets (r*) and the loop steps them
-    const iname = runs ? oname.replace(/^o/, 'r') : oname;
-    if (mode === 'c') index.push(`  let ${iname} = i + word(${offWord}u);`);
-    else if (mode === 's') index.push(`  let ${iname} = word(${offWord}u);`);
-    else {
-      index.push(`  var ${iname} = word(${offWord}u);`);
-      general.push({ name: iname, base });
-    }
-    if (runs) {
-      const stride = mode === 'c' ? 'e' : mode === 's' ? '0u' : `e * word(${base + rank - 1}u)`;
-      step.push(`    let ${oname} = ${iname} + ${stride};`);
-    }
-  }
-  if (general.length > 0) {
-    index.push('  var rem = i;');
-    for (let d = rank - 1; d >= 0; d--) {
-      index.push(`  { let sz = word(${8 + d}u); let c = rem % sz; rem = rem / sz;`);
-      index.push('    ' + general.map((g) => `${g.name} += c * word(${g.base + d}u);`).join(' ') + ' }');
-    }
-  }
-  const store = vec4 ? '    out[o0] = r;' : `    out[o0] = ${out.dtype}(${spec.expr});`;
   const E = runs ? RUN : anyGeneral ? 1 : ELEMENTS_PER_INVOCATION;
-  const body = runs
-    ? `  let i = ((wid.x + wid.y * nwg.x) * 256u + lid.x) * ${RUN}u;
+  // the key holds everything the source depends on; the source is only built on a cache miss
+  const operandKey = ops.map(({ o, mode }) => (typeof o === 'number' ? 'n' : mode! + o.dtype)).join(',');
+  const key = `map|${vec4 ? 'vec4' : runs ? 'run' : 'E'}${E}|${spec.expr}|${spec.compute}|${out.dtype}|r${rank}|${out.dtype}${outContig ? 'c' : 'g'}:${operandKey}|s${scalars.length}|${prm.vec4s}`;
+  const pipe = dev.pipeline(key, op, () => {
+    const loads: string[] = [];
+    const lanes: string[] = []; // operands read as vec4 (vec4 form)
+    let scalar = scalars.length;
+    for (const { o, name, mode } of ops) {
+      if (typeof o === 'number') {
+        loads.push(`  let ${name} = ${spec.compute}(p[${scalar++}]);`);
+        continue;
+      }
+      const src = mode === 'o' ? 'out[o0]' : `in_${name}[o_${name}]`;
+      if (vec4 && mode !== 's') {
+        loads.push(`  let ${name}4 = vec4<${spec.compute}>(${src});`);
+        lanes.push(name);
+      } else {
+        loads.push(`  let ${name} = ${spec.compute}(${src});`);
+      }
+    }
+    if (vec4) {
+      loads.push(`  var r: vec4<${out.dtype}>;`);
+      for (const k of ['x', 'y', 'z', 'w']) loads.push(`  { ${lanes.map((nm) => `let ${nm} = ${nm}4.${k}; `).join('')}r.${k} = ${out.dtype}(${spec.expr}); }`);
+    }
+    const index: string[] = [];
+    const step: string[] = [];
+    const general: { name: string; base: number }[] = [];
+    all.forEach(({ mode, name }, k) => {
+      const base = bases[k];
+      const offWord = base + rank;
+      const oname = name === '0' ? 'o0' : `o_${name}`;
+      // with runs, the walk computes the run's first offsets (r*) and the loop steps them
+      const iname = runs ? oname.replace(/^o/, 'r') : oname;
+      if (mode === 'c') index.push(`  let ${iname} = i + word(${offWord}u);`);
+      else if (mode === 's') index.push(`  let ${iname} = word(${offWord}u);`);
+      else {
+        index.push(`  var ${iname} = word(${offWord}u);`);
+        general.push({ name: iname, base });
+      }
+      if (runs) {
+        const stride = mode === 'c' ? 'e' : mode === 's' ? '0u' : `e * word(${base + rank - 1}u)`;
+        step.push(`    let ${oname} = ${iname} + ${stride};`);
+      }
+    });
+    if (general.length > 0) {
+      index.push('  var rem = i;');
+      for (let d = rank - 1; d >= 0; d--) {
+        index.push(`  { let sz = word(${8 + d}u); let c = rem % sz; rem = rem / sz;`);
+        index.push('    ' + general.map((g) => `${g.name} += c * word(${g.base + d}u);`).join(' ') + ' }');
+      }
+    }
+    const store = vec4 ? '    out[o0] = r;' : `    out[o0] = ${out.dtype}(${spec.expr});`;
+    const body = runs
+      ? `  let i = ((wid.x + wid.y * nwg.x) * 256u + lid.x) * ${RUN}u;
   if (i >= word(0u)) { return; }
 ${index.join('\n')}
   for (var e = 0u; e < ${RUN}u; e++) {
@@ -139,7 +150,7 @@ ${step.join('\n')}
 ${loads.join('\n')}
 ${store}
   }`
-    : `  let first = (wid.x + wid.y * nwg.x) * 256u * ${E}u + lid.x;
+      : `  let first = (wid.x + wid.y * nwg.x) * 256u * ${E}u + lid.x;
   for (var e = 0u; e < ${E}u; e++) {
     let i = first + e * 256u;
     if (i >= word(0u)) { return; }
@@ -147,9 +158,7 @@ ${index.join('\n')}
 ${loads.join('\n')}
 ${store}
   }`;
-  const key = `map|${vec4 ? 'vec4' : runs ? 'run' : 'E'}${E}|${spec.expr}|${spec.compute}|${out.dtype}|r${rank}|${all.map((a) => a.mode + a.v.dtype).join(',')}|${loads.join('')}|${prm.vec4s}`;
-  const pipe = dev.pipeline(key, op, () =>
-    fill(wgslSource('elementwise'), {
+    return fill(wgslSource('elementwise'), {
       PARAMS: paramsDecl(prm.vec4s),
       BINDINGS: bindingDecls([
         { name: 'out', type: vec4 ? `vec4<${out.dtype}>` : out.dtype, write: true },
@@ -157,7 +166,7 @@ ${store}
       ]),
       MATH: wgslSource('math'),
       BODY: body,
-    }),
-  );
-  dev.dispatch(op, pipe, prm.bytes(), [out.buffer, ...views.map((x) => x.v.buffer)], grid1d(n / width, WG * E, dev.limits.maxComputeWorkgroupsPerDimension));
+    });
+  });
+  dev.dispatch(op, pipe, prm.u32s, [out.buffer, ...views.map((x) => x.v.buffer)], grid1d(n / width, WG * E, dev.limits.maxComputeWorkgroupsPerDimension));
 }

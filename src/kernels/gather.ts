@@ -72,7 +72,7 @@ function launchGather(
       STORE_BAD: storeBad,
     }),
   );
-  dev.dispatch(op, pipe, prm.bytes(), buffers, grid1d(n, WG, dev.limits.maxComputeWorkgroupsPerDimension));
+  dev.dispatch(op, pipe, prm.u32s, buffers, grid1d(n, WG, dev.limits.maxComputeWorkgroupsPerDimension));
 }
 
 /**
@@ -131,7 +131,7 @@ function stagePipe(dev: Device, op: string, stage: Stage, prm: Params, vars: Rec
 /** Records buf[offset .. offset + n) = 0 (u32 words; also f32 zeros). */
 function zeroWords(dev: Device, op: string, buf: GPUBuffer, offset: number, n: number): void {
   const prm = new Params().u(n, offset);
-  dev.dispatch(op, stagePipe(dev, op, 'zero', prm), prm.bytes(), [buf], grid1d(n, WG, dev.limits.maxComputeWorkgroupsPerDimension));
+  dev.dispatch(op, stagePipe(dev, op, 'zero', prm), prm.u32s, [buf], grid1d(n, WG, dev.limits.maxComputeWorkgroupsPerDimension));
 }
 
 /**
@@ -161,17 +161,17 @@ export function runScatterAddByKey(dev: Device, op: string, out: View, keys: Vie
 
   zeroWords(dev, op, offs, 0, K);
   const cnt = new Params().u(M, K, keys.offset);
-  dev.dispatch(op, stagePipe(dev, op, 'count', cnt), cnt.bytes(), [keys.buffer, offs], grid1d(M, WG, maxWg));
+  dev.dispatch(op, stagePipe(dev, op, 'count', cnt), cnt.u32s, [keys.buffer, offs], grid1d(M, WG, maxWg));
   const scan = new Params().u(K);
-  dev.dispatch(op, stagePipe(dev, op, 'scan', scan), scan.bytes(), [offs], [1, 1, 1]);
-  dev.dispatch(op, stagePipe(dev, op, 'place', cnt), cnt.bytes(), [keys.buffer, offs, list], grid1d(M, WG, maxWg));
+  dev.dispatch(op, stagePipe(dev, op, 'scan', scan), scan.u32s, [offs], [1, 1, 1]);
+  dev.dispatch(op, stagePipe(dev, op, 'place', cnt), cnt.u32s, [keys.buffer, offs, list], grid1d(M, WG, maxWg));
 
   // values: contiguous → direct index; otherwise walk its shape (size-1 dims dropped)
   const vContig = isContiguous(values.shape, values.strides);
   const vDims = vContig ? [] : values.shape.map((d, k) => [d, values.strides[k]] as const).filter(([d]) => d !== 1);
   const sum = new Params().u(K, out.offset, values.offset, 0).u(...vDims.map(([d]) => d)).u(...vDims.map(([, s]) => s));
   const sumPipe = stagePipe(dev, op, 'sum', sum, { VRANK: vDims.length, VCONTIG: vContig ? 'true' : 'false' });
-  dev.dispatch(op, sumPipe, sum.bytes(), [out.buffer, offs, list, values.buffer], grid1d(K, WG, maxWg));
+  dev.dispatch(op, sumPipe, sum.u32s, [out.buffer, offs, list, values.buffer], grid1d(K, WG, maxWg));
 
   // reused only after the next submit, i.e. after these dispatches
   dev.pool.release(offs);

@@ -34,11 +34,13 @@ export function fill(src: string, vars: Record<string, string | number>): string
   return out;
 }
 
+// f32 -> u32 bit casts for Params.f (shared: a Params is built per dispatch)
+const f32Scratch = new Float32Array(1);
+const u32OfF32 = new Uint32Array(f32Scratch.buffer);
+
 /** Builds the uniform block: u32 words, read in WGSL through `word(i)` from array<vec4<u32>, N>. */
 export class Params {
   private words: number[] = [];
-  private f32 = new Float32Array(1);
-  private u32 = new Uint32Array(this.f32.buffer);
   /**
    * u32 words. Negative values down to -2^31 wrap (flipped views pass negative strides on purpose:
    * u32 offset arithmetic wraps back); anything else outside u32 would wrap silently, so it throws:
@@ -59,8 +61,8 @@ export class Params {
   }
   f(...values: number[]): this {
     for (const v of values) {
-      this.f32[0] = v;
-      this.words.push(this.u32[0]);
+      f32Scratch[0] = v;
+      this.words.push(u32OfF32[0]);
     }
     return this;
   }
@@ -71,6 +73,10 @@ export class Params {
   }
   get length(): number {
     return this.words.length;
+  }
+  /** The u32 words as set (Device.dispatch pads them to whole vec4s). */
+  get u32s(): readonly number[] {
+    return this.words;
   }
   /** Number of vec4<u32> the WGSL struct must declare. */
   get vec4s(): number {

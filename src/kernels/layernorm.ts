@@ -32,7 +32,7 @@ function launch(dev: Device, op: string, key: string, main: string, bindings: { 
       BINDINGS: bindingDecls(bindings.map((b) => ({ ...b, type: 'f32' }))),
       WG: sg || WG, REDUCE: sg ? SUBGROUP_SUM : WG_SUM, MAIN: main,
     }));
-  dev.dispatch(op, pipe, prm.bytes(), views.map((v) => v.buffer), grid1d(rows, 1, dev.limits.maxComputeWorkgroupsPerDimension));
+  dev.dispatch(op, pipe, prm.u32s, views.map((v) => v.buffer), grid1d(rows, 1, dev.limits.maxComputeWorkgroupsPerDimension));
 }
 
 // ---- the row-in-registers bodies (rows.wgsl): x (and g) read once --------------------------------

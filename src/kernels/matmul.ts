@@ -278,7 +278,7 @@ export function runMatmul(dev: Device, op: string, out: View, a: View, b: View, 
       .u(...batchShape, ...a.strides.slice(0, rb), ...b.strides.slice(0, rb));
     const buffers = [scratch ?? out.buffer, a.buffer, b.buffer];
     if (kernelEpi.includes('bias') && epi.bias) buffers.push(epi.bias.buffer);
-    dev.dispatch(op, pipe, prm.bytes(), buffers, grid);
+    dev.dispatch(op, pipe, prm.u32s, buffers, grid);
   }
   if (scratch) {
     // sum the K slices in a fixed order, then the epilogue

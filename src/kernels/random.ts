@@ -21,7 +21,7 @@ export function runRandom(dev: Device, op: string, out: View, kind: RandomKind, 
   if (n === 0) return;
   const prm = new Params().u(n, key[0], key[1], counter % 2 ** 32, Math.floor(counter / 2 ** 32)).f(a, b);
   const pipe = dev.pipeline(`random|${kind}`, op, () => fill(wgslSource('random'), { PARAMS: paramsDecl(prm.vec4s), MAIN: MAIN[kind] }));
-  dev.dispatch(op, pipe, prm.bytes(), [out.buffer], grid1d(n, 256, dev.limits.maxComputeWorkgroupsPerDimension));
+  dev.dispatch(op, pipe, prm.u32s, [out.buffer], grid1d(n, 256, dev.limits.maxComputeWorkgroupsPerDimension));
 }
 
 /** Reference Threefry-2x32 with 20 rounds (for tests). */

@@ -152,5 +152,5 @@ ${subgroupMerge}`
   );
   const groups = rowMode ? grid1d(outN, 1, dev.limits.maxComputeWorkgroupsPerDimension)
     : grid1d(vec4Columns ? outN / 4 : outN, WG, dev.limits.maxComputeWorkgroupsPerDimension);
-  dev.dispatch(op, pipe, prm.bytes(), [out.buffer, x.buffer], groups);
+  dev.dispatch(op, pipe, prm.u32s, [out.buffer, x.buffer], groups);
 }

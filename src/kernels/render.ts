@@ -470,7 +470,7 @@ export class SceneRenderer {
     if (out && packed) {
       const count = scenes.length * w * h;
       const prm = new Params().u(count, w, h, this.rowBytes / 4, outOffset);
-      this.dev.dispatch('render-unpack', this.unpackPipeline(), prm.bytes(), [out, packed], grid1d(count, 256, this.dev.limits.maxComputeWorkgroupsPerDimension));
+      this.dev.dispatch('render-unpack', this.unpackPipeline(), prm.u32s, [out, packed], grid1d(count, 256, this.dev.limits.maxComputeWorkgroupsPerDimension));
     }
     return packed;
   }

@@ -103,6 +103,6 @@ export function launchRows(dev: Device, op: string, key: string, body: string, b
       MAIN: body,
     }));
   const buffers = bindings.map((b) => (isView(b.view) ? b.view.buffer : b.view));
-  dev.dispatch(op, pipe, prm.bytes(), buffers, grid1d(groups, 1, dev.limits.maxComputeWorkgroupsPerDimension));
+  dev.dispatch(op, pipe, prm.u32s, buffers, grid1d(groups, 1, dev.limits.maxComputeWorkgroupsPerDimension));
   return true;
 }

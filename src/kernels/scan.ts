@@ -44,5 +44,5 @@ export function runScan(dev: Device, op: string, kind: ScanKind, out: View, x: V
       REVERSE: String(reverse),
     }),
   );
-  dev.dispatch(op, pipe, prm.bytes(), [out.buffer, x.buffer], grid1d(rows, 64, dev.limits.maxComputeWorkgroupsPerDimension));
+  dev.dispatch(op, pipe, prm.u32s, [out.buffer, x.buffer], grid1d(rows, 64, dev.limits.maxComputeWorkgroupsPerDimension));
 }

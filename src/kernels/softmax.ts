@@ -164,7 +164,7 @@ function launch(dev: Device, op: string, key: string, main: (subgroup: boolean) 
       BINDINGS: bindingDecls(names.map((name, i) => ({ name, type: 'f32', write: i === 0 }))),
       WG: wg, MAIN: main(sg > 0),
     }));
-  dev.dispatch(op, pipe, prm.bytes(), views.map((v) => v.buffer), grid1d(rows, 1, dev.limits.maxComputeWorkgroupsPerDimension));
+  dev.dispatch(op, pipe, prm.u32s, views.map((v) => v.buffer), grid1d(rows, 1, dev.limits.maxComputeWorkgroupsPerDimension));
 }
 
 function rowsOf(v: View): [number, number] {
@@ -230,7 +230,7 @@ export function runTokenLogProbs(dev: Device, op: string, out: View, lse: View, 
         { name: 'tgt', type: 'i32' }, { name: 'err', type: 'u32', write: true, atomic: true }]),
       WG: wg, MAIN: main(sg > 0),
     }));
-  dev.dispatch(op, pipe, prm.bytes(), [out.buffer, lse.buffer, x.buffer, targets.buffer, errorFlag.buffer], grid1d(rows, 1, dev.limits.maxComputeWorkgroupsPerDimension));
+  dev.dispatch(op, pipe, prm.u32s, [out.buffer, lse.buffer, x.buffer, targets.buffer, errorFlag.buffer], grid1d(rows, 1, dev.limits.maxComputeWorkgroupsPerDimension));
 }
 
 /**

@@ -29,5 +29,5 @@ export function runTopk(dev: Device, op: string, out: View, x: View, axis: numbe
       IS_NAN: T === 'f32' ? 'return (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u;' : 'return false;',
     }),
   );
-  dev.dispatch(op, pipe, prm.bytes(), [out.buffer, x.buffer], grid1d(rows, 64, dev.limits.maxComputeWorkgroupsPerDimension));
+  dev.dispatch(op, pipe, prm.u32s, [out.buffer, x.buffer], grid1d(rows, 64, dev.limits.maxComputeWorkgroupsPerDimension));
 }
