@@ -91,7 +91,7 @@ export function runMap(dev: Device, op: string, spec: MapSpec, out: View, operan
   const E = runs ? RUN : anyGeneral ? 1 : ELEMENTS_PER_INVOCATION;
   // the key holds everything the source depends on; the source is only built on a cache miss
   const operandKey = ops.map(({ o, mode }) => (typeof o === 'number' ? 'n' : mode! + o.dtype)).join(',');
-  const key = `map|${vec4 ? 'vec4' : runs ? 'run' : 'E'}${E}|${spec.expr}|${spec.compute}|${out.dtype}|r${rank}|${out.dtype}${outContig ? 'c' : 'g'}:${operandKey}|s${scalars.length}|${prm.vec4s}`;
+  const key = `map|${vec4 ? 'vec4' : runs ? 'run' : 'E'}${E}|${spec.expr}|${spec.compute}|${out.dtype}|r${rank}|${outContig ? 'c' : 'g'}:${operandKey}|s${scalars.length}|${prm.vec4s}`;
   const pipe = dev.pipeline(key, op, () => {
     const loads: string[] = [];
     const lanes: string[] = []; // operands read as vec4 (vec4 form)

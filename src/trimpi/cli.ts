@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { TrimpiError } from '../gpu/errors.js';
 import { init } from '../gpu/device.js';
 import { defaultTokenizer } from './data/tokenizer.js';
+import { POLICY_PRUNINGS, PolicyPruning } from './data/clevr_policy.js';
 import { DEMO_METHODS, METHOD_NAMES, MethodName, RunConfig, SCALES, formatResults, runPipeline } from './run.js';
 import { STAGE0_DEFAULTS, Stage0Config, trainStage0, stripItems } from './stages/stage0.js';
 import { writeModelCard } from './stages/model_card.js';
@@ -96,8 +97,8 @@ export function parseRunArgs(argv: readonly string[]): { config: RunConfig; quie
       }
       case '--pruning': {
         const v = value();
-        if (v !== 'paper' && v !== 'strict') fail(op, `--pruning must be 'paper' or 'strict', got '${v}'`);
-        c.pruning = v;
+        if (!(POLICY_PRUNINGS as readonly string[]).includes(v)) fail(op, `--pruning must be one of ${POLICY_PRUNINGS.join(', ')}, got '${v}'`);
+        c.pruning = v as PolicyPruning;
         break;
       }
       case '--methods': {

@@ -232,7 +232,8 @@ export async function runPipeline(config: RunConfig, tok: Tokenizer, hooks: RunH
   const root = join(config.out, settingKey(config));
   mkdirSync(root, { recursive: true });
   const runCfgPath = join(root, 'run.json');
-  const runCfg = { setting: config.setting, depth: config.depth, seed: config.seed, pruning: config.pruning ?? 'paper', scale: config.scale, base: config.base, overrides: config.overrides ?? null };
+  const pruning = config.pruning ?? 'paper';
+  const runCfg = { setting: config.setting, depth: config.depth, seed: config.seed, pruning, scale: config.scale, base: config.base, overrides: config.overrides ?? null };
   if (existsSync(runCfgPath)) {
     const saved = JSON.parse(readFileSync(runCfgPath, 'utf8')) as unknown;
     check(JSON.stringify(saved) === JSON.stringify(runCfg), op, () => `${root} holds a run with another configuration (${runCfgPath}): use another --out`);
@@ -241,7 +242,7 @@ export async function runPipeline(config: RunConfig, tok: Tokenizer, hooks: RunH
   const dataBar = bar(`data ${settingKey(config)}`, 'images');
   const imageSize = (readManifest(config.base).config as { imageSize?: number } | null)?.imageSize;
   check(typeof imageSize === 'number', op, () => `${config.base}/config.json has no model config with an imageSize`);
-  const data = await MpiData.open(join(root, 'data'), { setting: config.setting, depth: config.depth, seed: config.seed, pruning: config.pruning ?? 'paper', imageSize, ...scale.data }, (d, t) => dataBar(d, t));
+  const data = await MpiData.open(join(root, 'data'), { setting: config.setting, depth: config.depth, seed: config.seed, pruning, imageSize, ...scale.data }, (d, t) => dataBar(d, t));
   const device = currentDevice().adapter.description || currentDevice().adapter.device || 'unknown';
   log(`${settingKey(config)}: ${data.train.length} train / ${data.test.length} test records, ${data.policies.size} policies; device ${device}`);
 

@@ -104,7 +104,7 @@ function targetWords(seed: number): string[] {
  * - 'paper' (the default): nothing more. Every tree has exactly 4 / 16 / 55 leaves at depths
  *   2 / 4 / 6, the paper's case counts (the stated constraint alone gives 57 at depth 6). A type
  *   with one value left may still be checked; that check is trivially true, so its "no" case is
- *   unreachable, and the datasets draw only reachable cases (reachableCases): ~32 of the 55 at depth 6.
+ *   unreachable, and the datasets draw only reachable cases (reachableCases): ~31 of the 55 at depth 6.
  * - 'strict': a type with a single value left is not checked either, so every case is reachable:
  *   4 / 16 / 40 cases.
  */

@@ -1,6 +1,7 @@
 // `trimpi data ...`: generates a dataset (export.ts) with a progress bar on stderr and prints the stats.
 import { TrimpiError } from '../../gpu/errors.js';
 import { DataOptions, SETTINGS, Setting, formatStats, generateDataset } from './export.js';
+import { POLICY_PRUNINGS, PolicyPruning } from './clevr_policy.js';
 
 /** The help text of `trimpi data`: its settings and options. */
 export const DATA_USAGE = `usage: trimpi data --setting clevr-t|clevr-m|tool|sceneqa|random-t|random-m --seed S --out DIR [options]
@@ -99,8 +100,8 @@ export function parseDataArgs(argv: readonly string[]): Parsed {
       }
       case '--pruning': {
         const v = value();
-        if (v !== 'paper' && v !== 'strict') fail(`--pruning must be 'paper' or 'strict', got '${v}'`);
-        o.pruning = v;
+        if (!(POLICY_PRUNINGS as readonly string[]).includes(v)) fail(`--pruning must be one of ${POLICY_PRUNINGS.join(', ')}, got '${v}'`);
+        o.pruning = v as PolicyPruning;
         break;
       }
       case '--batch': {
