@@ -288,7 +288,9 @@ async function main(): Promise<void> {
   const presets: {
     preset: string; trainPositionsPerSec: number; trainTextTokensPerSec: number; trainStepMs: number; ceilingFraction: number; sampleTokensPerSec: number;
     sampleBatch: number; prefillPositionsPerSec: number; decodeTokensPerSec: number; decodeStepMs: number; decodeFloorMs: number;
+    decodeDispatchesPerStep: number;
   }[] = [];
+  let decodeProfile: t.nn.DecodeKernelTime[] = [];
   if (!only || 'preset'.includes(only) || only.startsWith('preset')) {
     const vocabSize = t.data.defaultTokenizer().size;
     // the gpu preset is sized for a lent GPU: on a CPU adapter one short step is all it gets here
@@ -297,11 +299,14 @@ async function main(): Promise<void> {
       const small = cpuAdapter && name === 'gpu';
       // sampling as RL rollouts use it: one image + 128 prompt tokens, 64 new tokens at temperature 1, batch 64
       const r = await t.nn.benchmarkPreset({ preset: name, vocabSize, trainSteps: small ? 1 : 3, textTokens: small ? 128 : 256,
-        batchSize: small ? 1 : undefined, sampleBatch: small ? 4 : 64, promptTokens: 128, sampleTokens: small ? 4 : 64 });
+        batchSize: small ? 1 : undefined, sampleBatch: small ? 4 : 64, promptTokens: 128, sampleTokens: small ? 4 : 64,
+        profileDecode: name === 'cpu' && dev.features.has('timestamp-query') });
+      if (name === 'cpu') decodeProfile = r.decodeProfile;
       const decodeFloorMs = floor(r.decodeFlopsPerStep, r.decodeBytesPerStep);
       const row = { preset: name, trainPositionsPerSec: r.trainPositionsPerSec, trainTextTokensPerSec: r.trainTextTokensPerSec,
         trainStepMs: r.trainStepMedianMs, ceilingFraction: r.trainFlopsPerSec / (gflops * 1e9), sampleTokensPerSec: r.sampleTokensPerSec,
-        sampleBatch: r.sampleBatch, prefillPositionsPerSec: r.prefillPositionsPerSec, decodeTokensPerSec: r.decodeTokensPerSec, decodeStepMs: r.decodeStepMs, decodeFloorMs };
+        sampleBatch: r.sampleBatch, prefillPositionsPerSec: r.prefillPositionsPerSec, decodeTokensPerSec: r.decodeTokensPerSec, decodeStepMs: r.decodeStepMs, decodeFloorMs,
+        decodeDispatchesPerStep: r.decodeDispatchesPerStep };
       presets.push(row);
       console.log(`preset ${name.padEnd(4)} (${(r.parameters / 1e6).toFixed(2)}M params, batch ${r.batchSize} x ${r.positionsPerSequence} positions): ` +
         `train ${r.trainPositionsPerSec.toFixed(0)} positions/s (${r.trainTextTokensPerSec.toFixed(0)} text tokens/s, step ${r.trainStepMedianMs.toFixed(0)} ms, ` +
@@ -309,13 +314,18 @@ async function main(): Promise<void> {
       console.log(`  sampling, batch ${r.sampleBatch}, ${r.sampleTokens} new tokens: ${r.sampleTokensPerSec.toFixed(0)} tokens/s overall; ` +
         `prefill ${r.prefillPositionsPerSec.toFixed(0)} positions/s (${(r.prefillPositionsPerSec / r.trainPositionsPerSec).toFixed(1)}x training, target >= 3x); ` +
         `decode ${r.decodeTokensPerSec.toFixed(0)} tokens/s (target >= 3,000 at batch 64), step ${r.decodeStepMs.toFixed(1)} ms vs floor ${decodeFloorMs.toFixed(2)} ms ` +
-        `(${(r.decodeFlopsPerStep / 1e6).toFixed(0)} MFLOP, ${(r.decodeBytesPerStep / 1e6).toFixed(1)} MB): ${(r.decodeStepMs / Math.max(decodeFloorMs, 1e-9)).toFixed(0)}x the floor`);
+        `(${(r.decodeFlopsPerStep / 1e6).toFixed(0)} MFLOP, ${(r.decodeBytesPerStep / 1e6).toFixed(1)} MB): ${(r.decodeStepMs / Math.max(decodeFloorMs, 1e-9)).toFixed(0)}x the floor, ${r.decodeDispatchesPerStep.toFixed(0)} dispatches per step`);
+      if (r.decodeProfile.length) {
+        const gpu = r.decodeProfile.reduce((a, k) => a + k.ms, 0);
+        console.log(`  decode step by kernel (GPU ms per step, each dispatch in its own pass; ${gpu.toFixed(1)} ms in all):\n` +
+          r.decodeProfile.slice(0, 12).map((k) => `    ${k.op.padEnd(22)} ${k.kernel.slice(0, 40).padEnd(40)} ${k.calls.toFixed(1).padStart(5)} calls ${k.ms.toFixed(2).padStart(7)} ms`).join('\n'));
+      }
     }
   }
 
   const out = argValue('--out') ?? 'bench/results.json';
   const date = new Date().toISOString();
-  writeFileSync(out, JSON.stringify({ date, device: adapter, ceilings: { computeGflops: gflops, streamingGBs: gbs }, rows, blockProfile, presets, dispatchOverhead }, null, 2));
+  writeFileSync(out, JSON.stringify({ date, device: adapter, ceilings: { computeGflops: gflops, streamingGBs: gbs }, rows, blockProfile, presets, decodeProfile, dispatchOverhead }, null, 2));
   console.log(`\nwrote ${out}`);
   const md = argValue('--md');
   if (md) {
@@ -327,10 +337,10 @@ async function main(): Promise<void> {
       ...rows.map((r) => `| ${r.kernel} | ${r.size} | ${r.ms.toFixed(2)} | ${r.spread} | ${r.rate} | ${r.floorMs.toFixed(2)} | ${(r.ofFloor * 100).toFixed(0)}% | ${r.tfjsMs?.toFixed(2) ?? '-'} | ` +
         `${r.ratio ? `${r.ratio.toFixed(2)}x (${r.ratioIqr})` : '-'} | ${r.target}${r.busy ? ` ⚠ ${r.busy}` : ''} |`),
       '',
-      '| model preset | train step (ms) | train positions/s | train text tokens/s | % of compute ceiling | sampling batch | sampling tokens/s | prefill positions/s | decode tokens/s | decode step (ms) | decode floor (ms) |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| model preset | train step (ms) | train positions/s | train text tokens/s | % of compute ceiling | sampling batch | sampling tokens/s | prefill positions/s | decode tokens/s | decode step (ms) | decode floor (ms) | dispatches per decode step |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
       ...presets.map((p) => `| ${p.preset} | ${p.trainStepMs.toFixed(0)} | ${p.trainPositionsPerSec.toFixed(0)} | ${p.trainTextTokensPerSec.toFixed(0)} | ${(p.ceilingFraction * 100).toFixed(0)}% | ` +
-        `${p.sampleBatch} | ${p.sampleTokensPerSec.toFixed(0)} | ${p.prefillPositionsPerSec.toFixed(0)} | ${p.decodeTokensPerSec.toFixed(0)} | ${p.decodeStepMs.toFixed(1)} | ${p.decodeFloorMs.toFixed(2)} |`),
+        `${p.sampleBatch} | ${p.sampleTokensPerSec.toFixed(0)} | ${p.prefillPositionsPerSec.toFixed(0)} | ${p.decodeTokensPerSec.toFixed(0)} | ${p.decodeStepMs.toFixed(1)} | ${p.decodeFloorMs.toFixed(2)} | ${p.decodeDispatchesPerStep.toFixed(0)} |`),
     ];
     if (dispatchOverhead) {
       lines.push('', `Host overhead: ${dispatchOverhead.hostUs.toFixed(1)} µs of JavaScript per dispatch (median of 9 runs of 1,000 small adds; ` +
@@ -340,6 +350,12 @@ async function main(): Promise<void> {
       lines.push('', 'Transformer block step, GPU time per step by kernel (`t.profile` over 5 steps, timestamp queries; each dispatch in its own pass):', '',
         '| op | kernel | calls | GPU ms | share |', '|---|---|---:|---:|---:|',
         ...blockProfile.map((k) => `| ${k.op} | \`${k.kernel.replaceAll('|', '\\|')}\` | ${k.calls} | ${k.ms.toFixed(2)} | ${(k.share * 100).toFixed(0)}% |`));
+    }
+    if (decodeProfile.length) {
+      const gpu = decodeProfile.reduce((a, k) => a + k.ms, 0);
+      lines.push('', `\`cpu\` preset decode step at batch 64, GPU time per step by kernel (profiled generations of 17 and 1 tokens, differenced; each dispatch in its own pass; ${gpu.toFixed(1)} ms in all):`, '',
+        '| op | kernel | calls | GPU ms | share |', '|---|---|---:|---:|---:|',
+        ...decodeProfile.slice(0, 12).map((k) => `| ${k.op} | \`${k.kernel.split('|').slice(0, 3).join('|').replaceAll('|', '\\|')}\` | ${k.calls.toFixed(0)} | ${k.ms.toFixed(2)} | ${((k.ms / gpu) * 100).toFixed(0)}% |`));
     }
     // keep the hand-written analysis below the marker
     const marker = '<!-- analysis: kept by bench/run.ts -->';

@@ -2,6 +2,7 @@
 // batched generation on random data, and report throughput with a FLOP count, so the bench can
 // state the fraction of the device's measured matmul ceiling that a training step reaches.
 import { check } from '../gpu/errors.js';
+import { execStats, profile } from '../gpu/stats.js';
 import { div, gt, maximum, neg, rand, slice, sum, tensor, tokenLogProbs, where } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { generate } from './generate.js';
@@ -29,6 +30,18 @@ export interface PresetBenchOptions {
   sampleTokens?: number;
   /** Prompt text tokens for sampling (default textTokens / 2). */
   promptTokens?: number;
+  /** Also profile one decode step by kernel (timestamp queries; the device needs `timestamp-query`). */
+  profileDecode?: boolean;
+}
+
+/** GPU time of one kernel in one decode step (profiled generations of n and 1 tokens, differenced). */
+export interface DecodeKernelTime {
+  op: string;
+  kernel: string;
+  /** Dispatches of this kernel per decode step. */
+  calls: number;
+  /** GPU ms per decode step. */
+  ms: number;
 }
 
 /** What benchmarkPreset() measured: step times, throughput and FLOP rates of training and sampling. */
@@ -67,6 +80,10 @@ export interface PresetBenchResult {
   /** Floors of one decode step: FLOPs (matmuls + attention over the cache) and bytes (weights + KV cache read once). */
   decodeFlopsPerStep: number;
   decodeBytesPerStep: number;
+  /** Dispatches per decode step (from the device's counters: generations of n and 1 tokens, differenced). */
+  decodeDispatchesPerStep: number;
+  /** With profileDecode: GPU time per decode step by kernel, most first (each dispatch in its own pass). */
+  decodeProfile: DecodeKernelTime[];
 }
 
 /**
@@ -87,9 +104,10 @@ export function decodeFloors(cfg: VlmConfig, B: number, context: number): { flop
  * (halved when causal) and twice that backward.
  */
 export function trainFlops(cfg: VlmConfig, B: number, T: number, images: number): number {
-  const P = (cfg.imageSize / cfg.patchSize) ** 2;
+  const P = (cfg.imageSize / cfg.patchSize) ** 2; // ViT tokens per image (before any merging)
   const blockMatmul = (C: number): number => (4 + 2 * cfg.mlpRatio) * C * C;
   const dec = B * T * (cfg.layers * blockMatmul(cfg.dim) + cfg.vocabSize * cfg.dim);
+  // the projector maps P / k² merged tokens of k²·visionDim each: P·visionDim·dim multiply-adds either way
   const vis = images * P * (cfg.visionLayers * blockMatmul(cfg.visionDim) + cfg.channels * cfg.patchSize ** 2 * cfg.visionDim + cfg.visionDim * cfg.dim);
   const attnFwd = cfg.layers * B * 2 * T * T * cfg.dim + cfg.visionLayers * images * 4 * P * P * cfg.visionDim;
   return 6 * (dec + vis) + 3 * attnFwd;
@@ -158,6 +176,8 @@ export async function benchmarkPreset(opts: PresetBenchOptions): Promise<PresetB
     let sampleMs = 0;
     let prefillMs = 0;
     let promptPositions = 0;
+    let decodeDispatchesPerStep = 0;
+    let decodeProfile: DecodeKernelTime[] = [];
     if (sampleBatch > 0 && sampleTokens > 1) {
       const prompts = Array.from({ length: sampleBatch }, () => sequence(opts.promptTokens ?? Math.max(2, textTokens >> 1)));
       promptPositions = model.prepareBatch(prompts, { padSide: 'left' }).T;
@@ -178,6 +198,24 @@ export async function benchmarkPreset(opts: PresetBenchOptions): Promise<PresetB
         }
         prefillMs = median(pre);
         sampleMs = median(full);
+        const dispatchesOf = async (n: number): Promise<number> => {
+          const d0 = execStats().dispatches;
+          await generate(model, prompts, promptImages, { maxNewTokens: n, temperature: 1, seed: 3 });
+          return execStats().dispatches - d0;
+        };
+        decodeDispatchesPerStep = ((await dispatchesOf(sampleTokens)) - (await dispatchesOf(1))) / (sampleTokens - 1);
+        if (opts.profileDecode) {
+          // a decode step's kernels: a profiled generation of n tokens minus one of a single token (the prefill)
+          const n = Math.min(sampleTokens, 17);
+          const one = await profile(() => generate(model, prompts, promptImages, { maxNewTokens: 1, temperature: 1, seed: 3 }));
+          const many = await profile(() => generate(model, prompts, promptImages, { maxNewTokens: n, temperature: 1, seed: 3 }));
+          const key = (k: { op: string; kernel: string }): string => `${k.op}\u0000${k.kernel}`;
+          const prefill = new Map(one.kernels.map((k) => [key(k), k]));
+          decodeProfile = many.kernels.map((k) => {
+            const p = prefill.get(key(k));
+            return { op: k.op, kernel: k.kernel, calls: (k.calls - (p?.calls ?? 0)) / (n - 1), ms: (k.ms - (p?.ms ?? 0)) / (n - 1) };
+          }).filter((k) => k.calls > 0).sort((a, b) => b.ms - a.ms);
+        }
       } finally {
         promptImages.dispose();
       }
@@ -193,7 +231,7 @@ export async function benchmarkPreset(opts: PresetBenchOptions): Promise<PresetB
       sampleMs, sampleBatch, sampleTokens,
       prefillMs, prefillPositionsPerSec: prefillMs > 0 ? (sampleBatch * promptPositions) / (prefillMs / 1000) : 0,
       decodeStepMs, decodeTokensPerSec: decodeStepMs > 0 ? sampleBatch / (decodeStepMs / 1000) : 0,
-      decodeFlopsPerStep: floors.flops, decodeBytesPerStep: floors.bytes,
+      decodeFlopsPerStep: floors.flops, decodeBytesPerStep: floors.bytes, decodeDispatchesPerStep, decodeProfile,
     };
   } finally {
     images.dispose();
