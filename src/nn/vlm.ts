@@ -3,13 +3,13 @@
 // scattered into the `<image>` places of the token sequence.
 //
 // Image places (the one convention every caller relies on): the tokenizer emits ONE `<image>` token
-// per image, and the model expands it to the image's P patch positions (P = (imageSize/patchSize)²).
+// per image, and the model expands it to the image's P patch positions (P = (imageSize/(patchSize·mergeSize))²).
 // `layout(tokens)` gives the expanded sequence and the map between original and expanded positions;
 // `prepareBatch` pads a batch of such sequences and says which rows are visual, so the loss masks
 // (VM-CPT masks visual positions) line up with the logits. Images of a batch are passed as one
 // (N, C, H, W) tensor in order of appearance: sequence 0's images first, each in token order.
 import { check, checkNumber, fmtShape } from '../gpu/errors.js';
-import { assign, manualSeed, concat, embedding, indexSelect, linear, reshape, slice, tensor, transpose } from '../tensor/ops.js';
+import { assign, manualSeed, concat, embedding, indexSelect, linear, permute, reshape, slice, tensor, transpose } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
 import { AttentionMasks, KVCache, TransformerBlock, blockStack } from './attention.js';
 import { Embedding, LayerNorm, Linear, MAX_LAYERS, Module, checkSize, checkStd } from './module.js';
@@ -48,6 +48,12 @@ export interface VlmConfig {
    */
   pixelMean?: number;
   pixelStd?: number;
+  /**
+   * Patch merging: each k × k block of ViT patch tokens is concatenated into one token (visionDim·k²)
+   * before the projector, so the ViT sees small patches while the decoder gets
+   * (imageSize / (patchSize·k))² positions per image (Qwen2-VL merges 2 × 2). Absent: 1 (no merging).
+   */
+  mergeSize?: number;
 }
 
 /** One sequence with its `<image>` tokens expanded to patch positions. */
@@ -182,7 +188,7 @@ export class VisionLanguageModel extends Module {
         imageSize: c.imageSize, patchSize: c.patchSize, channels: c.channels, dim: c.visionDim, layers: c.visionLayers, heads: c.visionHeads,
         mlpRatio: c.mlpRatio, dropout: c.dropout, std: c.initStd, eps: c.layerNormEps,
       }));
-      this.projector = this.addModule('projector', new Linear(c.visionDim, c.dim, { std: c.initStd }));
+      this.projector = this.addModule('projector', new Linear(c.visionDim * this.mergeSize ** 2, c.dim, { std: c.initStd }));
       this.decoder = this.addModule('decoder', new DecoderLM({
         vocabSize: c.vocabSize, maxPositions: c.maxPositions, dim: c.dim, layers: c.layers, heads: c.heads,
         mlpRatio: c.mlpRatio, dropout: c.dropout, std: c.initStd, eps: c.layerNormEps,
@@ -192,9 +198,19 @@ export class VisionLanguageModel extends Module {
     }
   }
 
-  /** Patch positions per image (P). */
+  /** ViT tokens merged per side into one decoder position (config.mergeSize, default 1). */
+  get mergeSize(): number {
+    return this.config.mergeSize ?? 1;
+  }
+
+  /** Pixels per side of the image cell behind one decoder position: patchSize · mergeSize. */
+  get cellSize(): number {
+    return this.config.patchSize * this.mergeSize;
+  }
+
+  /** Patch positions per image in the decoder (P = (imageSize / cellSize)²). */
   get patchesPerImage(): number {
-    return this.vision.numPatches;
+    return this.vision.numPatches / this.mergeSize ** 2;
   }
 
   // ---- host side: layouts and batches ---------------------------------------------------------
@@ -311,12 +327,26 @@ export class VisionLanguageModel extends Module {
 
   // ---- forward ---------------------------------------------------------------------------------
 
-  /** images is (N, C, H, W) in [0, 1] → projected patch tokens (N, P, dim). */
+  /** images is (N, C, H, W) in [0, 1] → projected patch tokens (N, P, dim), cells in row-major order. */
   imageTokens(images: Tensor): Tensor {
     checkTensor('VisionLanguageModel.imageTokens', 'images', images);
     const { pixelMean, pixelStd } = this.config;
     const x = pixelMean === undefined && pixelStd === undefined ? images : images.sub(pixelMean ?? 0).mul(1 / (pixelStd ?? 1));
-    return this.projector.forward(this.vision.forward(x));
+    return this.projector.forward(this.mergePatches(this.vision.forward(x)));
+  }
+
+  /**
+   * ViT tokens (N, g·g, Cv), g patches per side, → (N, (g/k)², k²·Cv): each k × k block of
+   * neighbouring patches concatenated (row-major within the block) into one token. k = 1: as given.
+   */
+  mergePatches(tokens: Tensor): Tensor {
+    const k = this.mergeSize;
+    if (k === 1) return tokens;
+    const [N, , Cv] = tokens.shape;
+    const g = this.vision.patchEmbed.patchesPerSide;
+    const m = g / k;
+    // (N, m, k, m, k, Cv) → (N, m, m, k, k, Cv): block rows, block cols, then the block's own patches
+    return reshape(permute(reshape(tokens, [N, m, k, m, k, Cv]), [0, 1, 3, 2, 4, 5]), [N, m * m, k * k * Cv]);
   }
 
   /**
@@ -401,4 +431,8 @@ export function validateConfig(c: VlmConfig): void {
   check(c.dropout >= 0 && c.dropout < 1, op, () => `dropout must be in [0, 1), got ${c.dropout}`);
   check(c.pixelMean === undefined || Number.isFinite(c.pixelMean), op, () => `pixelMean must be a finite number, got ${String(c.pixelMean)}`);
   check(c.pixelStd === undefined || (Number.isFinite(c.pixelStd) && c.pixelStd > 0), op, () => `pixelStd must be a positive number, got ${String(c.pixelStd)}`);
+  const k = c.mergeSize ?? 1;
+  check(Number.isInteger(k) && k >= 1, op, () => `mergeSize must be a positive integer, got ${String(c.mergeSize)}`);
+  check(c.patchSize > 0 && (c.imageSize / c.patchSize) % k === 0, op,
+    () => `mergeSize ${k} must divide the ${c.imageSize / c.patchSize} patches per side (imageSize ${c.imageSize} / patchSize ${c.patchSize})`);
 }

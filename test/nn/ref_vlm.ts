@@ -75,6 +75,21 @@ export function refVlmLogits(ps: Params, cfg: t.nn.VlmConfig, batch: t.nn.VlmBat
     let v = refLinear(ps, 'vision.patch.proj', patches).add(get(ps, 'vision.pos'));
     for (let l = 0; l < cfg.visionLayers; l++) v = refBlock(ps, `vision.blocks.${l}`, v, cfg.visionHeads, false, null, eps);
     v = refLayerNorm(ps, 'vision.ln_f', v, eps);
+    const k = cfg.mergeSize ?? 1;
+    if (k > 1) {
+      // merged token (i, j) of a (g/k)² grid = its k × k patches, row by row, side by side in features
+      const m = g / k;
+      const Cv = cfg.visionDim;
+      const rows: number[] = [];
+      for (let n = 0; n < N; n++) {
+        for (let i = 0; i < m; i++) {
+          for (let j = 0; j < m; j++) {
+            for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) rows.push(n * g * g + (i * k + a) * g + (j * k + b));
+          }
+        }
+      }
+      v = v.reshape([N * g * g, Cv]).indexSelect(0, new Ref(rows, [rows.length], { dtype: 'i32' })).reshape([N, m * m, k * k * Cv]);
+    }
     const img = refLinear(ps, 'projector', v).reshape([-1, cfg.dim]);
     const index = Array.from(batch.imageRow, (r, i) => (r < 0 ? i : B * T + r));
     x = concat([tok.reshape([B * T, cfg.dim]), img], 0).indexSelect(0, new Ref(index, [B * T], { dtype: 'i32' })).reshape([B, T, cfg.dim]);

@@ -40,8 +40,11 @@ describe('VisionLanguageModel', () => {
     expect(model.expandPerToken(b, [[0, 0, 1], [0, 0, 0, 0, 0, 0, 1, 1]])).toEqual([[0, 0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1, 1]]);
   });
 
-  it('logits and the gradient of every parameter match the float64 reference (2 images in one sequence, padding)', async () => {
-    const cfg = tinyConfig({ initStd: 0.1, seed: 11 });
+  it.each([
+    ['8-px patches', {}],
+    ['4-px patches merged 2 x 2', { patchSize: 4, mergeSize: 2 }],
+  ] as const)('logits and the gradient of every parameter match the float64 reference (2 images in one sequence, padding; %s)', async (_, over) => {
+    const cfg = tinyConfig({ initStd: 0.1, seed: 11, ...over });
     const m = new nn.VisionLanguageModel(cfg);
     try {
       const rng = new Rng(5);
@@ -110,6 +113,9 @@ describe('VisionLanguageModel', () => {
     expect(() => m.prepareBatch([[1, 99]])).toThrow(TrimpiError);
     expect(() => m.prepareBatch([Array(70).fill(5)])).toThrow(/needs 70 positions but the decoder has 64/);
     expect(() => new nn.VisionLanguageModel(tinyConfig({ dim: 33 }))).toThrow(/widths must be multiples of the head counts/);
+    expect(() => new nn.VisionLanguageModel(tinyConfig({ mergeSize: 4 }))).toThrow(/mergeSize 4 must divide the 2 patches per side/);
+    expect(() => new nn.VisionLanguageModel(tinyConfig({ patchSize: 4, mergeSize: 3 }))).toThrow(/mergeSize 3 must divide the 4 patches per side/);
+    expect(() => new nn.VisionLanguageModel(tinyConfig({ mergeSize: 0 }))).toThrow(/mergeSize must be a positive integer, got 0/);
     expect(() => nn.preset('huge', 50)).toThrow(/unknown preset 'huge' \(expected one of tiny, cpu, gpu\)/);
   });
 

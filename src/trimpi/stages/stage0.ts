@@ -228,7 +228,7 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
     // called inside trainStep's tidy(): the intermediates live until the backward is done
     const lossOf = (mb: Stage0MicroBatch): Tensor => {
       const ti = toTargetInputs(model, mb.tb, mb.images);
-      const patches = patchWeight > 0 && mb.images ? patchAttributeTargets(mb.scenes, model.config.patchSize) : null;
+      const patches = patchWeight > 0 && mb.images ? patchAttributeTargets(mb.scenes, model.cellSize) : null;
       if (!patches || patches.rows.length === 0) return aggregateLoss(neg(targetLogProbs(model, ti)), ti.mask, 'token-mean');
       // the vision tower runs once: its tokens feed both the decoder and the patch loss
       ti.inputs.imageTokens = model.imageTokens(mb.images!);
