@@ -10,14 +10,17 @@ import { Dropout, LayerNorm, Linear, MLP, Module, checkSize, checkStd } from './
 import { checkOptions, checkTensor } from '../tensor/validate.js';
 
 /**
- * Keys and values of every layer for incremental decoding: (B, H, capacity, D) per layer, written in
- * place at [length, length + T) by each forward, plus a (B, capacity) key-valid mask (1 = a real key).
- * All sequences of a batch share one length: prompts are left-padded, the padding masked out.
- * GPU memory is explicit: dispose() frees it.
+ * Keys and values of every layer for incremental decoding: one (2, B, H, capacity, D) tensor per
+ * layer (keys, then values), written in place at [length, length + T) by each forward, plus a
+ * (B, capacity) key-valid mask (1 = a real key). Keys and values share a tensor so that a step
+ * writes both in one copy; each (b, h) keeps its positions contiguous, the order the decode
+ * attention kernel streams them in (a (B, T, 2C) layout, written as the projection emits it, made
+ * that kernel slower than the copy it saved). All sequences of a batch share one length: prompts
+ * are left-padded, the padding masked out. GPU memory is explicit: dispose() frees it.
  */
 export class KVCache {
-  readonly keys: Tensor[];
-  readonly values: Tensor[];
+  /** Per layer: (2, B, H, capacity, D) = [keys, values]. */
+  readonly entries: Tensor[];
   /** (B, capacity) f32 key-valid mask: 1 = a real key, 0 = padding (never attended). Starts all ones. */
   readonly keyValid: Tensor;
   /** Positions filled so far (the same for every sequence). */
@@ -33,15 +36,13 @@ export class KVCache {
     const op = 'KVCache';
     checkNumber(op, 'layers', layers, { integer: true, min: 0 });
     for (const [name, v] of [['batch', batch], ['heads', heads], ['capacity', capacity], ['headDim', headDim]] as const) checkSize(op, name, v);
-    const shape = [batch, heads, capacity, headDim];
     const made: Tensor[] = [];
     const make = (t: Tensor): Tensor => {
       made.push(t);
       return keep(t);
     };
     try {
-      this.keys = Array.from({ length: layers }, () => make(zeros(shape)));
-      this.values = Array.from({ length: layers }, () => make(zeros(shape)));
+      this.entries = Array.from({ length: layers }, () => make(zeros([2, batch, heads, capacity, headDim])));
       this.keyValid = make(ones([batch, capacity]));
     } catch (e) {
       for (const t of made) t.dispose(); // nothing leaks from a cache that could not be built
@@ -54,15 +55,25 @@ export class KVCache {
     return slice(this.keyValid, 1, 0, this.length + extra);
   }
 
+  /** Layer `layer`'s cached keys or values over positions [0, length) as a (B, H, length, D) view. */
+  view(layer: number, which: 'keys' | 'values', length = this.length): Tensor {
+    return cached(this.entries[layer], which === 'keys' ? 0 : 1, length);
+  }
+
   dispose(): void {
-    for (const t of [...this.keys, ...this.values, this.keyValid]) t.dispose();
+    for (const t of [...this.entries, this.keyValid]) t.dispose();
   }
 }
 
-/** Where a forward writes into a KV cache: the layer's buffers and the first position to write. */
+/** Keys (i = 0) or values (i = 1) of (2, B, H, capacity, D) cache entries over [0, length): a (B, H, length, D) view. */
+function cached(entries: Tensor, i: number, length: number): Tensor {
+  const [, B, H, , D] = entries.shape;
+  return reshape(slice(slice(entries, 0, i, i + 1), 3, 0, length), [B, H, length, D]);
+}
+
+/** Where a forward writes into a KV cache: the layer's (2, B, H, capacity, D) entries and the first position to write. */
 export interface LayerCache {
-  keys: Tensor;
-  values: Tensor;
+  entries: Tensor;
   start: number;
 }
 
@@ -127,13 +138,14 @@ export class MultiHeadAttention extends Module {
     let v = heads(2);
     if (cache) {
       check(!isGradEnabled() || !x.requiresGrad, op, () => 'the KV-cache path is for generation: run it under noGrad()');
-      const cap = cache.keys.shape[2];
-      check(cache.keys.shape[0] === B && cache.keys.shape[1] === H && cache.keys.shape[3] === D && cache.start + T <= cap, op,
-        () => `cache ${fmtShape(cache.keys.shape)} cannot take positions [${cache.start}, ${cache.start + T}) of a (B, H, T, D) = ${fmtShape([B, H, T, D])} input`);
-      assign(slice(cache.keys, 2, cache.start, cache.start + T), k);
-      assign(slice(cache.values, 2, cache.start, cache.start + T), v);
-      k = slice(cache.keys, 2, 0, cache.start + T);
-      v = slice(cache.values, 2, 0, cache.start + T);
+      const e = cache.entries;
+      check(e.ndim === 5 && e.shape[0] === 2 && e.shape[1] === B && e.shape[2] === H && e.shape[4] === D && cache.start + T <= e.shape[3], op,
+        () => `cache ${fmtShape(e.shape)} cannot take positions [${cache.start}, ${cache.start + T}) of a (2, B, H, T, D) = ${fmtShape([2, B, H, T, D])} input`);
+      // this call's keys and values, (B, T, 2C) in the projection, as (2, B, H, T, D): one copy
+      const kv = permute(reshape(slice(qkv, 2, C, 3 * C), [B, T, 2, H, D]), [2, 0, 3, 1, 4]);
+      assign(slice(e, 3, cache.start, cache.start + T), kv);
+      k = cached(e, 0, cache.start + T);
+      v = cached(e, 1, cache.start + T);
     }
     const y = attention(q, k, v, { causal: masks.causal, keyValid: masks.keyValid, prefixLength: masks.prefixLength }); // (B, H, T, D)
     const merged = reshape(permute(y, [0, 2, 1, 3]), [B, T, C]); // re-assemble the heads side by side

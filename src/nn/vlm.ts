@@ -158,7 +158,7 @@ export class DecoderLM extends Module {
   forwardEmbeddings(x: Tensor, positions: Tensor, masks: AttentionMasks, cache?: KVCache): Tensor {
     let h = x.add(embedding(positions, this.positionEmbedding.weight));
     this.blocks.forEach((block, i) => {
-      h = block.forward(h, masks, cache ? { keys: cache.keys[i], values: cache.values[i], start: cache.length } : undefined);
+      h = block.forward(h, masks, cache ? { entries: cache.entries[i], start: cache.length } : undefined);
     });
     return this.lnFinal.forward(h);
   }
