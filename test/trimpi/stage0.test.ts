@@ -39,6 +39,36 @@ describe('stage 0', () => {
     }
   });
 
+  it('policy reading without perception: text-scene examples, gold CoT scored right, four-task streams unchanged', () => {
+    const pool = new S.PolicyPool(0, 20);
+    const four = { ...tiny, mixStart: { crop: 0.2, describe: 0.2, sceneqa: 0.3, policy: 0.3 }, mixEnd: { crop: 0.2, describe: 0.2, sceneqa: 0.3, policy: 0.3 } };
+    const five = { ...four, mixStart: { ...four.mixStart, policyText: 0 }, mixEnd: { ...four.mixEnd, policyText: 0 } };
+    // a zero fifth weight draws exactly the examples of the four-task mix
+    for (let step = 0; step < 4; step++) {
+      expect(S.stage0Examples(five, pool, step).map((e) => e.prompt + e.response)).toEqual(S.stage0Examples(four, pool, step).map((e) => e.prompt + e.response));
+    }
+    const text = { ...tiny, mixStart: { crop: 0, describe: 0, sceneqa: 0, policy: 0, policyText: 1 }, mixEnd: { crop: 0, describe: 0, sceneqa: 0, policy: 0, policyText: 1 } };
+    let seen = 0;
+    for (let step = 0; step < 4; step++) {
+      for (const e of S.stage0Examples(text, pool, step)) {
+        expect(e.task).toBe('policy-text');
+        expect(e.scenes).toEqual([]);
+        expect(e.prompt).not.toContain('<image>');
+        expect(e.prompt).toMatch(/\nThe objects: There is a /);
+        expect(e.group).toMatch(/^policy-text\/T[24]$/);
+        expect(e.score(e.response)).toBe(1);
+        // the text is every object of a scene drawn for one of the policy's cases, so a wrong case scores 0
+        expect(e.score(e.response.replace(/Case (\d+)/g, (_, k) => `Case ${Number(k) + 100}`))).toBe(0);
+        seen++;
+      }
+    }
+    expect(seen).toBe(4 * tiny.batchSize);
+    expect(() => S.policyTextSceneExample(t.data.rng(0, 'x'), pool.get('M', 2)[0])).toThrow(/a text scene replaces the image of a -T policy/);
+    // held-out examples of the task exist only where the recipe trains it
+    expect(S.stage0EvalExamples(text, 2).filter((e) => e.task === 'policy-text')).toHaveLength(2 * tiny.policyKinds.filter((k) => k.mode === 'T').length);
+    expect(S.stage0EvalExamples(tiny, 2).some((e) => e.task === 'policy-text')).toBe(false);
+  });
+
   it('trains, resumes to the same weights, and evaluates on held-out items', async () => {
     const full = join(work, 'full');
     const a = await S.trainStage0(full, tiny, { noEval: false });
@@ -58,6 +88,11 @@ describe('stage 0', () => {
     for (const [name, p] of wa) expect(Array.from(await p.value.toArray()), name).toEqual(Array.from(await wb.get(name)!.value.toArray()));
     const losses = (d: string): number[] => readFileSync(join(d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { loss: number }).loss);
     expect(losses(split)).toEqual(losses(full));
+    // init: a new run starts from those weights (an lr of 1e-30 moves no f32 weight: the model after one step is the init)
+    const cont = await S.trainStage0(join(work, 'init'), { ...tiny, steps: 1, lr: 1e-30, minLr: 1e-30, init: full }, { noEval: true });
+    const wc = new Map(cont.model.namedParameters());
+    for (const [name, p] of wa) expect(Array.from(await wc.get(name)!.value.toArray()), name).toEqual(Array.from(await p.value.toArray()));
+    cont.model.dispose();
     a.model.dispose();
     b.model.dispose();
   });

@@ -6,10 +6,11 @@ import { Rng } from '../data/rng.js';
 import { Scene, cropScene, describeObject, randomAttributes, sampleScene } from '../data/scene.js';
 import { QaKind, sceneQaPrompt, sceneQaResponse, sceneQuestion, scoreSceneQa } from '../data/sceneqa.js';
 import { sceneForCase } from '../data/clevr_policy.js';
+import { TrimpiError } from '../../gpu/errors.js';
 
 /** One example: a prompt with one `<image>` per scene (in order), the gold response, and how to score an output. */
 export interface TextExample {
-  task: 'crop' | 'describe' | 'sceneqa' | 'policy';
+  task: 'crop' | 'describe' | 'sceneqa' | 'policy' | 'policy-text';
   prompt: string;
   response: string;
   /** Scenes for the prompt's `<image>` places, in order (policy crops first, then the image). */
@@ -71,6 +72,26 @@ export function policyExample(r: Rng, p: Policy, cropSeed: number, withPolicy = 
     prompt: withPolicy ? `${policyText(p)}\n${prompt}` : prompt,
     response, scenes: withPolicy ? [...policyCropScenes(p, cropSeed), scene] : [scene],
     score: (o) => Number(scoreClevr(o, k, p.cases).correct),
+  };
+}
+
+/**
+ * Policy reading without perception: a -T policy in context with its scene given as text, the
+ * objects as the describe task names them ("The objects: There is a large red metal cube. …"), in
+ * place of the image; the gold CoT is the image version's. It separates the two skills that
+ * following a policy in context needs, reading the policy and seeing the scene, so a curriculum can
+ * teach the first while the vision tower is still poor.
+ */
+export function policyTextSceneExample(r: Rng, p: Policy): TextExample {
+  if (p.mode !== 'T') throw new TrimpiError('policyTextSceneExample', `a text scene replaces the image of a -T policy; policy ${p.name} is -${p.mode} (its crops are images)`);
+  const { reachable } = reachableCases(p);
+  const k = r.pick(reachable);
+  const scene = sceneForCase(r, p, k);
+  const { response } = clevrResponse(p, scene.objects);
+  return {
+    task: 'policy-text', group: `policy-text/T${p.depth}`, cases: reachable.length,
+    prompt: `${policyText(p)}\nThe objects: ${describeScene(scene)}\n${clevrQuery(p.name)}`,
+    response, scenes: [], score: (o) => Number(scoreClevr(o, k, p.cases).correct),
   };
 }
 

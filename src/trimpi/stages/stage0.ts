@@ -31,15 +31,17 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { check } from '../../gpu/errors.js';
 import { currentDevice } from '../../gpu/device.js';
 import { TargetBatch, microBatches, targetLogProbs, toTargetInputs } from './batch.js';
-import { PolicyPool, TextExample, cropExample, describeExample, policyExample, sceneQaExample } from './examples.js';
+import { PolicyPool, TextExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample } from './examples.js';
 import { EvalSummary, encodeExample, evaluateExamples, renderExampleScenes } from './generation.js';
 
-/** Task weights: single-object crops, scene descriptions, SceneQA, policies in context. */
+/** Task weights: single-object crops, scene descriptions, SceneQA, policies in context (with the scene as an image, or as text). */
 export interface Stage0Mix {
   crop: number;
   describe: number;
   sceneqa: number;
   policy: number;
+  /** -T policies in context with the scene as text (policyTextSceneExample): policy reading without perception. Absent: 0. */
+  policyText?: number;
 }
 
 /** Everything that defines a stage-0 run (saved beside the checkpoint). */
@@ -72,6 +74,12 @@ export interface Stage0Config {
   patchLoss?: number;
   /** How the random policies' trees are pruned (absent: 'strict', the rule of the runs before the option). */
   pruning?: PolicyPruning;
+  /**
+   * Start from this checkpoint's weights (a base model directory) instead of the preset's random
+   * init, e.g. to continue a base with a new mix; the optimizer and the schedule start afresh. Used
+   * only when `dir` has no checkpoint of its own (a resumed run continues from that).
+   */
+  init?: string;
 }
 
 /** The recipe of models/base-cpu (`trimpi pretrain` with no options reproduces it). */
@@ -99,14 +107,20 @@ const lerp = (a: number, b: number, t: number): number => a + (b - a) * t;
 export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number): TextExample[] {
   const hold = c.perceptionSteps ?? 0;
   const t = Math.min(1, Math.max(0, step - hold) / Math.max(1, c.steps - hold - 1));
-  const mix = (['crop', 'describe', 'sceneqa', 'policy'] as const).map((k) => lerp(c.mixStart[k], c.mixEnd[k], t));
+  const mix = (['crop', 'describe', 'sceneqa', 'policy', 'policyText'] as const).map((k) => lerp(c.mixStart[k] ?? 0, c.mixEnd[k] ?? 0, t));
   const kindW = c.policyKinds.map((k) => lerp(k.start, k.end, t));
+  // text scenes replace the image of -T policies only (a -M policy's crops are images)
+  const textW = c.policyKinds.map((k, i) => (k.mode === 'T' ? kindW[i] : 0));
   return Array.from({ length: c.batchSize }, (_, k) => {
     const r = rng(c.seed, 'stage0', step, k);
-    const task = r.weighted(mix);
+    const task = r.weighted(mix); // a fifth weight of 0 leaves the draws of four-task mixes unchanged
     if (task === 0) return cropExample(r);
     if (task === 1) return describeExample(r);
     if (task === 2) return sceneQaExample(r);
+    if (task === 4) {
+      const { mode, depth } = c.policyKinds[r.weighted(textW)];
+      return policyTextSceneExample(r, r.pick(pool.get(mode, depth)));
+    }
     const { mode, depth } = c.policyKinds[r.weighted(kindW)];
     return policyExample(r, r.pick(pool.get(mode, depth)), c.seed);
   });
@@ -129,6 +143,13 @@ export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
   for (const { mode, depth } of c.policyKinds) {
     const pols = heldOut.get(mode, depth);
     for (let i = 0; i < n; i++) out.push(policyExample(r, pols[i], c.seed + 1));
+  }
+  // policy reading alone, where the recipe trains it
+  if ((c.mixStart.policyText ?? 0) > 0 || (c.mixEnd.policyText ?? 0) > 0) {
+    for (const { mode, depth } of c.policyKinds.filter((k) => k.mode === 'T')) {
+      const pols = heldOut.get(mode, depth);
+      for (let i = 0; i < n; i++) out.push(policyTextSceneExample(r, pols[i]));
+    }
   }
   return out;
 }
@@ -207,6 +228,7 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
   try {
     const ck = latestCheckpoint(dir);
     if (ck) loadCheckpoint(ck, model, { optimizer: trainer.optimizer });
+    else if (config.init) loadCheckpoint(config.init, model);
     const metricsPath = join(dir, 'metrics.jsonl');
     // drop log lines past the checkpoint (they will be written again)
     if (existsSync(metricsPath)) {
@@ -302,11 +324,13 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
 export async function evaluateStage0(model: VisionLanguageModel, tok: Tokenizer, config: Stage0Config, n = config.evalItems): Promise<Record<string, EvalSummary>> {
   const all = stage0EvalExamples(config, n);
   const out: Record<string, EvalSummary> = {};
-  for (const task of ['sceneqa', 'crop', 'describe', 'policy'] as const) {
+  for (const task of ['sceneqa', 'crop', 'describe', 'policy', 'policy-text'] as const) {
     const ex = all.filter((e) => e.task === task);
-    out[task] = await evaluateExamples(model, tok, ex, { maxNewTokens: task === 'policy' ? 160 : 64, batchSize: 32 });
+    if (ex.length === 0) continue;
+    const policy = task === 'policy' || task === 'policy-text';
+    out[task] = await evaluateExamples(model, tok, ex, { maxNewTokens: policy ? 160 : 64, batchSize: 32 });
     // policies: the chance of naming the right case by guessing (cases are drawn uniformly)
-    if (task === 'policy') {
+    if (policy) {
       out[task].chance = {};
       for (const g of Object.keys(out[task].groups)) {
         const inGroup = ex.filter((e) => e.group === g);
