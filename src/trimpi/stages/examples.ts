@@ -62,17 +62,21 @@ export function sceneQaExample(r: Rng, kind?: QaKind): TextExample {
  * uniformly chosen reachable case, and the gold CoT. `cropSeed` seeds the -M crop renders.
  */
 export function policyExample(r: Rng, p: Policy, cropSeed: number, withPolicy = true): TextExample {
+  const { cases, scene, response, score } = drawCase(r, p);
+  const prompt = `<image>\n${clevrQuery(p.name)}`;
+  return {
+    task: 'policy', group: `policy/${p.mode}${p.depth}`, cases,
+    prompt: withPolicy ? `${policyText(p)}\n${prompt}` : prompt,
+    response, scenes: withPolicy ? [...policyCropScenes(p, cropSeed), scene] : [scene], score,
+  };
+}
+
+/** A uniformly chosen reachable case of `p`, a scene drawn for it, the gold CoT and its scorer. */
+function drawCase(r: Rng, p: Policy): { cases: number; scene: Scene; response: string; score: (output: string) => number } {
   const { reachable } = reachableCases(p);
   const k = r.pick(reachable);
   const scene = sceneForCase(r, p, k);
-  const { response } = clevrResponse(p, scene.objects);
-  const prompt = `<image>\n${clevrQuery(p.name)}`;
-  return {
-    task: 'policy', group: `policy/${p.mode}${p.depth}`, cases: reachable.length,
-    prompt: withPolicy ? `${policyText(p)}\n${prompt}` : prompt,
-    response, scenes: withPolicy ? [...policyCropScenes(p, cropSeed), scene] : [scene],
-    score: (o) => Number(scoreClevr(o, k, p.cases).correct),
-  };
+  return { cases: reachable.length, scene, response: clevrResponse(p, scene.objects).response, score: (o) => Number(scoreClevr(o, k, p.cases).correct) };
 }
 
 /**
@@ -84,14 +88,10 @@ export function policyExample(r: Rng, p: Policy, cropSeed: number, withPolicy = 
  */
 export function policyTextSceneExample(r: Rng, p: Policy): TextExample {
   if (p.mode !== 'T') throw new TrimpiError('policyTextSceneExample', `a text scene replaces the image of a -T policy; policy ${p.name} is -${p.mode} (its crops are images)`);
-  const { reachable } = reachableCases(p);
-  const k = r.pick(reachable);
-  const scene = sceneForCase(r, p, k);
-  const { response } = clevrResponse(p, scene.objects);
+  const { cases, scene, response, score } = drawCase(r, p);
   return {
-    task: 'policy-text', group: `policy-text/T${p.depth}`, cases: reachable.length,
-    prompt: `${policyText(p)}\nThe objects: ${describeScene(scene)}\n${clevrQuery(p.name)}`,
-    response, scenes: [], score: (o) => Number(scoreClevr(o, k, p.cases).correct),
+    task: 'policy-text', group: `policy-text/T${p.depth}`, cases,
+    prompt: `${policyText(p)}\nThe objects: ${describeScene(scene)}\n${clevrQuery(p.name)}`, response, scenes: [], score,
   };
 }
 
