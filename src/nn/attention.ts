@@ -4,7 +4,7 @@ import { attention } from '../tensor/attention.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import { check, checkNumber, fmtShape } from '../gpu/errors.js';
 import { keep } from '../tensor/memory.js';
-import { assign, ones, permute, reshape, slice, zeros } from '../tensor/ops.js';
+import { assign, concat, ones, permute, reshape, slice, zeros } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Dropout, LayerNorm, Linear, MLP, Module, checkSize, checkStd } from './module.js';
 import { checkOptions, checkTensor } from '../tensor/validate.js';
@@ -85,6 +85,16 @@ export interface AttentionMasks {
   keyValid?: Tensor;
   /** Keys j < prefixLength are visible to every query (prefix-LM); a number or an i32 (B,) tensor. */
   prefixLength?: number | Tensor;
+  /** Rotary positions of this call's T slots: cos and sin, each (B, 1, T, D/2) (rotaryTables in vlm.ts). */
+  rotary?: { cos: Tensor; sin: Tensor };
+}
+
+/** x (B, H, T, D) rotated by the tables: (x₁, x₂) → (x₁ cos − x₂ sin, x₂ cos + x₁ sin), halves of D. */
+function rotate(x: Tensor, r: { cos: Tensor; sin: Tensor }): Tensor {
+  const D = x.shape[3];
+  const x1 = slice(x, 3, 0, D / 2);
+  const x2 = slice(x, 3, D / 2, D);
+  return concat([x1.mul(r.cos).sub(x2.mul(r.sin)), x2.mul(r.cos).add(x1.mul(r.sin))], 3);
 }
 
 /** Multi-head self-attention: fused qkv projection, the fused attention kernel, output projection and dropout. */
@@ -133,17 +143,24 @@ export class MultiHeadAttention extends Module {
     const qkv = this.qkv.forward(x); // (B, T, 3C)
     // (B, T, C) slices viewed as (B, T, H, D) then (B, H, T, D): no copies, the kernel reads strides
     const heads = (i: number): Tensor => permute(reshape(slice(qkv, 2, i * C, (i + 1) * C), [B, T, H, D]), [0, 2, 1, 3]);
-    const q = heads(0);
-    let k = heads(1);
+    const r = masks.rotary;
+    const q = r ? rotate(heads(0), r) : heads(0);
+    let k = r ? rotate(heads(1), r) : heads(1);
     let v = heads(2);
     if (cache) {
       check(!isGradEnabled() || !x.requiresGrad, op, () => 'the KV-cache path is for generation: run it under noGrad()');
       const e = cache.entries;
       check(e.ndim === 5 && e.shape[0] === 2 && e.shape[1] === B && e.shape[2] === H && e.shape[4] === D && cache.start + T <= e.shape[3], op,
         () => `cache ${fmtShape(e.shape)} cannot take positions [${cache.start}, ${cache.start + T}) of a (2, B, H, T, D) = ${fmtShape([2, B, H, T, D])} input`);
-      // this call's keys and values, (B, T, 2C) in the projection, as (2, B, H, T, D): one copy
-      const kv = permute(reshape(slice(qkv, 2, C, 3 * C), [B, T, 2, H, D]), [2, 0, 3, 1, 4]);
-      assign(slice(e, 3, cache.start, cache.start + T), kv);
+      const at = slice(e, 3, cache.start, cache.start + T);
+      if (r) {
+        // rotated keys are new tensors: keys and values go in one copy each
+        assign(slice(at, 0, 0, 1), reshape(k, [1, B, H, T, D]));
+        assign(slice(at, 0, 1, 2), reshape(v, [1, B, H, T, D]));
+      } else {
+        // this call's keys and values, (B, T, 2C) in the projection, as (2, B, H, T, D): one copy
+        assign(at, permute(reshape(slice(qkv, 2, C, 3 * C), [B, T, 2, H, D]), [2, 0, 3, 1, 4]));
+      }
       k = cached(e, 0, cache.start + T);
       v = cached(e, 1, cache.start + T);
     }

@@ -54,6 +54,13 @@ export interface VlmConfig {
    * (imageSize / (patchSize·k))² positions per image (Qwen2-VL merges 2 × 2). Absent: 1 (no merging).
    */
   mergeSize?: number;
+  /**
+   * How the decoder knows positions: 'learned' (a (maxPositions, C) table added to the input, GPT-2)
+   * or 'rope' (rotary embeddings of the queries and keys, Su et al. 2021, base 10,000, as Qwen2.5's
+   * text positions: attention scores then depend on the offset between two positions, which is what
+   * copying from the context needs). Absent: 'learned'.
+   */
+  positionEncoding?: 'learned' | 'rope';
 }
 
 /** One sequence with its `<image>` tokens expanded to patch positions. */
@@ -119,14 +126,15 @@ export interface VlmInputs {
   imageTokens?: Tensor;
 }
 
-/** The causal decoder LM: token + learned position embeddings, pre-LN blocks, final LN, tied output head. */
+/** The causal decoder LM: token embeddings, learned or rotary positions, pre-LN blocks, final LN, tied output head. */
 export class DecoderLM extends Module {
   readonly tokenEmbedding: Embedding;
-  readonly positionEmbedding: Embedding;
+  /** The learned position table, or null with rotary positions. */
+  readonly positionEmbedding: Embedding | null;
   readonly blocks: TransformerBlock[];
   readonly lnFinal: LayerNorm;
 
-  constructor(opts: { vocabSize: number; maxPositions: number; dim: number; layers: number; heads: number; mlpRatio?: number; dropout?: number; std?: number; eps?: number }) {
+  constructor(opts: { vocabSize: number; maxPositions: number; dim: number; layers: number; heads: number; mlpRatio?: number; dropout?: number; std?: number; eps?: number; rope?: boolean }) {
     super();
     const op = 'DecoderLM';
     check(typeof opts === 'object' && opts !== null, op, () => 'options must be an object');
@@ -137,7 +145,7 @@ export class DecoderLM extends Module {
     const std = opts.std ?? 0.02;
     try {
       this.tokenEmbedding = this.addModule('wte', new Embedding(opts.vocabSize, opts.dim, { std }));
-      this.positionEmbedding = this.addModule('wpe', new Embedding(opts.maxPositions, opts.dim, { std }));
+      this.positionEmbedding = opts.rope ? null : this.addModule('wpe', new Embedding(opts.maxPositions, opts.dim, { std }));
       this.blocks = blockStack((name, block) => this.addModule(name, block), { ...opts, std });
       this.lnFinal = this.addModule('ln_f', new LayerNorm(opts.dim, opts.eps));
     } catch (e) {
@@ -156,9 +164,12 @@ export class DecoderLM extends Module {
    * advances cache.length afterwards.
    */
   forwardEmbeddings(x: Tensor, positions: Tensor, masks: AttentionMasks, cache?: KVCache): Tensor {
-    let h = x.add(embedding(positions, this.positionEmbedding.weight));
+    let h = x;
+    let m = masks;
+    if (this.positionEmbedding) h = h.add(embedding(positions, this.positionEmbedding.weight));
+    else m = { ...masks, rotary: rotaryTables(positions, this.blocks[0]?.attn.headDim ?? 2) };
     this.blocks.forEach((block, i) => {
-      h = block.forward(h, masks, cache ? { entries: cache.entries[i], start: cache.length } : undefined);
+      h = block.forward(h, m, cache ? { entries: cache.entries[i], start: cache.length } : undefined);
     });
     return this.lnFinal.forward(h);
   }
@@ -167,6 +178,18 @@ export class DecoderLM extends Module {
   logits(hidden: Tensor): Tensor {
     return linear(hidden, transpose(this.tokenEmbedding.weight, 0, 1));
   }
+}
+
+/**
+ * Rotary tables for positions (B, T) i32 and head dimension D: cos and sin of position · θ_j,
+ * θ_j = 10000^(−2j/D) for j < D/2, each (B, 1, T, D/2) (broadcast over the heads).
+ */
+export function rotaryTables(positions: Tensor, D: number): { cos: Tensor; sin: Tensor } {
+  check(D % 2 === 0, 'rotaryTables', () => `rotary positions need an even head dimension, got ${D}`);
+  const [B, T] = positions.shape;
+  const theta = tensor(Float32Array.from({ length: D / 2 }, (_, j) => Math.pow(10000, (-2 * j) / D)), { shape: [1, 1, 1, D / 2] });
+  const angles = reshape(positions.cast('f32'), [B, 1, T, 1]).mul(theta);
+  return { cos: angles.cos(), sin: angles.sin() };
 }
 
 /** ViT → projector → causal decoder over text with image patch tokens at the `<image>` places. */
@@ -191,7 +214,7 @@ export class VisionLanguageModel extends Module {
       this.projector = this.addModule('projector', new Linear(c.visionDim * this.mergeSize ** 2, c.dim, { std: c.initStd }));
       this.decoder = this.addModule('decoder', new DecoderLM({
         vocabSize: c.vocabSize, maxPositions: c.maxPositions, dim: c.dim, layers: c.layers, heads: c.heads,
-        mlpRatio: c.mlpRatio, dropout: c.dropout, std: c.initStd, eps: c.layerNormEps,
+        mlpRatio: c.mlpRatio, dropout: c.dropout, std: c.initStd, eps: c.layerNormEps, rope: c.positionEncoding === 'rope',
       }));
     } catch (e) {
       throw this.abandon(e);
@@ -431,6 +454,9 @@ export function validateConfig(c: VlmConfig): void {
   check(c.dropout >= 0 && c.dropout < 1, op, () => `dropout must be in [0, 1), got ${c.dropout}`);
   check(c.pixelMean === undefined || Number.isFinite(c.pixelMean), op, () => `pixelMean must be a finite number, got ${String(c.pixelMean)}`);
   check(c.pixelStd === undefined || (Number.isFinite(c.pixelStd) && c.pixelStd > 0), op, () => `pixelStd must be a positive number, got ${String(c.pixelStd)}`);
+  check(c.positionEncoding === undefined || c.positionEncoding === 'learned' || c.positionEncoding === 'rope', op,
+    () => `positionEncoding must be 'learned' or 'rope', got ${String(c.positionEncoding)}`);
+  check(c.positionEncoding !== 'rope' || (c.dim / c.heads) % 2 === 0, op, () => `rotary positions need an even head dimension, got ${c.dim} / ${c.heads}`);
   const k = c.mergeSize ?? 1;
   check(Number.isInteger(k) && k >= 1, op, () => `mergeSize must be a positive integer, got ${String(c.mergeSize)}`);
   check(c.patchSize > 0 && (c.imageSize / c.patchSize) % k === 0, op,

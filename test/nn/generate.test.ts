@@ -42,7 +42,18 @@ async function soloLogits(tokens: number[], imgs: t.Tensor | null): Promise<Floa
 }
 
 describe('generate', () => {
-  it('cached decode steps give the logits of the uncached forward (teacher forcing, left-padded batch)', async () => {
+  it.each(['learned', 'rope'] as const)('cached decode steps give the logits of the uncached forward (teacher forcing, left-padded batch; %s positions)', async (positions) => {
+    const saved = model;
+    if (positions === 'rope') model = new nn.VisionLanguageModel({ ...nn.preset('tiny', 50).model, initStd: 0.2, seed: 3, positionEncoding: 'rope' });
+    try {
+      await cachedMatchesUncached();
+    } finally {
+      if (model !== saved) model.dispose();
+      model = saved;
+    }
+  });
+
+  async function cachedMatchesUncached(): Promise<void> {
     const V = 50;
     const cont = [[20, 21, 22], [23, 24, 25], [26, 27, 28]];
     const batch = model.prepareBatch(prompts, { padSide: 'left' });
@@ -77,7 +88,7 @@ describe('generate', () => {
         expectClose(`sequence ${b}, step ${s}`, stepLogits[s].subarray(b * V, (b + 1) * V), row, { rtol: 1e-4, atol: 2e-5 });
       }
     }
-  });
+  }
 
   it('greedy generation equals argmax of the uncached forward, with the model log-probs', async () => {
     const res = await nn.generate(model, prompts, images, { maxNewTokens: 6, temperature: 0 });

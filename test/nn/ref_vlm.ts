@@ -50,12 +50,35 @@ function refAttention(q: Ref, k: Ref, v: Ref, causal: boolean, pad: number[][] |
   return s.maskedFill(new Ref(hidden, [B, 1, Tq, Tk]), -1e9).softmax(-1).mul(new Ref(seen, [B, 1, Tq, 1])).matmul(v);
 }
 
-function refBlock(ps: Params, name: string, x: Ref, heads: number, causal: boolean, pad: number[][] | null, eps: number): Ref {
+/** Rotary positions in float64: each (b, t) pair of halves (x₁, x₂) turned by position · 10000^(−2j/D). */
+function refRotate(x: Ref, positions: ArrayLike<number>): Ref {
+  const [B, , T, D] = x.shape;
+  const half = D / 2;
+  const cos: number[] = [];
+  const sin: number[] = [];
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      for (let j = 0; j < half; j++) {
+        const a = positions[b * T + t] * Math.pow(10000, (-2 * j) / D);
+        cos.push(Math.cos(a));
+        sin.push(Math.sin(a));
+      }
+    }
+  }
+  const c = new Ref(cos, [B, 1, T, half]);
+  const s = new Ref(sin, [B, 1, T, half]);
+  const x1 = x.slice(3, 0, half);
+  const x2 = x.slice(3, half, D);
+  return concat([x1.mul(c).sub(x2.mul(s)), x2.mul(c).add(x1.mul(s))], 3);
+}
+
+function refBlock(ps: Params, name: string, x: Ref, heads: number, causal: boolean, pad: number[][] | null, eps: number, positions: ArrayLike<number> | null = null): Ref {
   const [B, T, C] = x.shape;
   const D = C / heads;
   const qkv = refLinear(ps, `${name}.attn.qkv`, refLayerNorm(ps, `${name}.ln1`, x, eps));
   const split = (i: number): Ref => qkv.slice(2, i * C, (i + 1) * C).reshape([B, T, heads, D]).permute([0, 2, 1, 3]);
-  const y = refAttention(split(0), split(1), split(2), causal, pad).permute([0, 2, 1, 3]).reshape([B, T, C]);
+  const rot = (r: Ref): Ref => (positions ? refRotate(r, positions) : r);
+  const y = refAttention(rot(split(0)), rot(split(1)), split(2), causal, pad).permute([0, 2, 1, 3]).reshape([B, T, C]);
   const h = x.add(refLinear(ps, `${name}.attn.proj`, y));
   const m = refLinear(ps, `${name}.mlp.proj`, refLinear(ps, `${name}.mlp.fc`, refLayerNorm(ps, `${name}.ln2`, h, eps), true));
   return h.add(m);
@@ -94,10 +117,11 @@ export function refVlmLogits(ps: Params, cfg: t.nn.VlmConfig, batch: t.nn.VlmBat
     const index = Array.from(batch.imageRow, (r, i) => (r < 0 ? i : B * T + r));
     x = concat([tok.reshape([B * T, cfg.dim]), img], 0).indexSelect(0, new Ref(index, [B * T], { dtype: 'i32' })).reshape([B, T, cfg.dim]);
   }
-  x = x.add(embedding(new Ref(batch.positions, [B, T], { dtype: 'i32' }), get(ps, 'decoder.wpe.weight')));
+  const rope = cfg.positionEncoding === 'rope';
+  if (!rope) x = x.add(embedding(new Ref(batch.positions, [B, T], { dtype: 'i32' }), get(ps, 'decoder.wpe.weight')));
   const padded = batch.attention.some((a) => a === 0);
   const pad = padded ? Array.from({ length: B }, (_, b) => Array.from(batch.attention.subarray(b * T, (b + 1) * T))) : null;
-  for (let l = 0; l < cfg.layers; l++) x = refBlock(ps, `decoder.blocks.${l}`, x, cfg.heads, true, pad, eps);
+  for (let l = 0; l < cfg.layers; l++) x = refBlock(ps, `decoder.blocks.${l}`, x, cfg.heads, true, pad, eps, rope ? batch.positions : null);
   x = refLayerNorm(ps, 'decoder.ln_f', x, eps);
   return x.matmul(get(ps, 'decoder.wte.weight').transpose(0, 1));
 }

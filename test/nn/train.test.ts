@@ -91,7 +91,7 @@ describe('training', () => {
     expect(none.weightDecay).toBe(0);
     expect(decay.params.every((p) => p.ndim === 2)).toBe(true);
     expect(none.params).toContain(m.decoder.tokenEmbedding.weight);
-    expect(none.params).toContain(m.decoder.positionEmbedding.weight);
+    expect(none.params).toContain(m.decoder.positionEmbedding!.weight);
     expect(none.params).toContain(m.vision.positions);
     expect(none.params).toContain(m.decoder.lnFinal.weight);
     expect(none.params).toContain(m.projector.bias);

@@ -43,6 +43,7 @@ describe('VisionLanguageModel', () => {
   it.each([
     ['8-px patches', {}],
     ['4-px patches merged 2 x 2', { patchSize: 4, mergeSize: 2 }],
+    ['rotary positions', { positionEncoding: 'rope' }],
   ] as const)('logits and the gradient of every parameter match the float64 reference (2 images in one sequence, padding; %s)', async (_, over) => {
     const cfg = tinyConfig({ initStd: 0.1, seed: 11, ...over });
     const m = new nn.VisionLanguageModel(cfg);
@@ -116,6 +117,7 @@ describe('VisionLanguageModel', () => {
     expect(() => new nn.VisionLanguageModel(tinyConfig({ mergeSize: 4 }))).toThrow(/mergeSize 4 must divide the 2 patches per side/);
     expect(() => new nn.VisionLanguageModel(tinyConfig({ patchSize: 4, mergeSize: 3 }))).toThrow(/mergeSize 3 must divide the 4 patches per side/);
     expect(() => new nn.VisionLanguageModel(tinyConfig({ mergeSize: 0 }))).toThrow(/mergeSize must be a positive integer, got 0/);
+    expect(() => new nn.VisionLanguageModel(tinyConfig({ positionEncoding: 'alibi' as 'rope' }))).toThrow(/positionEncoding must be 'learned' or 'rope', got alibi/);
     expect(() => nn.preset('huge', 50)).toThrow(/unknown preset 'huge' \(expected one of tiny, cpu, gpu\)/);
   });
 
