@@ -19,7 +19,7 @@ import { Tokenizer, defaultTokenizer } from '../data/tokenizer.js';
 import { PolicyMode, PolicyPruning } from '../data/clevr_policy.js';
 import { rng } from '../data/rng.js';
 import { Trainer } from '../../nn/train.js';
-import { VisionLanguageModel } from '../../nn/vlm.js';
+import { VisionLanguageModel, VlmConfig } from '../../nn/vlm.js';
 import { preset } from '../../nn/presets.js';
 import { loadCheckpoint, saveCheckpoint, JsonValue } from '../../nn/checkpoint.js';
 import { aggregateLoss } from '../losses/aggregate.js';
@@ -67,7 +67,7 @@ export interface Stage0Config {
   /** Held-out evaluation items per group at the end. */
   evalItems: number;
   /** Model overrides (e.g. { maxPositions: 1024 }). */
-  model?: Record<string, number>;
+  model?: Partial<Omit<VlmConfig, 'vocabSize'>>;
   /** Steps at mixStart before the mix moves linearly to mixEnd (a perception phase; default 0). */
   perceptionSteps?: number;
   /** Weight of the patch-attribute loss added to the response loss (default 0: off). */
