@@ -1,7 +1,7 @@
 // Stage 0 and the packed-target batches every stage trains on: the stream is a pure function of
 // (seed, step) and never shows a target policy; a run resumes bit-for-bit; logits at packed target
 // slots are the full forward's rows, and the targets line up after an image's P slots.
-import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,6 +95,23 @@ describe('stage 0', () => {
     cont.model.dispose();
     a.model.dispose();
     b.model.dispose();
+  });
+});
+
+describe('the model card', () => {
+  it('names the recipe, the model overrides, the init weights and the text-scene task with their held-out groups', () => {
+    const dir = join(work, 'card');
+    mkdirSync(dir, { recursive: true });
+    const cfg: t.stages.Stage0Config = { ...tiny, model: { positionEncoding: 'rope', mergeSize: 2 }, init: 'models/base-cpu',
+      mixStart: { ...tiny.mixStart, policyText: 0.2 }, mixEnd: { ...tiny.mixEnd, policyText: 0.4 } };
+    const item = { group: 'policy-text/T2', correct: 1, output: '' };
+    const ev = { 'policy-text': { accuracy: 0.5, n: 2, groups: { 'policy-text/T2': { accuracy: 0.5, n: 2 } }, chance: { 'policy-text/T2': 0.25 }, items: [item, { ...item, correct: 0 }] } };
+    S.writeModelCard(dir, cfg, ev, 60);
+    const card = readFileSync(join(dir, 'README.md'), 'utf8');
+    expect(card).toContain('with positionEncoding = rope, mergeSize = 2');
+    expect(card).toContain('trained from the weights of `models/base-cpu`');
+    expect(card).toContain('with the scene given as text, not as an image: policy reading without perception (0.2 → 0.4)');
+    expect(card).toContain('| policy-text/T2 | 50.0% | 2 | 25.0% |');
   });
 });
 

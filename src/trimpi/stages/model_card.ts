@@ -22,8 +22,9 @@ export function writeModelCard(dir: string, config: Stage0Config, ev: Record<str
   const vs = (g: string): string => `${pct(pol[g]?.accuracy)} (chance ${pct(chance[g])})`;
   const text = `# Base model \`${dir.split('/').pop()}\` (stage 0)
 
-The stand-in for the paper's pretrained Qwen2.5-VL: a ${config.preset}-preset vision-language model
-(ViT encoder + linear projector + causal decoder, tied embeddings) trained **from scratch** by
+The stand-in for the paper's pretrained Qwen2.5-VL: a ${config.preset}-preset vision-language model${config.model && Object.keys(config.model).length ? `
+with ${Object.entries(config.model).map(([k, v]) => `${k} = ${String(v)}`).join(', ')}` : ''}
+(ViT encoder + linear projector + causal decoder, tied embeddings) trained ${config.init ? `from the weights of \`${config.init}\`` : '**from scratch**'} by
 \`trimpi pretrain --out ${dir}\` with the recipe below (src/trimpi/stages/stage0.ts). It has never seen
 an MPI target policy: policies come from \`randomPolicies()\` (trees grown under the ${config.pruning ?? 'strict'} rule), which
 excludes every target name and every target tree of either rule.
