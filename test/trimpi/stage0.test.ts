@@ -98,6 +98,21 @@ describe('stage 0', () => {
   });
 });
 
+describe('the loss targets', () => {
+  it("'text' trains on every text token of prompt and response, 'response' on the answer only", async () => {
+    const first = async (targets: 'response' | 'text'): Promise<number> => {
+      const dir = join(work, `targets-${targets}`);
+      const r = await S.trainStage0(dir, { ...tiny, steps: 1, targets }, { noEval: true, logEvery: 1 });
+      r.model.dispose();
+      return (JSON.parse(readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')[0]) as { loss: number }).loss;
+    };
+    const [response, text] = [await first('response'), await first('text')];
+    expect(Number.isFinite(response) && Number.isFinite(text)).toBe(true);
+    // the same model and examples: only the token set the mean is taken over differs
+    expect(text).not.toBeCloseTo(response, 3);
+  });
+});
+
 describe('the model card', () => {
   it('names the recipe, the model overrides, the init weights and the text-scene task with their held-out groups', () => {
     const dir = join(work, 'card');

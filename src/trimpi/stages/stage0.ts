@@ -30,7 +30,7 @@ import { patchAttributeLoss, patchAttributeTargets } from '../losses/patch_attri
 import type { Tensor } from '../../tensor/tensor.js';
 import { check } from '../../gpu/errors.js';
 import { currentDevice } from '../../gpu/device.js';
-import { TargetBatch, microBatches, targetLogProbs, toTargetInputs } from './batch.js';
+import { TargetBatch, TargetKind, microBatches, targetLogProbs, toTargetInputs } from './batch.js';
 import { PolicyPool, TextExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample } from './examples.js';
 import { EvalSummary, encodeExample, evaluateExamples, renderExampleScenes } from './generation.js';
 
@@ -80,6 +80,12 @@ export interface Stage0Config {
    * only when `dir` has no checkpoint of its own (a resumed run continues from that).
    */
   init?: string;
+  /**
+   * Which tokens the loss covers: 'response' (the gold answer only; the runs so far) or 'text' (every
+   * text token of prompt and response, as VM-CPT: the policy's own repeated phrases and the scene
+   * descriptions then teach copying from the context, which response tokens alone did not). Absent: 'response'.
+   */
+  targets?: TargetKind;
 }
 
 /** The recipe of models/base-cpu (`trimpi pretrain` with no options reproduces it). */
@@ -265,7 +271,7 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
       // a rare depth-4 example with a long CoT can exceed the decoder's context: it is left out of its step
       const examples = stage0Examples(config, pool, step).filter((e) => fits(model, tok, e));
       const micro: Stage0MicroBatch[] = [];
-      for (const mb of microBatches(model, examples.map((e) => encodeExample(tok, e)), examples, 'response', config.microBatchPositions)) {
+      for (const mb of microBatches(model, examples.map((e) => encodeExample(tok, e)), examples, config.targets ?? 'response', config.microBatchPositions)) {
         micro.push({ tb: mb.tb, images: await renderExampleScenes(mb.extras), scenes: mb.extras.flatMap((e) => e.scenes) });
         positions += mb.tb.batch.B * mb.tb.batch.T;
       }
