@@ -55,11 +55,6 @@ export class KVCache {
     return slice(this.keyValid, 1, 0, this.length + extra);
   }
 
-  /** Layer `layer`'s cached keys or values over positions [0, length) as a (B, H, length, D) view. */
-  view(layer: number, which: 'keys' | 'values', length = this.length): Tensor {
-    return cached(this.entries[layer], which === 'keys' ? 0 : 1, length);
-  }
-
   dispose(): void {
     for (const t of [...this.entries, this.keyValid]) t.dispose();
   }
