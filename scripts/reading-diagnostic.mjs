@@ -19,20 +19,18 @@ const tb = targetBatch(model, seqs);
 const ti = toTargetInputs(model, tb, null);
 const lp = await t.noGrad(() => targetLogProbs(model, ti)).toArray();
 const cats = {};
-let k = 0;
 for (let i = 0; i < seqs.length; i++) {
   const resp = seqs[i].response;
   const words = resp.map((id) => tok.decode([id]));
   const line = [];
-  for (let j = 0; j < resp.length; j++) { k = i * tb.R + j;
-    const nll = -lp[k];
+  for (let j = 0; j < resp.length; j++) {
+    const nll = -lp[i * tb.R + j]; // target row j of sequence i
     const prev = words.slice(Math.max(0, j - 3), j).join(' ');
     let c = 'other';
     if (/any$/.test(prev)) c = 'copied attribute (after "any")';
     else if (/Condition$/.test(prev) || /Condition \d+ \.$|Condition \d+\.$/.test(prev)) c = 'condition id';
     else if (/Case$/.test(prev)) c = 'case digit';
     else if (/There$/.test(prev)) c = 'observation (is / are after "There")';
-    else if (/Go to$|\. $/.test(prev)) c = 'other';
     (cats[c] ??= []).push(nll);
     if (i < 2) line.push(`${words[j]}(${nll.toFixed(1)})`);
   }

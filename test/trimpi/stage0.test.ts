@@ -127,6 +127,9 @@ describe('the model card', () => {
     expect(card).toContain('trained from the weights of `models/base-cpu`');
     expect(card).toContain('with the scene given as text, not as an image: policy reading without perception (0.2 → 0.4)');
     expect(card).toContain('| policy-text/T2 | 50.0% | 2 | 25.0% |');
+    expect(card).toContain('cross-entropy on the response tokens');
+    S.writeModelCard(dir, { ...cfg, targets: 'text' }, ev, 60);
+    expect(readFileSync(join(dir, 'README.md'), 'utf8')).toContain('cross-entropy on the text tokens of prompt and response');
   });
 });
 

@@ -6,7 +6,7 @@ import { Rng } from '../data/rng.js';
 import { Scene, cropScene, describeObject, randomAttributes, sampleScene } from '../data/scene.js';
 import { QaKind, sceneQaPrompt, sceneQaResponse, sceneQuestion, scoreSceneQa } from '../data/sceneqa.js';
 import { sceneForCase } from '../data/clevr_policy.js';
-import { TrimpiError } from '../../gpu/errors.js';
+import { check } from '../../gpu/errors.js';
 
 /** One example: a prompt with one `<image>` per scene (in order), the gold response, and how to score an output. */
 export interface TextExample {
@@ -87,7 +87,7 @@ function drawCase(r: Rng, p: Policy): { cases: number; scene: Scene; response: s
  * teach the first while the vision tower is still poor.
  */
 export function policyTextSceneExample(r: Rng, p: Policy): TextExample {
-  if (p.mode !== 'T') throw new TrimpiError('policyTextSceneExample', `a text scene replaces the image of a -T policy; policy ${p.name} is -${p.mode} (its crops are images)`);
+  check(p.mode === 'T', 'policyTextSceneExample', () => `a text scene replaces the image of a -T policy; policy ${p.name} is -${p.mode} (its crops are images)`);
   const { cases, scene, response, score } = drawCase(r, p);
   return {
     task: 'policy-text', group: `policy-text/T${p.depth}`, cases,

@@ -40,7 +40,7 @@ excludes every target name and every target tree of either rule.
 - Started from the weights of \`${config.init}\` (optimizer and schedule afresh).` : ''}
 - ${config.steps} AdamW steps of ${config.batchSize} sequences (micro-batches of at most ${config.microBatchPositions} padded positions),
   lr ${config.lr} with ${config.warmupSteps} warmup steps and cosine decay to ${config.minLr}; seed ${config.seed}.
-- Loss: token-mean cross-entropy on the response tokens${config.patchLoss ? `, plus ${config.patchLoss} × the patch-attribute loss
+- Loss: token-mean cross-entropy on the ${config.targets === 'text' ? 'text tokens of prompt and response' : 'response tokens'}${config.patchLoss ? `, plus ${config.patchLoss} × the patch-attribute loss
   (src/trimpi/losses/patch_attributes.ts: every image patch an object covers names that object's size, colour,
   material and shape, scored against the decoder's word embeddings; no extra parameters)` : ''}.
 - Full config: \`stage0.json\`; loss per logged step: \`metrics.jsonl\`.
