@@ -1,12 +1,12 @@
 // `trimpi run` and `trimpi pretrain`: argument parsing (every flag validated before the GPU starts;
 // bad input exits 2 with the usage) and the runs themselves.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { TrimpiError } from '../gpu/errors.js';
 import { init } from '../gpu/device.js';
 import { defaultTokenizer } from './data/tokenizer.js';
 import { POLICY_PRUNINGS, PolicyPruning } from './data/clevr_policy.js';
 import { DEMO_METHODS, METHOD_NAMES, MethodName, RunConfig, SCALES, formatResults, runPipeline } from './run.js';
-import { STAGE0_DEFAULTS, Stage0Config, trainStage0, stripItems } from './stages/stage0.js';
+import { STAGE0_DEFAULTS, STAGE0_OPTIONAL_KEYS, Stage0Config, trainStage0, stripItems } from './stages/stage0.js';
 import { writeModelCard } from './stages/model_card.js';
 
 export const RUN_USAGE = `usage: trimpi run --setting clevr-t|clevr-m|tool --depth 2|4|6 --methods all|demo|M1,M2,... --scale demo|small|gpu --out DIR [options]
@@ -37,6 +37,8 @@ models/base-cpu.
 
 options:
   --out DIR          output directory (required)
+  --recipe FILE      a JSON object of Stage0Config fields over the defaults (e.g. a run's
+                     stage0.json: { "steps": 1400, "targets": "text", "model": { ... } })
   --preset P         tiny, cpu or gpu (default cpu)
   --steps N          optimizer steps (default ${STAGE0_DEFAULTS.steps})
   --seed S           default 0
@@ -135,6 +137,26 @@ export function parseRunArgs(argv: readonly string[]): { config: RunConfig; quie
   return { config: c as RunConfig, quiet, suite };
 }
 
+/** A recipe file: a JSON object whose keys are Stage0Config fields (checked against the defaults' and the optional ones). */
+function readRecipe(op: string, path: string): Partial<Stage0Config> {
+  if (!existsSync(path)) fail(op, `--recipe ${path}: no such file`);
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    fail(op, `--recipe ${path} is not JSON: ${(e as Error).message}`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) fail(op, `--recipe ${path} must hold a JSON object of stage-0 settings`);
+  const known = new Set([...Object.keys(STAGE0_DEFAULTS), ...STAGE0_OPTIONAL_KEYS]);
+  const unknown = Object.keys(v).filter((k) => !known.has(k));
+  if (unknown.length) fail(op, `--recipe ${path}: unknown setting(s) ${unknown.join(', ')}; expected some of ${[...known].join(', ')}`);
+  for (const [k, x] of Object.entries(v)) {
+    const d = (STAGE0_DEFAULTS as unknown as Record<string, unknown>)[k];
+    if (d !== undefined && typeof x !== typeof d) fail(op, `--recipe ${path}: ${k} must be a ${typeof d}, got ${JSON.stringify(x)}`);
+  }
+  return v as Partial<Stage0Config>;
+}
+
 export function parsePretrainArgs(argv: readonly string[]): { config: Stage0Config; out: string; maxMinutes?: number; noEval: boolean; quiet: boolean } | { help: true } {
   const op = 'trimpi pretrain';
   const config: Stage0Config = { ...STAGE0_DEFAULTS };
@@ -147,6 +169,7 @@ export function parsePretrainArgs(argv: readonly string[]): { config: Stage0Conf
       case '--no-eval': noEval = true; break;
       case '--quiet': quiet = true; break;
       case '--out': out = value(); break;
+      case '--recipe': Object.assign(config, readRecipe(op, value())); break;
       case '--preset': {
         const v = value();
         if (!['tiny', 'cpu', 'gpu'].includes(v)) fail(op, `--preset must be tiny, cpu or gpu, got '${v}'`);

@@ -2,7 +2,7 @@
 // and writes its artifacts; a run SIGKILLed in the middle of an RL stage resumes without redoing
 // finished work and ends with exactly the numbers of an uninterrupted run; bad flags exit 2.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -15,6 +15,12 @@ const cli = resolve(here, '../../dist/src/cli.js');
 const work = mkdtempSync(join(tmpdir(), 'trimpi-pipeline-'));
 const base = join(work, 'base');
 const tok = t.data.defaultTokenizer();
+/** Writes a JSON file in the work directory and returns its path. */
+const writeJson = (name: string, v: unknown): string => {
+  const p = join(work, name);
+  writeFileSync(p, JSON.stringify(v));
+  return p;
+};
 
 /** The tiny scale with a few more steps, so that a kill can land inside a stage. */
 function config(out: string, methods: t.pipeline.MethodName[] = t.pipeline.METHOD_NAMES): t.pipeline.RunConfig {
@@ -100,6 +106,14 @@ describe('trimpi run (tiny scale)', () => {
     }
   });
 
+  it('pretrain --recipe reads a JSON recipe over the defaults (flags after it still apply)', async () => {
+    const { parsePretrainArgs } = await import('../../src/trimpi/cli.js');
+    const recipe = writeJson('recipe.json', { steps: 1400, targets: 'text', model: { positionEncoding: 'rope' }, mixStart: { ...t.stages.STAGE0_DEFAULTS.mixStart, checksText: 0.2 } });
+    const r = parsePretrainArgs(['--out', 'x', '--recipe', recipe, '--seed', '3']);
+    if ('help' in r) throw new Error('expected a config');
+    expect(r.config).toEqual({ ...t.stages.STAGE0_DEFAULTS, steps: 1400, seed: 3, targets: 'text', model: { positionEncoding: 'rope' }, mixStart: { ...t.stages.STAGE0_DEFAULTS.mixStart, checksText: 0.2 } });
+  });
+
   it('refuses bad flags with exit code 2 and the usage, before the GPU starts', () => {
     const cases = [
       ['run', '--setting', 'clevr-x', '--out', 'x'],
@@ -115,6 +129,10 @@ describe('trimpi run (tiny scale)', () => {
       ['pretrain'],
       ['pretrain', '--out', 'x', '--steps', '-3'],
       ['pretrain', '--out', 'x', '--bogus'],
+      ['pretrain', '--out', 'x', '--recipe', join(work, 'missing.json')],
+      ['pretrain', '--out', 'x', '--recipe', writeJson('bad-key.json', { stpes: 10 })],
+      ['pretrain', '--out', 'x', '--recipe', writeJson('bad-type.json', { steps: '10' })],
+      ['pretrain', '--out', 'x', '--recipe', writeJson('not-object.json', [1, 2])],
     ];
     for (const args of cases) {
       const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });

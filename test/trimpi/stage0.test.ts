@@ -69,6 +69,59 @@ describe('stage 0', () => {
     expect(S.stage0EvalExamples(tiny, 2).some((e) => e.task === 'policy-text')).toBe(false);
   });
 
+  it('checks drill: each listed condition checked in order among the objects a yes left in focus, in the CoT words', () => {
+    const r = t.data.rng(3, 'checks');
+    const typeOf = (v: string): t.data.AttributeType => t.data.ATTRIBUTE_TYPES.find((a) => t.data.ATTRIBUTE_VALUES[a].includes(v))!;
+    let yes = 0;
+    let no = 0;
+    for (let i = 0; i < 60; i++) {
+      const sceneAs = i % 2 ? 'image' : 'text';
+      const e = S.checksExample(r, sceneAs);
+      expect(e.group).toBe(`checks/${sceneAs}`);
+      expect(e.score(e.response)).toBe(1);
+      expect(e.score(e.response.replace(/There (is|are)/, 'There were'))).toBe(0);
+      // the objects: the image's scene, or parsed back from the text (which lists them in the scene's order)
+      const objects = sceneAs === 'image'
+        ? (expect(e.scenes).toHaveLength(1), e.scenes[0].objects.map((o) => t.data.describeObject(o)))
+        : (expect(e.scenes).toEqual([]), [...e.prompt.matchAll(/There is a (\w+ \w+ \w+ \w+)\./g)].map((m) => m[1]));
+      expect(objects.length).toBeGreaterThanOrEqual(3);
+      const conds = [...e.prompt.matchAll(/# Condition (\d+): check if there is any (\w+)( object)?\./g)].map((m) => m[2]);
+      expect(conds.length).toBeGreaterThanOrEqual(2);
+      expect(conds.length).toBeLessThanOrEqual(4);
+      expect(new Set(conds.map(typeOf)).size).toBe(conds.length);
+      const said = e.response.replace(/^<think> | <\/think>$/g, '').split(/ ?Condition \d+: check if there is any \w+(?: object)?\. /).slice(1);
+      expect(said).toHaveLength(conds.length);
+      let focus = objects;
+      conds.forEach((v, k) => {
+        const matches = focus.filter((o) => o.split(' ').includes(v));
+        if (matches.length === 0) {
+          expect(said[k]).toMatch(/^There is no /);
+          no++;
+        } else {
+          if (matches.length === 1) expect(said[k]).toBe(`There is a ${matches[0]}. ${/Focus on the [\w ]+\./.exec(said[k])![0]}`);
+          else expect(said[k]).toMatch(new RegExp(`^There are ${matches.length} [\\w ]+, including a (${matches.join('|')})\\. Focus on the `));
+          expect(said[k]).toContain(v);
+          focus = matches;
+          yes++;
+        }
+      });
+    }
+    // about half the checks find something
+    expect(yes / (yes + no)).toBeGreaterThan(0.3);
+    expect(no / (yes + no)).toBeGreaterThan(0.3);
+    // a stream with zero weights for the checks draws the five-task stream; held-out checks only where trained
+    const pool = new S.PolicyPool(0, 20);
+    const five = { ...tiny, mixStart: { crop: 0.2, describe: 0.2, sceneqa: 0.2, policy: 0.2, policyText: 0.2 }, mixEnd: { crop: 0.2, describe: 0.2, sceneqa: 0.2, policy: 0.2, policyText: 0.2 } };
+    const seven = { ...five, mixStart: { ...five.mixStart, checksText: 0, checksImage: 0 }, mixEnd: { ...five.mixEnd, checksText: 0, checksImage: 0 } };
+    for (let step = 0; step < 3; step++) {
+      expect(S.stage0Examples(seven, pool, step).map((e) => e.prompt + e.response)).toEqual(S.stage0Examples(five, pool, step).map((e) => e.prompt + e.response));
+    }
+    const drill = { ...tiny, mixStart: { ...tiny.mixStart, checksText: 0.5 }, mixEnd: { ...tiny.mixEnd, checksImage: 0.5 } };
+    expect(S.stage0Examples(drill, pool, 0).some((e) => e.task === 'checks')).toBe(true);
+    expect(S.stage0EvalExamples(drill, 2).filter((e) => e.task === 'checks').map((e) => e.group)).toEqual(['checks/text', 'checks/text', 'checks/image', 'checks/image']);
+    expect(S.stage0EvalExamples(tiny, 2).some((e) => e.task === 'checks')).toBe(false);
+  });
+
   it('trains, resumes to the same weights, and evaluates on held-out items', async () => {
     const full = join(work, 'full');
     const a = await S.trainStage0(full, tiny, { noEval: false });

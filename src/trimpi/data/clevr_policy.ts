@@ -318,6 +318,21 @@ export function evaluatePolicy(p: Policy, objects: readonly ObjectAttributes[]):
   return { case: n.case, trace };
 }
 
+/**
+ * What the gold CoT says after checking `c` among the objects in focus (`trueConds`: the conditions
+ * found true so far; `matches`: the indices of the focused objects that have c's value): "There is no
+ * sphere among the green objects." / "There is a large green metal sphere. Focus on the green
+ * spheres." / "There are 2 green spheres, including a …. Focus on the green spheres." One function
+ * serves the policies' CoT and the checks task (examples.ts), so both say it in the same words.
+ */
+export function observationText(c: Condition, trueConds: readonly Condition[], objects: readonly ObjectAttributes[], matches: readonly number[]): string {
+  if (matches.length === 0) return `There is no ${noun(c)}${trueConds.length ? ` among ${focusGroup(trueConds)}` : ''}.`;
+  const first = describeObject(objects[matches[0]]);
+  const focus = focusGroup([...trueConds, c]);
+  const seen = matches.length === 1 ? `There is a ${first}.` : `There are ${matches.length} ${focus.slice(4)}, including a ${first}.`;
+  return `${seen} Focus on ${focus}.`;
+}
+
 /** The gold chain of thought: one step per visited condition, naming what was seen. */
 export function goldCot(p: Policy, objects: readonly ObjectAttributes[]): { case: number; cot: string } {
   const ev = evaluatePolicy(p, objects);
@@ -328,17 +343,10 @@ export function goldCot(p: Policy, objects: readonly ObjectAttributes[]): { case
     if (n.kind !== 'node') break;
     const c = step.cond;
     parts.push(`Condition ${step.node}: ${conditionText(c, false)}`);
-    const where = trueConds.length ? ` among ${focusGroup(trueConds)}` : '';
-    if (step.matches.length === 0) {
-      parts.push(`There is no ${noun(c)}${where}.`);
-      n = n.no;
-    } else {
-      const first = describeObject(objects[step.matches[0]]);
+    parts.push(observationText(c, trueConds, objects, step.matches));
+    if (step.matches.length === 0) n = n.no;
+    else {
       trueConds.push(c);
-      parts.push(step.matches.length === 1
-        ? `There is a ${first}.`
-        : `There are ${step.matches.length} ${focusGroup(trueConds).slice(4)}, including a ${first}.`);
-      parts.push(`Focus on ${focusGroup(trueConds)}.`);
       n = n.yes;
     }
     parts.push(n.kind === 'leaf' ? `Respond with Case ${n.case}.` : `Go to Condition ${n.id}.`);

@@ -1,16 +1,16 @@
 // Training and evaluation examples as text + scenes, before tokenization and rendering. Stage 0 draws
 // an endless seeded stream of them; evaluation draws held-out ones from other streams.
-import { Policy, PolicyMode, PolicyPruning, clevrQuery, clevrResponse, policyText, randomPolicies, reachableCases, scoreClevr } from '../data/clevr_policy.js';
+import { Condition, Policy, PolicyMode, PolicyPruning, clevrQuery, clevrResponse, conditionText, observationText, policyText, randomPolicies, reachableCases, scoreClevr } from '../data/clevr_policy.js';
 import { policyCropScenes } from '../data/render.js';
 import { Rng } from '../data/rng.js';
-import { Scene, cropScene, describeObject, randomAttributes, sampleScene } from '../data/scene.js';
+import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, Scene, cropScene, describeObject, randomAttributes, sampleScene } from '../data/scene.js';
 import { QaKind, sceneQaPrompt, sceneQaResponse, sceneQuestion, scoreSceneQa } from '../data/sceneqa.js';
 import { sceneForCase } from '../data/clevr_policy.js';
 import { check } from '../../gpu/errors.js';
 
 /** One example: a prompt with one `<image>` per scene (in order), the gold response, and how to score an output. */
 export interface TextExample {
-  task: 'crop' | 'describe' | 'sceneqa' | 'policy' | 'policy-text';
+  task: 'crop' | 'describe' | 'sceneqa' | 'checks' | 'policy' | 'policy-text';
   prompt: string;
   response: string;
   /** Scenes for the prompt's `<image>` places, in order (policy crops first, then the image). */
@@ -30,6 +30,15 @@ export const DESCRIBE_QUESTION = 'What objects are there?';
 export function describeScene(scene: Scene): string {
   const objs = [...scene.objects].sort((a, b) => a.box[0] + a.box[2] - (b.box[0] + b.box[2]));
   return objs.map((o) => `There is a ${describeObject(o)}.`).join(' ');
+}
+
+/**
+ * A scene given as text to the reading tasks: "There is a … . There is a … ." in the scene's own
+ * object order, the order in which the CoT picks the object it names when several match ("There are 2
+ * spheres, including a …"), so that choice can be read off the list (left to right, it could not).
+ */
+export function sceneAsText(scene: Scene): string {
+  return scene.objects.map((o) => `There is a ${describeObject(o)}.`).join(' ');
 }
 
 /** A scene of 3–6 objects to be described, every object left to right (dense perception supervision). */
@@ -81,7 +90,7 @@ function drawCase(r: Rng, p: Policy): { cases: number; scene: Scene; response: s
 
 /**
  * Policy reading without perception: a -T policy in context with its scene given as text, the
- * objects as the describe task names them ("The objects: There is a large red metal cube. …"), in
+ * objects named as the describe task does, in the scene's order (sceneAsText: "The objects: There is a large red metal cube. …"), in
  * place of the image; the gold CoT is the image version's. It separates the two skills that
  * following a policy in context needs, reading the policy and seeing the scene, so a curriculum can
  * teach the first while the vision tower is still poor.
@@ -91,7 +100,49 @@ export function policyTextSceneExample(r: Rng, p: Policy): TextExample {
   const { cases, scene, response, score } = drawCase(r, p);
   return {
     task: 'policy-text', group: `policy-text/T${p.depth}`, cases,
-    prompt: `${policyText(p)}\nThe objects: ${describeScene(scene)}\n${clevrQuery(p.name)}`, response, scenes: [], score,
+    prompt: `${policyText(p)}\nThe objects: ${sceneAsText(scene)}\n${clevrQuery(p.name)}`, response, scenes: [], score,
+  };
+}
+
+/** The header of the checks task's list (its lines then read as a policy's conditions). */
+export const CHECKS_HEADER = '--- Checks ---\nCheck each condition in order; after a yes, focus only on the objects found.';
+
+/**
+ * The observation step of a policy's CoT, drilled: 2–4 conditions (distinct attribute types, in a
+ * random order) listed like a policy's, and a scene as an image or as text; the response checks them
+ * in order as the gold CoT does ("Condition 2: check if there is any green object. There is a large
+ * green metal cylinder. Focus on the green objects."), each check among the objects a yes left in
+ * focus. Yes and no are drawn with even odds where both are possible.
+ * Every observation the policies' CoT makes, four at most per example, in the CoT's own words
+ * (observationText), without the branching: a policy example has one to four.
+ */
+export function checksExample(r: Rng, sceneAs: 'image' | 'text'): TextExample {
+  const scene = sampleScene(r);
+  const objects = scene.objects;
+  const types = r.shuffle(ATTRIBUTE_TYPES).slice(0, r.int(2, 4));
+  const lines: string[] = [];
+  const steps: string[] = [];
+  const trueConds: Condition[] = [];
+  let focus = objects.map((_, i) => i);
+  types.forEach((type, i) => {
+    // yes or no with even odds (where both are possible): a value an object in focus has, or one none has
+    const present = ATTRIBUTE_VALUES[type].filter((v) => focus.some((j) => objects[j][type] === v));
+    const absent = ATTRIBUTE_VALUES[type].filter((v) => !present.includes(v));
+    const value = r.pick(present.length > 0 && (absent.length === 0 || r.bool()) ? present : absent);
+    const c: Condition = { type, value };
+    const matches = focus.filter((j) => objects[j][type] === value);
+    lines.push(`# Condition ${i + 1}: ${conditionText(c, true)}`);
+    steps.push(`Condition ${i + 1}: ${conditionText(c, false)} ${observationText(c, trueConds, objects, matches)}`);
+    if (matches.length > 0) {
+      trueConds.push(c);
+      focus = matches;
+    }
+  });
+  const where = sceneAs === 'image' ? '<image>' : `The objects: ${sceneAsText(scene)}`;
+  const response = `<think> ${steps.join(' ')} </think>`;
+  return {
+    task: 'checks', group: `checks/${sceneAs}`, prompt: `${CHECKS_HEADER}\n${lines.join('\n')}\n---\n${where}\nWhat do the checks find in the image?`,
+    response, scenes: sceneAs === 'image' ? [scene] : [], score: (o) => Number(o.trim() === response),
   };
 }
 

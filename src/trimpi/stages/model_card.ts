@@ -17,7 +17,7 @@ export function writeModelCard(dir: string, config: Stage0Config, ev: Record<str
   const dev = currentDevice().adapter;
   const pol = ev.policy?.groups ?? {};
   const chance = { ...(ev.policy?.chance ?? {}), ...(ev['policy-text']?.chance ?? {}) };
-  const groupRows = Object.entries({ ...ev.sceneqa?.groups, ...ev.crop?.groups, ...ev.describe?.groups, ...pol, ...ev['policy-text']?.groups })
+  const groupRows = Object.entries({ ...ev.sceneqa?.groups, ...ev.crop?.groups, ...ev.describe?.groups, ...ev.checks?.groups, ...pol, ...ev['policy-text']?.groups })
     .map(([g, v]) => `| ${g} | ${pct(v.accuracy)} | ${v.n} | ${g in chance ? pct(chance[g]) : ''} |`).join('\n');
   const vs = (g: string): string => `${pct(pol[g]?.accuracy)} (chance ${pct(chance[g])})`;
   const text = `# Base model \`${dir.split('/').pop()}\` (stage 0)
@@ -36,7 +36,9 @@ excludes every target name and every target tree of either rule.
   - describe: \`<image> What objects are there?\` → every object, left to right (${config.mixStart.describe} → ${config.mixEnd.describe})
   - SceneQA: counting, existence (also of conjunctions), attribute queries (${config.mixStart.sceneqa} → ${config.mixEnd.sceneqa})
   - a random policy in context with the gold CoT (${config.mixStart.policy} → ${config.mixEnd.policy}); kinds: ${config.policyKinds.map((k) => `${k.mode}${k.depth} (${k.start} → ${k.end})`).join(', ')}${config.mixStart.policyText || config.mixEnd.policyText ? `
-  - a random -T policy in context with the scene given as text, not as an image: policy reading without perception (${config.mixStart.policyText ?? 0} → ${config.mixEnd.policyText ?? 0})` : ''}${config.init ? `
+  - a random -T policy in context with the scene given as text, not as an image: policy reading without perception (${config.mixStart.policyText ?? 0} → ${config.mixEnd.policyText ?? 0})` : ''}${config.mixStart.checksText || config.mixEnd.checksText ? `
+  - checks on a scene given as text: 2-4 listed conditions checked in order in the CoT's words, the observation step drilled (${config.mixStart.checksText ?? 0} → ${config.mixEnd.checksText ?? 0})` : ''}${config.mixStart.checksImage || config.mixEnd.checksImage ? `
+  - the same checks on an image (${config.mixStart.checksImage ?? 0} → ${config.mixEnd.checksImage ?? 0})` : ''}${config.init ? `
 - Started from the weights of \`${config.init}\` (optimizer and schedule afresh).` : ''}
 - ${config.steps} AdamW steps of ${config.batchSize} sequences (micro-batches of at most ${config.microBatchPositions} padded positions),
   lr ${config.lr} with ${config.warmupSteps} warmup steps and cosine decay to ${config.minLr}; seed ${config.seed}.

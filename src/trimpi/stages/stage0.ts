@@ -31,7 +31,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { check } from '../../gpu/errors.js';
 import { currentDevice } from '../../gpu/device.js';
 import { TargetBatch, TargetKind, microBatches, targetLogProbs, toTargetInputs } from './batch.js';
-import { PolicyPool, TextExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample } from './examples.js';
+import { PolicyPool, TextExample, checksExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample } from './examples.js';
 import { EvalSummary, encodeExample, evaluateExamples, renderExampleScenes } from './generation.js';
 
 /** Task weights: single-object crops, scene descriptions, SceneQA, policies in context (with the scene as an image, or as text). */
@@ -42,6 +42,10 @@ export interface Stage0Mix {
   policy: number;
   /** -T policies in context with the scene as text (policyTextSceneExample): policy reading without perception. Absent: 0. */
   policyText?: number;
+  /** The CoT's observation step drilled (checksExample) on a scene given as text: the lookup of a checked value among listed objects. Absent: 0. */
+  checksText?: number;
+  /** The same on an image: the CoT's observation, in its own words, from the pixels. Absent: 0. */
+  checksImage?: number;
 }
 
 /** Everything that defines a stage-0 run (saved beside the checkpoint). */
@@ -107,22 +111,30 @@ export const STAGE0_DEFAULTS: Stage0Config = {
   pruning: 'paper',
 };
 
+/** The optional Stage0Config fields (a recipe file may set them; the defaults may leave them out). */
+export const STAGE0_OPTIONAL_KEYS = ['model', 'perceptionSteps', 'patchLoss', 'pruning', 'init', 'targets'] as const satisfies readonly (keyof Stage0Config)[];
+
 const lerp = (a: number, b: number, t: number): number => a + (b - a) * t;
+/** The mix's tasks in draw order (a new task goes last, so older configs draw the same stream). */
+const MIX_TASKS = ['crop', 'describe', 'sceneqa', 'policy', 'policyText', 'checksText', 'checksImage'] as const;
+const mixes = (c: Stage0Config, k: keyof Stage0Mix): boolean => (c.mixStart[k] ?? 0) > 0 || (c.mixEnd[k] ?? 0) > 0;
 
 /** The examples of step `step` (a pure function of the config and the step). */
 export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number): TextExample[] {
   const hold = c.perceptionSteps ?? 0;
   const t = Math.min(1, Math.max(0, step - hold) / Math.max(1, c.steps - hold - 1));
-  const mix = (['crop', 'describe', 'sceneqa', 'policy', 'policyText'] as const).map((k) => lerp(c.mixStart[k] ?? 0, c.mixEnd[k] ?? 0, t));
+  const mix = MIX_TASKS.map((k) => lerp(c.mixStart[k] ?? 0, c.mixEnd[k] ?? 0, t));
   const kindW = c.policyKinds.map((k) => lerp(k.start, k.end, t));
   // text scenes replace the image of -T policies only (a -M policy's crops are images)
   const textW = c.policyKinds.map((k, i) => (k.mode === 'T' ? kindW[i] : 0));
   return Array.from({ length: c.batchSize }, (_, k) => {
     const r = rng(c.seed, 'stage0', step, k);
-    const task = r.weighted(mix); // a fifth weight of 0 leaves the draws of four-task mixes unchanged
+    const task = r.weighted(mix); // trailing weights of 0 leave the draws of shorter mixes unchanged
     if (task === 0) return cropExample(r);
     if (task === 1) return describeExample(r);
     if (task === 2) return sceneQaExample(r);
+    if (task === 5) return checksExample(r, 'text');
+    if (task === 6) return checksExample(r, 'image');
     if (task === 4) {
       const { mode, depth } = c.policyKinds[r.weighted(textW)];
       return policyTextSceneExample(r, r.pick(pool.get(mode, depth)));
@@ -150,8 +162,12 @@ export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
     const pols = heldOut.get(mode, depth);
     for (let i = 0; i < n; i++) out.push(policyExample(r, pols[i], c.seed + 1));
   }
+  // the checks drill, where the recipe trains it
+  for (const sceneAs of ['text', 'image'] as const) {
+    if (mixes(c, sceneAs === 'text' ? 'checksText' : 'checksImage')) for (let i = 0; i < n; i++) out.push(checksExample(r, sceneAs));
+  }
   // policy reading alone, where the recipe trains it
-  if ((c.mixStart.policyText ?? 0) > 0 || (c.mixEnd.policyText ?? 0) > 0) {
+  if (mixes(c, 'policyText')) {
     for (const { mode, depth } of c.policyKinds.filter((k) => k.mode === 'T')) {
       const pols = heldOut.get(mode, depth);
       for (let i = 0; i < n; i++) out.push(policyTextSceneExample(r, pols[i]));
@@ -330,11 +346,11 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
 export async function evaluateStage0(model: VisionLanguageModel, tok: Tokenizer, config: Stage0Config, n = config.evalItems): Promise<Record<string, EvalSummary>> {
   const all = stage0EvalExamples(config, n);
   const out: Record<string, EvalSummary> = {};
-  for (const task of ['sceneqa', 'crop', 'describe', 'policy', 'policy-text'] as const) {
+  for (const task of ['sceneqa', 'crop', 'describe', 'checks', 'policy', 'policy-text'] as const) {
     const ex = all.filter((e) => e.task === task);
     if (ex.length === 0) continue;
     const policy = task === 'policy' || task === 'policy-text';
-    out[task] = await evaluateExamples(model, tok, ex, { maxNewTokens: policy ? 160 : 64, batchSize: 32 });
+    out[task] = await evaluateExamples(model, tok, ex, { maxNewTokens: policy || task === 'checks' ? 160 : 64, batchSize: 32 });
     // policies: the chance of naming the right case by guessing (cases are drawn uniformly)
     if (policy) {
       out[task].chance = {};
