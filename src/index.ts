@@ -18,9 +18,9 @@ export {
   matmul, linear, softmax, logSoftmax, logsumexp, layerNorm,
   reshape, permute, transpose, slice, expand, unsqueeze, squeeze, contiguous, concat, stack,
   split, chunk, flip, repeat, tile, tril, triu,
-  gather, indexSelect, embedding, oneHot, scatterAdd, crossEntropy, tokenLogProbs, assign, clone,
+  gather, indexSelect, embedding, oneHot, scatterAdd, crossEntropy, tokenLogProbs, assign, clone, sampleInto,
 } from './tensor/ops.js';
-export type { CreateOptions, CrossEntropyOptions, TensorOrScalar } from './tensor/ops.js';
+export type { CreateOptions, CrossEntropyOptions, SampleState, TensorOrScalar } from './tensor/ops.js';
 export { memoryStats, execStats, resetPeak, profile, formatProfile } from './gpu/stats.js';
 export type { KernelTime, ProfileReport } from './gpu/stats.js';
 export type { DispatchTiming } from './gpu/device.js';

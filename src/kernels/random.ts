@@ -12,6 +12,11 @@ const MAIN: Record<RandomKind, string> = {
   bernoulli: '  out[i] = select(0.0, 1.0, f32(x.x >> 8u) * 5.9604644775390625e-8 < a);',
 };
 
+/** The Threefry key of an explicit seed (a draw with a seed starts at counter 0 under this key). */
+export function seededKey(seed: number): [number, number] {
+  return [seed >>> 0, (Math.floor(seed / 2 ** 32) >>> 0 ^ 0x9e3779b9) >>> 0];
+}
+
 /**
  * Fills `out` (contiguous f32, offset 0) with draws for counters counter..counter+numel-1 under `key`.
  * a, b: (low, high) for uniform, (mean, std) for normal, (p, unused) for bernoulli.
@@ -20,7 +25,7 @@ export function runRandom(dev: Device, op: string, out: View, kind: RandomKind, 
   const n = out.shape.reduce((x, y) => x * y, 1);
   if (n === 0) return;
   const prm = new Params().u(n, key[0], key[1], counter % 2 ** 32, Math.floor(counter / 2 ** 32)).f(a, b);
-  const pipe = dev.pipeline(`random|${kind}`, op, () => fill(wgslSource('random'), { PARAMS: paramsDecl(prm.vec4s), MAIN: MAIN[kind] }));
+  const pipe = dev.pipeline(`random|${kind}`, op, () => fill(wgslSource('random'), { PARAMS: paramsDecl(prm.vec4s), THREEFRY: wgslSource('threefry'), MAIN: MAIN[kind] }));
   dev.dispatch(op, pipe, prm.u32s, [out.buffer], grid1d(n, 256, dev.limits.maxComputeWorkgroupsPerDimension));
 }
 

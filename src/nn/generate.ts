@@ -15,7 +15,7 @@
 import { noGrad } from '../tensor/autograd.js';
 import { check } from '../gpu/errors.js';
 import { tidy } from '../tensor/memory.js';
-import { add, argmax, assign, div, eq, ge, log, maximum, neg, rand, reshape, slice, tensor, tokenLogProbs, topk, where, zeros } from '../tensor/ops.js';
+import { add, argmax, assign, div, eq, ge, log, maximum, neg, rand, reshape, sampleInto, slice, tensor, tokenLogProbs, topk, where, zeros } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { VisionLanguageModel } from './vlm.js';
 import { stepSeed } from './train.js';
@@ -51,8 +51,21 @@ export interface GenerateResult {
   finished: boolean[];
 }
 
+let fusedSampling = true;
+/** @internal Benchmarks: decode with the composed sampler (sampleTokens + bookkeeping ops) instead of the fused kernel. */
+export function setFusedSampling(on: boolean): void {
+  fusedSampling = on;
+}
+
 /** Decode steps between two reads of the done mask (a read waits for the GPU; more steps: more wasted decoding). */
 const STOP_CHECK_EVERY = 8;
+
+/** (V,): −∞ at the suppressed ids (those inside [0, V)), 0 elsewhere: added to the scores before a draw. */
+function suppressionMask(V: number, suppress: readonly number[]): Tensor {
+  const mask = new Float32Array(V);
+  for (const id of suppress) if (id >= 0 && id < V) mask[id] = -Infinity;
+  return tensor(mask, { shape: [V] });
+}
 
 /**
  * Draws one token per row of logits (B, V) on the GPU. Returns the ids (B,) i32 and their
@@ -68,11 +81,7 @@ export function sampleTokens(logits: Tensor, opts: SampleOptions, seed: number):
   const temperature = opts.temperature ?? 1;
   const topK = opts.topK ?? 0;
   let scores = logits;
-  if (opts.suppress && opts.suppress.length) {
-    const mask = new Float32Array(V);
-    for (const id of opts.suppress) if (id >= 0 && id < V) mask[id] = -Infinity;
-    scores = add(scores, tensor(mask, { shape: [V] }));
-  }
+  if (opts.suppress && opts.suppress.length) scores = add(scores, suppressionMask(V, opts.suppress));
   if (temperature > 0 && topK > 0 && topK < V) {
     const kth = slice(topk(scores, topK, 1).values, 1, topK - 1, topK); // (B, 1)
     scores = where(ge(scores, kth), scores, -Infinity);
@@ -107,6 +116,9 @@ export async function generate(model: VisionLanguageModel, prompts: readonly (re
   const seed = opts.seed ?? 0;
   const sampling: SampleOptions = { ...opts, suppress: [...(opts.suppress ?? []), cfg.imageTokenId] };
   const eos = opts.eosId;
+  // without top-k, one fused kernel per step (ops.sampleInto) replaces sampleTokens and the bookkeeping
+  const fused = fusedSampling && !(temperature > 0 && (opts.topK ?? 0) > 0 && (opts.topK ?? 0) < cfg.vocabSize);
+  const suppressMask = fused ? suppressionMask(cfg.vocabSize, sampling.suppress ?? []) : null;
   const wasTraining = model.training;
   model.eval();
   // the last sampled token is never fed back, so the cache needs T + maxNew − 1 positions
@@ -116,6 +128,9 @@ export async function generate(model: VisionLanguageModel, prompts: readonly (re
   const ids = zeros([B, maxNew], { dtype: 'i32' });
   const logProbs = zeros([B, maxNew]);
   const done = zeros([B]);
+  // the next step's input ids (B, 1); the fused kernel rewrites one tensor in place (the forward that
+  // reads it was dispatched before the kernel that writes it)
+  const fusedFeed = fused ? zeros([B, 1], { dtype: 'i32' }) : null;
   let feed: Tensor | null = null;
   let steps = 0;
   try {
@@ -126,8 +141,14 @@ export async function generate(model: VisionLanguageModel, prompts: readonly (re
           tokens: feed!, positions: tensor(Int32Array.from(nextPosition, (p) => p + step - 1), { shape: [B, 1], dtype: 'i32' }),
           images: null, gatherIndex: null, keyValid: null,
         };
+        const logits = model.forward(inputs, { cache, lastOnly: true });
         // each step's uniform draw is seeded by the Trainer's (seed, step) mix
-        const s = sampleTokens(model.forward(inputs, { cache, lastOnly: true }), sampling, stepSeed(seed, step));
+        if (fused) {
+          // one kernel draws, scores and books the step (the same ids as the composed form below)
+          sampleInto(logits, suppressMask, { ids, logProbs, done, feed: fusedFeed! }, { step, temperature, seed: stepSeed(seed, step), padId: cfg.padId, eosId: eos });
+          return fusedFeed!;
+        }
+        const s = sampleTokens(logits, sampling, stepSeed(seed, step));
         assign(slice(ids, 1, step, step + 1), reshape(s.ids, [B, 1]));
         assign(slice(logProbs, 1, step, step + 1), reshape(s.logProbs, [B, 1]));
         // rows that stopped before this step decode padding (their outputs are ignored): the batch stays rectangular
@@ -135,7 +156,7 @@ export async function generate(model: VisionLanguageModel, prompts: readonly (re
         if (eos !== undefined) assign(done, maximum(done, eq(s.ids, eos)));
         return fed;
       }));
-      feed?.dispose();
+      if (feed !== next) feed?.dispose();
       feed = next;
       // the only readback inside the loop: every few steps, whether every row has stopped
       if (eos !== undefined && steps < maxNew && steps % STOP_CHECK_EVERY === 0 && (await done.toArray()).every((d) => d === 1)) break;
@@ -153,7 +174,7 @@ export async function generate(model: VisionLanguageModel, prompts: readonly (re
       }
     }
   } finally {
-    for (const x of [feed, ids, logProbs, done]) x?.dispose();
+    for (const x of [feed, ids, logProbs, done, suppressMask]) x?.dispose();
     cache.dispose();
     model.train(wasTraining);
   }

@@ -16,7 +16,8 @@ import { runTopk } from '../kernels/topk.js';
 import { runMatmul } from '../kernels/matmul.js';
 import { runSoftmax, runSoftmaxBackward, runTokenLogProbs, runTokenLogProbsBackward } from '../kernels/softmax.js';
 import { runLayerNorm, runLayerNormBackward } from '../kernels/layernorm.js';
-import { runRandom, RandomKind } from '../kernels/random.js';
+import { runRandom, RandomKind, seededKey } from '../kernels/random.js';
+import { runSampleStep } from '../kernels/sample.js';
 import { runGather, runGatherKeys, runScatterAddByKey } from '../kernels/gather.js';
 
 type Scalar = number;
@@ -274,7 +275,7 @@ function random(op: string, kind: RandomKind, shape: readonly number[], a: numbe
   const t = empty(shape, 'f32', dev, op);
   let key = rng.key;
   let counter = 0;
-  if (opts.seed !== undefined) key = [opts.seed >>> 0, Math.floor(opts.seed / 2 ** 32) >>> 0 ^ 0x9e3779b9];
+  if (opts.seed !== undefined) key = seededKey(opts.seed);
   else {
     counter = rng.counter;
     rng.counter += t.numel;
@@ -1053,6 +1054,53 @@ export function topk(x: Tensor, k: number, axis = -1, largest = true): { values:
   const indices = empty(shape, 'i32', dev, 'topk');
   if (k > 0) runTopk(dev, 'topk', bview(indices, shape), bview(x, x.shape), a, k, largest);
   return { values: gather(x, a, indices), indices };
+}
+
+/** Where sampleInto writes one decode step (generate()'s running state, all on the GPU). */
+export interface SampleState {
+  /** (B, S) i32: column `step` gets the drawn ids. */
+  ids: Tensor;
+  /** (B, S) f32: column `step` gets their log-probs at temperature 1. */
+  logProbs: Tensor;
+  /** (B,) f32: 1 for the rows that have emitted eosId (updated here). */
+  done: Tensor;
+  /** (B, 1) i32: the next step's input: the id, or padId for the rows already done before this step. */
+  feed: Tensor;
+}
+
+/**
+ * One decode step's draw in one kernel (kernels/sample.ts): per row of logits (B, V), the
+ * Gumbel-max draw from softmax((logits + mask) / temperature) (temperature 0: argmax, the lowest id
+ * on ties) with the uniform stream of rand([B, V], { seed }), and its log-prob under
+ * softmax(logits); written into `state` as SampleState says. mask: (V,) of 0 or −∞ (suppressed
+ * ids), or null. The composed form is nn/generate.ts sampleTokens (which also does top-k). No gradient.
+ */
+export function sampleInto(logits: Tensor, mask: Tensor | null, state: SampleState, opts: { step: number; temperature: number; seed: number; padId: number; eosId?: number }): void {
+  const op = 'sampleInto';
+  checkTensor(op, 'logits', logits);
+  checkOptionalTensor(op, 'mask', mask);
+  const dev = deviceOf(op, logits, mask, state.ids, state.logProbs, state.done, state.feed);
+  check(logits.ndim === 2 && logits.dtype === 'f32', op, () => `logits must be (B, V) f32, got ${logits.describe()}`);
+  const [B, V] = logits.shape;
+  check(mask === null || (mask.dtype === 'f32' && mask.ndim === 1 && mask.shape[0] === V && mask.strides[0] === 1), op, () => `mask must be a contiguous (${V},) f32 (V of the logits), got ${mask!.describe()}`);
+  const { ids, logProbs, done, feed } = state;
+  check(ids.dtype === 'i32' && ids.ndim === 2 && ids.shape[0] === B && logProbs.dtype === 'f32' && logProbs.ndim === 2 && logProbs.shape[0] === B && logProbs.shape[1] === ids.shape[1], op,
+    () => `ids must be (${B}, S) i32 and logProbs (${B}, S) f32, got ${ids.describe()} and ${logProbs.describe()}`);
+  check(done.dtype === 'f32' && done.ndim === 1 && done.shape[0] === B && feed.dtype === 'i32' && feed.numel === B, op,
+    () => `done must be (${B},) f32 and feed (${B}, 1) i32, got ${done.describe()} and ${feed.describe()}`);
+  check(Number.isInteger(opts.step) && opts.step >= 0 && opts.step < ids.shape[1], op, () => `step ${opts.step} must index a column of ids ${ids.describe()}`);
+  checkNumber(op, 'temperature', opts.temperature);
+  check(opts.temperature >= 0, op, () => `temperature must be >= 0, got ${opts.temperature}`);
+  checkNumber(op, 'seed', opts.seed, { integer: true });
+  for (const t of [ids, logProbs, done, feed]) {
+    check(t.isContiguous, op, () => `writes into contiguous tensors only, got ${t.describe()}`);
+    t.bumpVersion();
+  }
+  const x = logits.strides[1] === 1 ? logits : contiguousCopy(logits);
+  runSampleStep(dev, op, bview(x, x.shape), mask && bview(mask, [V]),
+    { ids: bview(ids, ids.shape), logProbs: bview(logProbs, logProbs.shape), done: bview(done, [B]), feed: bview(feed, [B]) },
+    { step: opts.step, temperature: opts.temperature, key: seededKey(opts.seed), padId: opts.padId, eosId: opts.eosId });
+  if (x !== logits) x.dispose();
 }
 
 /** The extreme value along one axis and its (first) index, as one op with torch.max(x, dim)'s gradient. */

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as t from '../../src/index.js';
 import { expectClose } from '../helpers.js';
 import { Rng } from '../reference/ref.js';
+import { seededKey, threefry2x32 } from '../../src/kernels/random.js';
 
 const { nn } = t;
 const IMG = 4;
@@ -178,6 +179,71 @@ describe('generate', () => {
     } finally {
       rows.dispose();
     }
+  });
+
+  it('the fused decode step (ops.sampleInto) against a float64 Gumbel-max reference and the composed sampleTokens', async () => {
+    const rng = new Rng(21);
+    const S = 3;
+    for (const [B, V] of [[3, 5], [7, 37], [64, 1188]]) {
+      for (const temperature of [0, 0.7, 1.3]) {
+        const seed = rng.int(0, 1e6);
+        const x = Array.from({ length: B * V }, () => 2 * rng.normal());
+        const suppress = [rng.int(0, V - 1), V + 3]; // an id past V is ignored
+        const maskArr = Array.from({ length: V }, (_, j) => (j === suppress[0] ? -Infinity : 0));
+        const doneBefore = Array.from({ length: B }, () => (rng.uniform() < 0.3 ? 1 : 0));
+        const eos = rng.int(0, V - 1);
+        const logits = t.tensor(x, { shape: [B, V] });
+        const mask = t.tensor(maskArr, { shape: [V] });
+        const state = {
+          ids: t.full([B, S], -7, { dtype: 'i32' }), logProbs: t.full([B, S], 9), done: t.tensor(doneBefore, { shape: [B] }), feed: t.full([B, 1], -5, { dtype: 'i32' }),
+        };
+        const step = 1;
+        t.sampleInto(logits, mask, state, { step, temperature, seed, padId: 0, eosId: eos });
+        const ids = await state.ids.toArray();
+        const lps = await state.logProbs.toArray();
+        const done = await state.done.toArray();
+        const feed = await state.feed.toArray();
+        const composed = nn.sampleTokens(logits, { temperature, suppress }, seed);
+        const cids = await composed.ids.toArray();
+        const key = seededKey(seed);
+        for (let b = 0; b < B; b++) {
+          // float64 reference: the scores, the best two, the log-prob
+          const scores = Array.from({ length: V }, (_, j) => {
+            const v = x[b * V + j] + maskArr[j];
+            if (temperature === 0) return v;
+            const u = (threefry2x32(b * V + j, 0, key[0], key[1])[0] >>> 8) * 2 ** -24;
+            return v / temperature - Math.log(-Math.log(u));
+          });
+          const order = [...scores.keys()].sort((i, j) => scores[j] - scores[i] || i - j);
+          const id = ids[b * S + step];
+          const gap = scores[order[0]] - scores[order[1]];
+          if (gap > 1e-4) {
+            expect(id, `B ${B} V ${V} T ${temperature} row ${b}`).toBe(order[0]);
+            expect(cids[b], 'the composed sampler draws the same id').toBe(id);
+          } else expect(scores[order[0]] - scores[id]).toBeLessThanOrEqual(1e-4);
+          expect(id).not.toBe(suppress[0]);
+          const lse = Math.log(x.slice(b * V, b * V + V).reduce((a, v) => a + Math.exp(v), 0));
+          expect(lps[b * S + step]).toBeCloseTo(x[b * V + id] - lse, 4);
+          // the other columns are untouched; the bookkeeping follows the composed form
+          for (const j of [0, 2]) {
+            expect(ids[b * S + j]).toBe(-7);
+            expect(lps[b * S + j]).toBe(9);
+          }
+          expect(feed[b]).toBe(doneBefore[b] ? 0 : id);
+          expect(done[b]).toBe(doneBefore[b] || id === eos ? 1 : 0);
+        }
+        for (const v of [logits, mask, composed.ids, composed.logProbs, ...Object.values(state)]) v.dispose();
+      }
+    }
+    // without eosId, done is left as it was; bad shapes are refused by name
+    const logits = t.tensor([[1, 2, 3]]);
+    const st = { ids: t.zeros([1, 2], { dtype: 'i32' }), logProbs: t.zeros([1, 2]), done: t.zeros([1]), feed: t.zeros([1, 1], { dtype: 'i32' }) };
+    t.sampleInto(logits, null, st, { step: 0, temperature: 0, seed: 1, padId: 0 });
+    expect(Array.from(await st.ids.toArray())).toEqual([2, 0]);
+    expect(Array.from(await st.done.toArray())).toEqual([0]);
+    expect(() => t.sampleInto(logits, null, st, { step: 2, temperature: 0, seed: 1, padId: 0 })).toThrow(/sampleInto: step 2 must index a column of ids/);
+    expect(() => t.sampleInto(logits, t.zeros([4]), st, { step: 0, temperature: 0, seed: 1, padId: 0 })).toThrow(/sampleInto: mask must be a contiguous \(3,\) f32/);
+    for (const v of [logits, ...Object.values(st)]) v.dispose();
   });
 
   it('refuses bad options', async () => {
