@@ -2,7 +2,7 @@
 // `node scripts/reading-diagnostic.mjs MODEL_DIR` (after `npm run build`): where policy reading fails.
 // The mean loss of each class of gold-CoT token (teacher forcing) on 32 held-out text-scene -T N=2
 // examples (policyTextSceneExample: the scene given as text, so no perception is needed): condition
-// ids, the case digit, the observation (is / are after "There"), the attribute a condition checks,
+// ids, the case digit, the observation (is / are after "There", then no / a), the attribute a condition checks,
 // copied from the policy ("any *red* object"), and the rest. docs/stage0.md reads the figures.
 import * as t from '../dist/src/index.js';
 import { STAGE0_DEFAULTS, stage0EvalExamples } from '../dist/src/trimpi/stages/stage0.js';
@@ -31,6 +31,7 @@ for (let i = 0; i < seqs.length; i++) {
     else if (/Condition$/.test(prev) || /Condition \d+ \.$|Condition \d+\.$/.test(prev)) c = 'condition id';
     else if (/Case$/.test(prev)) c = 'case digit';
     else if (/There$/.test(prev)) c = 'observation (is / are after "There")';
+    else if (/There is$/.test(prev)) c = 'observation (no / a after "There is")';
     (cats[c] ??= []).push(nll);
     if (i < 2) line.push(`${words[j]}(${nll.toFixed(1)})`);
   }

@@ -167,11 +167,11 @@ describe('the loss targets', () => {
 });
 
 describe('the model card', () => {
-  it('names the recipe, the model overrides, the init weights and the text-scene task with their held-out groups', () => {
+  it('names the recipe, the model overrides, the init weights, the text-scene and checks tasks with their held-out groups', () => {
     const dir = join(work, 'card');
     mkdirSync(dir, { recursive: true });
     const cfg: t.stages.Stage0Config = { ...tiny, model: { positionEncoding: 'rope', mergeSize: 2 }, init: 'models/base-cpu',
-      mixStart: { ...tiny.mixStart, policyText: 0.2 }, mixEnd: { ...tiny.mixEnd, policyText: 0.4 } };
+      mixStart: { ...tiny.mixStart, policyText: 0.2, checksText: 0.15 }, mixEnd: { ...tiny.mixEnd, policyText: 0.4, checksImage: 0.1 } };
     const item = { group: 'policy-text/T2', correct: 1, output: '' };
     const ev = { 'policy-text': { accuracy: 0.5, n: 2, groups: { 'policy-text/T2': { accuracy: 0.5, n: 2 } }, chance: { 'policy-text/T2': 0.25 }, items: [item, { ...item, correct: 0 }] } };
     S.writeModelCard(dir, cfg, ev, 60);
@@ -180,6 +180,8 @@ describe('the model card', () => {
     expect(card).toContain('trained from the weights of `models/base-cpu`');
     expect(card).toContain('with the scene given as text, not as an image: policy reading without perception (0.2 → 0.4)');
     expect(card).toContain('| policy-text/T2 | 50.0% | 2 | 25.0% |');
+    expect(card).toContain('checks on a scene given as text: 2-4 listed conditions checked in order in the CoT\'s words, the observation step drilled (0.15 → 0)');
+    expect(card).toContain('the same checks on an image (0 → 0.1)');
     expect(card).toContain('cross-entropy on the response tokens');
     S.writeModelCard(dir, { ...cfg, targets: 'text' }, ev, 60);
     expect(readFileSync(join(dir, 'README.md'), 'utf8')).toContain('cross-entropy on the text tokens of prompt and response');
