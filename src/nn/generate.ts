@@ -174,7 +174,7 @@ export async function generate(model: VisionLanguageModel, prompts: readonly (re
       }
     }
   } finally {
-    for (const x of [feed, ids, logProbs, done, suppressMask]) x?.dispose();
+    for (const x of new Set([feed, fusedFeed, ids, logProbs, done, suppressMask])) x?.dispose();
     cache.dispose();
     model.train(wasTraining);
   }

@@ -26,7 +26,7 @@ export { DecoderLM, VisionLanguageModel, validateConfig } from './vlm.js';
 export type { BatchOptions, SequenceLayout, VlmBatch, VlmConfig, VlmInputs } from './vlm.js';
 export { PRESET_NAMES, preset } from './presets.js';
 export type { Preset, PresetName, TrainPreset } from './presets.js';
-export { generate, sampleTokens, setFusedSampling } from './generate.js';
+export { generate, sampleTokens } from './generate.js';
 export type { GenerateOptions, GenerateResult, SampleOptions } from './generate.js';
 export { LoraHandle, applyLora, loraLayers } from './lora.js';
 export type { LoraLayerConfig, LoraOptions } from './lora.js';

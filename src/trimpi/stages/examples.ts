@@ -3,7 +3,7 @@
 import { Condition, Policy, PolicyMode, PolicyPruning, clevrQuery, clevrResponse, conditionText, observationText, policyText, randomPolicies, reachableCases, scoreClevr } from '../data/clevr_policy.js';
 import { policyCropScenes } from '../data/render.js';
 import { Rng } from '../data/rng.js';
-import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, Scene, cropScene, describeObject, randomAttributes, sampleScene } from '../data/scene.js';
+import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, Scene, SceneOptions, cropScene, describeObject, randomAttributes, sampleScene } from '../data/scene.js';
 import { QaKind, sceneQaPrompt, sceneQaResponse, sceneQuestion, scoreSceneQa } from '../data/sceneqa.js';
 import { sceneForCase } from '../data/clevr_policy.js';
 import { check } from '../../gpu/errors.js';
@@ -114,10 +114,11 @@ export const CHECKS_HEADER = '--- Checks ---\nCheck each condition in order; aft
  * green metal cylinder. Focus on the green objects."), each check among the objects a yes left in
  * focus. Yes and no are drawn with even odds where both are possible.
  * Every observation the policies' CoT makes, four at most per example, in the CoT's own words
- * (observationText), without the branching: a policy example has one to four.
+ * (observationText), without the branching: a policy example has one to four. `sceneOptions`: the
+ * scene's size and object count (default: sampleScene's 3-6 objects).
  */
-export function checksExample(r: Rng, sceneAs: 'image' | 'text'): TextExample {
-  const scene = sampleScene(r);
+export function checksExample(r: Rng, sceneAs: 'image' | 'text', sceneOptions: SceneOptions = {}): TextExample {
+  const scene = sampleScene(r, sceneOptions);
   const objects = scene.objects;
   const types = r.shuffle(ATTRIBUTE_TYPES).slice(0, r.int(2, 4));
   const lines: string[] = [];
