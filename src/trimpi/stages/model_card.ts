@@ -31,7 +31,7 @@ excludes every target name and every target tree of either rule.
 
 ## Recipe
 - Tasks, one seeded stream (step s depends only on the seed and s), weights held at their start values for
-  the first ${config.perceptionSteps ?? 0} steps (a perception phase: no policies), then moving linearly to their end values:
+  the first ${config.perceptionSteps ?? 0} steps${config.mixStart.policy ? '' : ' (no image policies yet)'}, then moving linearly to their end values:
   - crop: one large object filling the frame, described (${config.mixStart.crop} → ${config.mixEnd.crop})
   - describe: \`<image> What objects are there?\` → every object, left to right (${config.mixStart.describe} → ${config.mixEnd.describe})
   - SceneQA: counting, existence (also of conjunctions), attribute queries (${config.mixStart.sceneqa} → ${config.mixEnd.sceneqa})
