@@ -37,6 +37,11 @@ export function fill(src: string, vars: Record<string, string | number>): string
 // f32 -> u32 bit casts for Params.f (shared: a Params is built per dispatch)
 const f32Scratch = new Float32Array(1);
 const u32OfF32 = new Uint32Array(f32Scratch.buffer);
+/** The bits of x rounded to f32, as a u32 word (a float among a kernel's u32 parameter words). */
+export function f32Bits(x: number): number {
+  f32Scratch[0] = x;
+  return u32OfF32[0];
+}
 
 /** Builds the uniform block: u32 words, read in WGSL through `word(i)` from array<vec4<u32>, N>. */
 export class Params {
@@ -60,10 +65,7 @@ export class Params {
     return this;
   }
   f(...values: number[]): this {
-    for (const v of values) {
-      f32Scratch[0] = v;
-      this.words.push(u32OfF32[0]);
-    }
+    for (const v of values) this.words.push(f32Bits(v));
     return this;
   }
   /** Pads to a multiple of 4 words (one vec4). */

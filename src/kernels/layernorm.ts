@@ -1,6 +1,6 @@
 // Launcher for layernorm.wgsl. All views contiguous with offset 0 (the op makes them so).
 import type { Device } from '../gpu/device.js';
-import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, paramsDecl, wgslSource } from './kernel.js';
+import { Params, View, bindingDecls, f32Bits, fill, fixedSubgroupSize, grid1d, paramsDecl, wgslSource } from './kernel.js';
 import { RowBinding, launchRows } from './rows.js';
 
 // sums v over the workgroup (both lanes), result broadcast to every invocation
@@ -89,7 +89,7 @@ const REGISTERS_BACKWARD = (weight: boolean): string => `
 /** out, x: [rows, D]; mean, rstd: [rows] (written); weight, bias: [D] or null. */
 export function runLayerNorm(dev: Device, op: string, out: View, mean: View, rstd: View, x: View,
   weight: View | null, bias: View | null, rows: number, D: number, eps: number): void {
-  const eps32 = new Uint32Array(new Float32Array([eps]).buffer)[0];
+  const eps32 = f32Bits(eps);
   const inRegisters: RowBinding[] = [{ name: 'out', view: out, type: 'V', write: true }, { name: 'mean', view: mean, type: 'f32', write: true },
     { name: 'rstd', view: rstd, type: 'f32', write: true }, { name: 'x', view: x, type: 'V' }];
   if (weight) inRegisters.push({ name: 'w', view: weight, type: 'V' });

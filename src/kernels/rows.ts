@@ -64,10 +64,10 @@ const isView = (v: View | GPUBuffer): v is View => 'buffer' in v;
 /**
  * Runs `body` once per row (see rows.wgsl). `slots`: the body keeps the row in registers (C slots per
  * lane); false for streaming bodies that loop `for (var i = t; i < nv; i += WG)`. `extra`: words the
- * body reads with extra(i). Returns false, launching nothing, when the row does not fit the registers.
+ * body reads with extra(i); `helpers`: WGSL functions the body calls. Returns false, launching nothing, when the row does not fit the registers.
  */
 export function launchRows(dev: Device, op: string, key: string, body: string, bindings: RowBinding[], rows: number, n: number,
-  extra: number[] = [], slots = true): boolean {
+  extra: number[] = [], slots = true, helpers = ''): boolean {
   if (rows === 0 || n === 0) return true;
   const sg = fixedSubgroupSize(dev);
   const wg = sg || WG;
@@ -100,6 +100,7 @@ export function launchRows(dev: Device, op: string, key: string, body: string, b
       REDUCE: sg ? REDUCE_SUBGROUP : REDUCE_WORKGROUP,
       NC: runtime ? 'let NC = word(3u);' : 'const NC = C;',
       OFFSETS: bindings.map((b, i) => `  let off_${b.name} = word(${5 + i}u);`).join('\n'),
+      HELPERS: helpers,
       MAIN: body,
     }));
   const buffers = bindings.map((b) => (isView(b.view) ? b.view.buffer : b.view));

@@ -1092,11 +1092,10 @@ export function sampleInto(logits: Tensor, mask: Tensor | null, state: SampleSta
   checkNumber(op, 'temperature', opts.temperature);
   check(opts.temperature >= 0, op, () => `temperature must be >= 0, got ${opts.temperature}`);
   checkNumber(op, 'seed', opts.seed, { integer: true });
-  for (const t of [ids, logProbs, done, feed]) {
-    check(t.isContiguous, op, () => `writes into contiguous tensors only, got ${t.describe()}`);
-    t.bumpVersion();
-  }
-  const x = logits.strides[1] === 1 ? logits : contiguousCopy(logits);
+  for (const t of [ids, logProbs, done, feed]) check(t.isContiguous, op, () => `writes into contiguous tensors only, got ${t.describe()}`);
+  // every input checked before anything is marked written
+  for (const t of [ids, logProbs, done, feed]) t.bumpVersion();
+  const x = logits.isContiguous ? logits : contiguousCopy(logits);
   runSampleStep(dev, op, bview(x, x.shape), mask && bview(mask, [V]),
     { ids: bview(ids, ids.shape), logProbs: bview(logProbs, logProbs.shape), done: bview(done, [B]), feed: bview(feed, [B]) },
     { step: opts.step, temperature: opts.temperature, key: seededKey(opts.seed), padId: opts.padId, eosId: opts.eosId });

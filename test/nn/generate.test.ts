@@ -184,7 +184,10 @@ describe('generate', () => {
   it('the fused decode step (ops.sampleInto) against a float64 Gumbel-max reference and the composed sampleTokens', async () => {
     const rng = new Rng(21);
     const S = 3;
-    for (const [B, V] of [[3, 5], [7, 37], [64, 1188]]) {
+    const { setAdapterOverride } = await import('../../src/kernels/kernel.js');
+    // the adapter's own reductions, then the workgroup-memory ones other adapters use, and GPU-style one row per workgroup
+    for (const override of [null, { subgroups: false as const }, { cpu: false }]) for (const [B, V] of [[3, 5], [7, 37], [64, 1188]]) {
+      setAdapterOverride(override);
       for (const temperature of [0, 0.7, 1.3]) {
         const seed = rng.int(0, 1e6);
         const x = Array.from({ length: B * V }, () => 2 * rng.normal());
@@ -235,6 +238,7 @@ describe('generate', () => {
         for (const v of [logits, mask, composed.ids, composed.logProbs, ...Object.values(state)]) v.dispose();
       }
     }
+    setAdapterOverride(null);
     // without eosId, done is left as it was; bad shapes are refused by name
     const logits = t.tensor([[1, 2, 3]]);
     const st = { ids: t.zeros([1, 2], { dtype: 'i32' }), logProbs: t.zeros([1, 2]), done: t.zeros([1]), feed: t.zeros([1, 1], { dtype: 'i32' }) };

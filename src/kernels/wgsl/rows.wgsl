@@ -19,6 +19,8 @@
 // row), NEG_INF, nan_f(), bad_f(x) / hbad(v) (2 for a NaN, 1 for +inf), extra(i) (launcher-specific words) and off_<binding> (each binding's offset, in V
 // for row views). A row view's row r starts at off + r * nv.
 //
+// Bodies may bring their own functions (HELPERS, e.g. threefry.wgsl for a sampler).
+//
 // params (u32 words): [0] rows, [1] n, [2] nv, [3] NC, [4] R, then one offset per binding, then the
 // extras.
 {{ENABLE}}
@@ -43,6 +45,7 @@ fn extra(i: u32) -> u32 { return word({{EXTRA}}u + i); }
 const FULL = {{FULL}};
 fn in_row(i: u32, nv: u32) -> bool { return FULL || i < nv; }
 {{REDUCE}}
+{{HELPERS}}
 
 @compute @workgroup_size({{WG}})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,

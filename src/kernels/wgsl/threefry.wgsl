@@ -1,5 +1,5 @@
 // threefry.wgsl: Threefry-2x32 with 20 rounds (Salmon et al. 2011), shared by the kernel families
-// that draw random numbers (random.wgsl, sample.wgsl); WGSL has no includes, so launchers paste
+// that draw random numbers (random.wgsl, kernels/sample.ts); WGSL has no includes, so launchers paste
 // this file into their templates' THREEFRY placeholder. kernels/random.ts has the same in JS.
 //   threefry2x32(counter lo, counter hi, key0, key1) -> two uniform 32-bit words
 //   uniform u in [0, 1): (x0 >> 8) * 2^-24
