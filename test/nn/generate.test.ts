@@ -47,7 +47,7 @@ describe('generate', () => {
     const saved = model;
     if (positions === 'rope') model = new nn.VisionLanguageModel({ ...nn.preset('tiny', 50).model, initStd: 0.2, seed: 3, positionEncoding: 'rope' });
     try {
-      await cachedMatchesUncached();
+        await cachedMatchesUncached();
     } finally {
       if (model !== saved) model.dispose();
       model = saved;
@@ -186,6 +186,7 @@ describe('generate', () => {
     const S = 3;
     const { setAdapterOverride } = await import('../../src/kernels/kernel.js');
     // the adapter's own reductions, then the workgroup-memory ones other adapters use, and GPU-style one row per workgroup
+    try {
     for (const override of [null, { subgroups: false as const }, { cpu: false }]) for (const [B, V] of [[3, 5], [7, 37], [64, 1188]]) {
       setAdapterOverride(override);
       for (const temperature of [0, 0.7, 1.3]) {
@@ -238,7 +239,9 @@ describe('generate', () => {
         for (const v of [logits, mask, composed.ids, composed.logProbs, ...Object.values(state)]) v.dispose();
       }
     }
-    setAdapterOverride(null);
+    } finally {
+      setAdapterOverride(null);
+    }
     // without eosId, done is left as it was; bad shapes are refused by name
     const logits = t.tensor([[1, 2, 3]]);
     const st = { ids: t.zeros([1, 2], { dtype: 'i32' }), logProbs: t.zeros([1, 2]), done: t.zeros([1]), feed: t.zeros([1, 1], { dtype: 'i32' }) };
