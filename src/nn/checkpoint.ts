@@ -302,7 +302,9 @@ export function loadCheckpoint(dir: string, model: Module, opts: LoadOptions = {
   if (own && m.config && typeof m.config === 'object') {
     checkVlmConfig(dir, m.config);
     const saved = m.config as Record<string, unknown>;
-    const diffs = Object.keys(own).filter((k) => !RUNTIME_ONLY.has(k) && saved[k] !== (own as unknown as Record<string, unknown>)[k]);
+    // rotary positions have no table: the same weights serve a longer (or shorter) context
+    const rope = own.positionEncoding === 'rope' && saved.positionEncoding === 'rope';
+    const diffs = Object.keys(own).filter((k) => !RUNTIME_ONLY.has(k) && !(rope && k === 'maxPositions') && saved[k] !== (own as unknown as Record<string, unknown>)[k]);
     check(diffs.length === 0, op, () => `${dir} was saved from a model with a different config: ${diffs.map((k) => `${k} ${JSON.stringify(saved[k])} (the model has ${JSON.stringify((own as unknown as Record<string, unknown>)[k])})`).join(', ')}`);
   }
   checkLora(dir, m.lora ?? null, loraLayers(model));

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   ACCOUNT_TYPES, AccountType, Profile, ToolType, argumentScore, boxIoU, evalExpression, formatCall, randomAttributes,
-  rng, ruleTexts, scoreToolCall, tokenF1, toolPolicyText, toolPrompt, toolSample, toolVersion, TOOL_TEMPLATES, TOOL_TYPES,
+  randomToolRules, rng, ruleTexts, sampleProfile, scoreToolCall, tokenF1, toolPolicyText, toolPrompt, toolSample, toolVersion, TOOL_TEMPLATES, TOOL_TYPES,
 } from '../../src/trimpi/data/index.js';
 import type { SceneObject, ToolCall } from '../../src/trimpi/data/index.js';
 
@@ -89,6 +89,74 @@ describe('version rules', () => {
       }
     }
     expect(toolPolicyText('override')).toContain('If credits <= 250, use OCR_v1.'.replace('If', 'if'));
+  });
+});
+
+// ---- an independent reading of a rule book's text: what the model reads is what scoring uses ----
+/** "account_type is B or C", "credits > 500", "250 < credits <= 750" as a predicate. */
+function parseTest(t: string): (p: Profile) => boolean {
+  const acct = /^account_type is (.+)$/.exec(t);
+  if (acct) {
+    const vs = acct[1].split(/, | or /);
+    return (p) => vs.includes(p.account_type);
+  }
+  const cmp = (x: number, op: string, y: number): boolean => (op === '<' ? x < y : op === '<=' ? x <= y : op === '>' ? x > y : x >= y);
+  const range = /^(\d+) (<=?) (credits|age) (<=?) (\d+)$/.exec(t);
+  if (range) return (p) => cmp(Number(range[1]), range[2], p[range[3] as 'credits' | 'age']) && cmp(p[range[3] as 'credits' | 'age'], range[4], Number(range[5]));
+  const one = /^(credits|age) (<=?|>=?) (\d+)$/.exec(t);
+  if (!one) throw new Error(`unreadable test '${t}'`);
+  return (p) => cmp(p[one[1] as 'credits' | 'age'], one[2], Number(one[3]));
+}
+
+/** The version a rule text gives a profile (null when its condition does not hold). */
+function readRule(text: string, p: Profile): string | null {
+  const m = /^(\w+): if (.+?), use (\w+)(?: if (.+), else (\w+))?\.$/.exec(text);
+  if (!m) throw new Error(`unreadable rule '${text}'`);
+  if (!parseTest(m[2])(p)) return null;
+  return m[4] === undefined ? m[3] : parseTest(m[4])(p) ? m[3] : m[5];
+}
+
+describe('random rule books (stage 0)', () => {
+  it('cover every profile once per tool, and their texts read back to the versions toolVersion gives, with its rule numbers', () => {
+    const versioned = TOOL_TYPES.filter((t) => ruleTexts().some((x) => x.startsWith(`${t}: if`) && !x.includes('MathOCR')));
+    expect(versioned).toHaveLength(7);
+    for (let b = 0; b < 40; b++) {
+      const book = randomToolRules(rng('book', b));
+      const texts = ruleTexts(book);
+      expect(texts.join('\n')).not.toBe(ruleTexts('default').join('\n'));
+      expect(texts.slice(-4).every((t) => t.startsWith('Tip: '))).toBe(true);
+      const r = rng('profiles', b);
+      for (let i = 0; i < 150; i++) {
+        const p = i < 75 ? sampleProfile(r, book) : { account_type: r.pick(ACCOUNT_TYPES), credits: r.int(0, 1000), age: r.int(12, 80) };
+        for (const tool of versioned) {
+          const hits = texts.map((t, k) => [k + 1, t.startsWith(`${tool}: if`) && !t.includes('MathOCR') ? readRule(t, p) : null] as const).filter(([, v]) => v !== null);
+          expect(hits, `${tool} ${JSON.stringify(p)} in book ${b}`).toHaveLength(1);
+          const v = toolVersion(tool, p, { rules: book });
+          expect([v.rule, v.name]).toEqual(hits[0]);
+        }
+        const m = toolVersion('OCR', p, { rules: book, math: true });
+        expect(texts[m.rule! - 1]).toContain('use MathOCR instead');
+      }
+    }
+  });
+
+  it('draw samples whose CoT cites the book\'s own rule and tip numbers', () => {
+    const book = randomToolRules(rng('cite-book'));
+    const texts = ruleTexts(book);
+    let tips = 0;
+    for (let i = 0; i < 400; i++) {
+      const r = rng('cite-sample', i);
+      const imgs = Array.from({ length: r.int(1, 2) }, (_, k) => fakeImage(r, 10 * i + k));
+      const s = toolSample(r, imgs, { rules: book });
+      expect(scoreToolCall(s.response, s.target).score).toBe(1);
+      for (const [, n] of s.response.matchAll(/Rule (\d+)/g)) {
+        const t = texts[Number(n) - 1];
+        expect(t, s.response).toBeDefined();
+        if (t.startsWith('Tip: ')) tips++;
+        else expect(t).toContain(s.target.name === 'MathOCR' ? 'MathOCR' : `${s.target.name}`);
+      }
+    }
+    expect(tips).toBeGreaterThan(0);
   });
 });
 

@@ -120,6 +120,27 @@ describe('checkpoints', () => {
     m2.dispose();
   });
 
+  it('a rotary-position model loads into a longer context (the same logits); a learned-position one is refused', async () => {
+    const dir = join(root, 'ctx');
+    const logits = async (model: t.nn.VisionLanguageModel): Promise<Float32Array> => {
+      const batch = model.prepareBatch([[5, 8, 9, 10, 11, 7, 3], [6, 12]]);
+      const out = t.noGrad(() => t.tidy(() => model.forward(model.toInputs(batch, null))));
+      const a = (await out.toArray()) as Float32Array;
+      out.dispose();
+      return a;
+    };
+    const short = new nn.VisionLanguageModel(tiny({ seed: 3, positionEncoding: 'rope', maxPositions: 64 }));
+    await nn.saveCheckpoint(dir, short);
+    const long = new nn.VisionLanguageModel(tiny({ seed: 4, positionEncoding: 'rope', maxPositions: 256 }));
+    nn.loadCheckpoint(dir, long);
+    expect(await logits(long)).toEqual(await logits(short));
+    const learned = new nn.VisionLanguageModel(tiny({ seed: 3, maxPositions: 64 }));
+    await nn.saveCheckpoint(dir, learned);
+    const learnedLong = new nn.VisionLanguageModel(tiny({ seed: 3, maxPositions: 256 }));
+    expect(() => nn.loadCheckpoint(dir, learnedLong)).toThrow(/different config: maxPositions 64 \(the model has 256\)/);
+    for (const m of [short, long, learned, learnedLong]) m.dispose();
+  });
+
   it('a resumed run continues with the same losses as an uninterrupted one (dropout on, AdamW state restored)', async () => {
     const steps = 8;
     const cut = 4;

@@ -122,6 +122,64 @@ describe('stage 0', () => {
     expect(S.stage0EvalExamples(tiny, 2).some((e) => e.task === 'checks')).toBe(false);
   });
 
+  it('text SceneQA and random ToolPolicy books: right gold answers, held out where trained, older streams unchanged', () => {
+    const pool = new S.PolicyPool(0, 20);
+    // the text SceneQA's answer is the count / existence / attribute of the listed objects, parsed back here
+    for (let i = 0; i < 60; i++) {
+      const e = S.sceneQaTextExample(t.data.rng(4, 'qa-text', i), (['count', 'exist', 'query'] as const)[i % 3]);
+      expect(e.scenes).toEqual([]);
+      expect(e.score(e.response)).toBe(1);
+      const objects = [...e.prompt.matchAll(/There is a (\w+) (\w+) (\w+) (\w+)\./g)].map((m) => m.slice(1, 5));
+      expect(objects.length).toBeGreaterThanOrEqual(3);
+      const q = e.prompt.split('\n')[1];
+      const has = (o: string[], words: string[]): boolean => words.every((w) => o.includes(w) || o.includes(w.replace(/s$/, '')));
+      const count = /^How many ([\w ]+) are there\?$/.exec(q);
+      const exist = /^Is there an? ([\w ]+)\?$/.exec(q);
+      if (count) {
+        const words = count[1].split(' ').filter((w) => w !== 'objects');
+        expect(e.response).toBe(`\\boxed{${objects.filter((o) => has(o, words)).length}}`);
+      } else if (exist) {
+        const words = exist[1].split(' ').filter((w) => w !== 'object');
+        expect(e.response).toBe(`\\boxed{${objects.some((o) => has(o, words)) ? 'yes' : 'no'}}`);
+      } else {
+        // "What color is the small sphere?": the one listed object with those words, its attribute
+        const m = /^What (size|color|material|shape) is the ([\w ]+)\?$/.exec(q)!;
+        const hits = objects.filter((o) => has(o, m[2].split(' ').filter((w) => w !== 'object')));
+        expect(hits).toHaveLength(1);
+        expect(e.response).toBe(`\\boxed{${hits[0][['size', 'color', 'material', 'shape'].indexOf(m[1])]}}`);
+      }
+    }
+    // tool books: the gold call scores 1, a wrong version scores less; never the target's rules
+    const target = t.data.ruleTexts('default').join('\n');
+    for (let i = 0; i < 20; i++) {
+      const book = pool.tool(i);
+      expect(t.data.ruleTexts(book).join('\n')).not.toBe(target);
+      const e = S.toolPolicyExample(t.data.rng(5, 'tool', i), book);
+      expect(e.task).toBe('tool');
+      expect(e.prompt).toContain(t.data.toolPolicyText(book));
+      expect(e.prompt.match(/<image>/g)).toHaveLength(e.scenes.length);
+      expect(e.score(e.response)).toBe(1);
+      expect(e.score(e.response.replace(/"name": "(\w+)"/, '"name": "Nope"'))).toBeLessThan(1);
+    }
+    expect(() => pool.tool(20)).toThrow(/rule book 20 is outside the pool's 20/);
+    // zero weights for the new tasks draw the older stream; held-out items only where trained, from other books
+    const seven = { ...tiny, mixStart: { crop: 0.2, describe: 0.2, sceneqa: 0.2, policy: 0.2, policyText: 0.1, checksText: 0.1, checksImage: 0 }, mixEnd: { crop: 0.2, describe: 0.2, sceneqa: 0.2, policy: 0.2, policyText: 0.1, checksText: 0.1, checksImage: 0 } };
+    const nine = { ...seven, mixStart: { ...seven.mixStart, sceneqaText: 0, tool: 0 }, mixEnd: { ...seven.mixEnd, sceneqaText: 0, tool: 0 } };
+    for (let step = 0; step < 3; step++) {
+      expect(S.stage0Examples(nine, pool, step).map((e) => e.prompt + e.response)).toEqual(S.stage0Examples(seven, pool, step).map((e) => e.prompt + e.response));
+    }
+    const both = { ...tiny, mixStart: { ...tiny.mixStart, sceneqaText: 0.5, tool: 0.5 }, mixEnd: { ...tiny.mixEnd, sceneqaText: 0.5, tool: 0.5 } };
+    const tasks = new Set([0, 1, 2, 3].flatMap((step) => S.stage0Examples(both, pool, step).map((e) => e.task)));
+    expect(tasks.has('sceneqa-text') && tasks.has('tool')).toBe(true);
+    const held = S.stage0EvalExamples(both, 2);
+    expect(held.filter((e) => e.task === 'sceneqa-text').map((e) => e.group)).toEqual(['sceneqa-text/count', 'sceneqa-text/count', 'sceneqa-text/exist', 'sceneqa-text/exist', 'sceneqa-text/query', 'sceneqa-text/query']);
+    const trainBooks = new Set(Array.from({ length: 20 }, (_, i) => t.data.toolPolicyText(pool.tool(i))));
+    const heldTool = held.filter((e) => e.task === 'tool');
+    expect(heldTool).toHaveLength(2);
+    for (const e of heldTool) expect(trainBooks.has(e.prompt.slice(0, e.prompt.indexOf('\nImages:')))).toBe(false);
+    expect(S.stage0EvalExamples(tiny, 2).some((e) => e.task === 'tool' || e.task === 'sceneqa-text')).toBe(false);
+  });
+
   it('trains, resumes to the same weights, and evaluates on held-out items', async () => {
     const full = join(work, 'full');
     const a = await S.trainStage0(full, tiny, { noEval: false });
@@ -167,11 +225,11 @@ describe('the loss targets', () => {
 });
 
 describe('the model card', () => {
-  it('names the recipe, the model overrides, the init weights, the text-scene and checks tasks with their held-out groups', () => {
+  it('names the recipe, the model overrides, the init weights, the text-scene, checks, text SceneQA and tool-book tasks with their held-out groups', () => {
     const dir = join(work, 'card');
     mkdirSync(dir, { recursive: true });
     const cfg: t.stages.Stage0Config = { ...tiny, model: { positionEncoding: 'rope', mergeSize: 2 }, init: 'models/base-cpu',
-      mixStart: { ...tiny.mixStart, policyText: 0.2, checksText: 0.15 }, mixEnd: { ...tiny.mixEnd, policyText: 0.4, checksImage: 0.1 } };
+      mixStart: { ...tiny.mixStart, policyText: 0.2, checksText: 0.15, sceneqaText: 0.3 }, mixEnd: { ...tiny.mixEnd, policyText: 0.4, checksImage: 0.1, tool: 0.2 } };
     const item = { group: 'policy-text/T2', correct: 1, output: '' };
     const ev = { 'policy-text': { accuracy: 0.5, n: 2, groups: { 'policy-text/T2': { accuracy: 0.5, n: 2 } }, chance: { 'policy-text/T2': 0.25 }, items: [item, { ...item, correct: 0 }] } };
     S.writeModelCard(dir, cfg, ev, 60);
@@ -182,6 +240,8 @@ describe('the model card', () => {
     expect(card).toContain('| policy-text/T2 | 50.0% | 2 | 25.0% |');
     expect(card).toContain('checks on a scene given as text: 2-4 listed conditions checked in order in the CoT\'s words, the observation step drilled (0.15 → 0)');
     expect(card).toContain('the same checks on an image (0 → 0.1)');
+    expect(card).toContain('SceneQA on a scene given as text, answered at once: the lookup of a filter among listed objects (0.3 → 0)');
+    expect(card).toContain('a random ToolPolicy rule book in context (never the target\'s rules) and the next tool call with its short CoT (0 → 0.2)');
     expect(card).toContain('cross-entropy on the response tokens');
     S.writeModelCard(dir, { ...cfg, targets: 'text' }, ev, 60);
     expect(readFileSync(join(dir, 'README.md'), 'utf8')).toContain('cross-entropy on the text tokens of prompt and response');

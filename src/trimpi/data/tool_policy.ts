@@ -64,79 +64,233 @@ export const ARG_DEFAULTS: Readonly<Record<string, ArgValue>> = { k: 10, top1: t
 /** Which rules the policy text holds: 'default', or 'override' (the paper's new OCR rules 4-6). */
 export type RuleSet = 'default' | 'override';
 
-/** The 24 rules, numbered as in the policy text. `override` swaps in the paper's new OCR rules. */
-export function ruleTexts(rules: RuleSet = 'default'): string[] {
-  const ocr = rules === 'default'
-    ? ['If credits <= 250, use OCR_v5.', 'If 250 < credits <= 750, use OCR_v4 if account_type is A or B, else OCR_v3.', 'If credits > 750, use OCR_v2 if age < 21, else OCR_v1.']
-    : ['If credits <= 250, use OCR_v1.', 'If 250 < credits <= 750, use OCR_v2 if account_type is A or B, else OCR_v3.', 'If credits > 750, use OCR_v4 if age < 21, else OCR_v5.'];
-  return [
-    'ImageDescription: if account_type is A, use ImageDescription_v5.',
-    'ImageDescription: if account_type is B or C, use ImageDescription_v4 if credits > 500, else ImageDescription_v3.',
-    'ImageDescription: if account_type is D, use ImageDescription_v2 if credits > 500, else ImageDescription_v1.',
-    ...ocr.map((t) => `OCR: ${t[0].toLowerCase()}${t.slice(1)}`),
-    'OCR: if the image contains mathematical expressions, use MathOCR instead.',
-    'GoogleSearch: if age < 21, use GoogleSearch_v1.',
-    'GoogleSearch: if age >= 21, use GoogleSearch_v2 if credits < 500, else GoogleSearch_v3.',
-    'TextToImage: if account_type is A, B or C, use TextToImage_v1.',
-    'TextToImage: if account_type is D, use TextToImage_v2 if credits > 500, else TextToImage_v3.',
-    'RegionAttributeDescription: if account_type is A or B, use RegionAttributeDescription_v2.',
-    'RegionAttributeDescription: if account_type is C or D, use RegionAttributeDescription_v1.',
-    'CountGivenObject: if credits < 250, use CountGivenObject_v1.',
-    'CountGivenObject: if 250 <= credits < 500, use CountGivenObject_v2.',
-    'CountGivenObject: if 500 <= credits < 750, use CountGivenObject_v3.',
-    'CountGivenObject: if credits >= 750, use CountGivenObject_v4.',
-    'ImageStylization: if age < 21, use ImageStylization_v1.',
-    'ImageStylization: if 21 <= age < 60, use ImageStylization_v2.',
-    'ImageStylization: if age >= 60, use ImageStylization_v3.',
-    'Tip: with several images, describe each image that has not been described yet with ImageDescription before using other tools.',
-    'Tip: get a bbox with TextToBbox before using RegionAttributeDescription.',
-    'Tip: use the exact image names as arguments.',
-    'Tip: for GoogleSearch, use k = 1 for a closed question and k = 4 for an open question.',
-  ];
+/** The tool types whose version a rule picks from the profile (the others have a single version). */
+export const VERSIONED_TOOLS = ['ImageDescription', 'OCR', 'GoogleSearch', 'TextToImage', 'RegionAttributeDescription', 'CountGivenObject', 'ImageStylization'] as const;
+/** One of VERSIONED_TOOLS. */
+export type VersionedTool = (typeof VERSIONED_TOOLS)[number];
+
+/** A bound of a numeric test: the value and whether the field may equal it. */
+export interface Bound {
+  value: number;
+  inclusive: boolean;
 }
 
-/** Rule numbers (1-based) of the tips. */
+/** A test of one profile field: the account type in a set, or credits / age within bounds. */
+export type ProfileTest =
+  | { field: 'account_type'; values: readonly AccountType[] }
+  | { field: 'credits' | 'age'; min?: Bound; max?: Bound };
+
+/**
+ * One version rule: "TOOL: if WHEN, use TOOL_vN." or, with a split, "TOOL: if WHEN, use TOOL_vA if
+ * TEST, else TOOL_vB.". The rules of one tool cover every profile exactly once.
+ */
+export interface VersionRule {
+  tool: VersionedTool;
+  when: ProfileTest;
+  use: number | { test: ProfileTest; then: number; otherwise: number };
+}
+
+/**
+ * A ToolPolicy rule book: the version rules in order (numbered from 1), the math rule right after the
+ * last OCR rule ("if the image contains mathematical expressions, use MathOCR instead"), then the four
+ * tips. The target policy is DEFAULT_RULES (or OVERRIDE_RULES, the paper's new OCR rules);
+ * randomToolRules() draws others for stage 0.
+ */
+export interface ToolRules {
+  versions: readonly VersionRule[];
+}
+
+const acct = (...values: AccountType[]): ProfileTest => ({ field: 'account_type', values });
+const num = (field: 'credits' | 'age', min?: [number, boolean], max?: [number, boolean]): ProfileTest =>
+  ({ field, min: min && { value: min[0], inclusive: min[1] }, max: max && { value: max[0], inclusive: max[1] } });
+const split = (test: ProfileTest, then: number, otherwise: number): VersionRule['use'] => ({ test, then, otherwise });
+
+const ocrRules = (v: [number, number, number, number, number]): VersionRule[] => [
+  { tool: 'OCR', when: num('credits', undefined, [250, true]), use: v[0] },
+  { tool: 'OCR', when: num('credits', [250, false], [750, true]), use: split(acct('A', 'B'), v[1], v[2]) },
+  { tool: 'OCR', when: num('credits', [750, false]), use: split(num('age', undefined, [21, false]), v[3], v[4]) },
+];
+
+function appendixRules(ocr: VersionRule[]): ToolRules {
+  return {
+    versions: [
+      { tool: 'ImageDescription', when: acct('A'), use: 5 },
+      { tool: 'ImageDescription', when: acct('B', 'C'), use: split(num('credits', [500, false]), 4, 3) },
+      { tool: 'ImageDescription', when: acct('D'), use: split(num('credits', [500, false]), 2, 1) },
+      ...ocr,
+      { tool: 'GoogleSearch', when: num('age', undefined, [21, false]), use: 1 },
+      { tool: 'GoogleSearch', when: num('age', [21, true]), use: split(num('credits', undefined, [500, false]), 2, 3) },
+      { tool: 'TextToImage', when: acct('A', 'B', 'C'), use: 1 },
+      { tool: 'TextToImage', when: acct('D'), use: split(num('credits', [500, false]), 2, 3) },
+      { tool: 'RegionAttributeDescription', when: acct('A', 'B'), use: 2 },
+      { tool: 'RegionAttributeDescription', when: acct('C', 'D'), use: 1 },
+      { tool: 'CountGivenObject', when: num('credits', undefined, [250, false]), use: 1 },
+      { tool: 'CountGivenObject', when: num('credits', [250, true], [500, false]), use: 2 },
+      { tool: 'CountGivenObject', when: num('credits', [500, true], [750, false]), use: 3 },
+      { tool: 'CountGivenObject', when: num('credits', [750, true]), use: 4 },
+      { tool: 'ImageStylization', when: num('age', undefined, [21, false]), use: 1 },
+      { tool: 'ImageStylization', when: num('age', [21, true], [60, false]), use: 2 },
+      { tool: 'ImageStylization', when: num('age', [60, true]), use: 3 },
+    ],
+  };
+}
+
+/** The rules of appendix A: the MPI target policy. */
+export const DEFAULT_RULES: ToolRules = appendixRules(ocrRules([5, 4, 3, 2, 1]));
+/** The paper's override: new OCR rules 4-6, the rest as DEFAULT_RULES. */
+export const OVERRIDE_RULES: ToolRules = appendixRules(ocrRules([1, 2, 3, 4, 5]));
+
+/** A rule book by name, or itself. */
+export function toolRules(rules: RuleSet | ToolRules = 'default'): ToolRules {
+  return rules === 'default' ? DEFAULT_RULES : rules === 'override' ? OVERRIDE_RULES : rules;
+}
+
+/** Whether a profile passes a test. */
+export function passes(t: ProfileTest, p: Profile): boolean {
+  if (t.field === 'account_type') return t.values.includes(p.account_type);
+  const x = p[t.field];
+  const aboveMin = !t.min || (t.min.inclusive ? x >= t.min.value : x > t.min.value);
+  const belowMax = !t.max || (t.max.inclusive ? x <= t.max.value : x < t.max.value);
+  return aboveMin && belowMax;
+}
+
+/** "account_type is B or C", "credits > 500", "250 < credits <= 750". */
+function testText(t: ProfileTest): string {
+  if (t.field === 'account_type') {
+    const v = t.values;
+    return `account_type is ${v.length === 1 ? v[0] : `${v.slice(0, -1).join(', ')} or ${v[v.length - 1]}`}`;
+  }
+  if (t.min && t.max) return `${t.min.value} ${t.min.inclusive ? '<=' : '<'} ${t.field} ${t.max.inclusive ? '<=' : '<'} ${t.max.value}`;
+  if (t.min) return `${t.field} ${t.min.inclusive ? '>=' : '>'} ${t.min.value}`;
+  check(t.max !== undefined, 'ToolPolicy', () => `a ${t.field} test needs a bound`);
+  return `${t.field} ${t.max.inclusive ? '<=' : '<'} ${t.max.value}`;
+}
+
+function versionRuleText(v: VersionRule): string {
+  const use = typeof v.use === 'number'
+    ? `${v.tool}_v${v.use}`
+    : `${v.tool}_v${v.use.then} if ${testText(v.use.test)}, else ${v.tool}_v${v.use.otherwise}`;
+  return `${v.tool}: if ${testText(v.when)}, use ${use}.`;
+}
+
+const MATH_RULE = 'OCR: if the image contains mathematical expressions, use MathOCR instead.';
+const TIPS = [
+  'Tip: with several images, describe each image that has not been described yet with ImageDescription before using other tools.',
+  'Tip: get a bbox with TextToBbox before using RegionAttributeDescription.',
+  'Tip: use the exact image names as arguments.',
+  'Tip: for GoogleSearch, use k = 1 for a closed question and k = 4 for an open question.',
+];
+
+/** The texts of every rule of a rule book, in order (rule n is element n - 1): version rules, the math rule after the last OCR rule, the tips. */
+export function ruleTexts(rules: RuleSet | ToolRules = 'default'): string[] {
+  const { versions } = toolRules(rules);
+  const out = versions.map(versionRuleText);
+  const lastOcr = versions.map((v) => v.tool).lastIndexOf('OCR');
+  out.splice(lastOcr + 1, 0, MATH_RULE);
+  return [...out, ...TIPS];
+}
+
+/** The numbers of a rule book's math rule and tips (1-based). */
+export interface SpecialRules {
+  math: number;
+  describeFirst: number;
+  bboxFirst: number;
+  exactNames: number;
+  searchK: number;
+}
+
+/** Where the math rule and the tips fall in a rule book. */
+export function specialRules(rules: RuleSet | ToolRules = 'default'): SpecialRules {
+  const { versions } = toolRules(rules);
+  const n = versions.length + 1;
+  return { math: versions.map((v) => v.tool).lastIndexOf('OCR') + 2, describeFirst: n + 1, bboxFirst: n + 2, exactNames: n + 3, searchK: n + 4 };
+}
+
+/** Rule numbers (1-based) of the tips in the target policy. */
 export const TIP_RULES = { describeFirst: 21, bboxFirst: 22, exactNames: 23, searchK: 24 } as const;
 
 /**
  * The tool name (with its version) for a tool type and profile, and the rule that decides it
  * (null for single-version tools). `math`: the image holds mathematical expressions (OCR -> MathOCR).
  */
-export function toolVersion(type: ToolType, p: Profile, opts: { math?: boolean; rules?: RuleSet } = {}): { name: string; rule: number | null } {
-  const rules = opts.rules ?? 'default';
-  const a = p.account_type;
-  const c = p.credits;
-  switch (type) {
-    case 'ImageDescription':
-      if (a === 'A') return { name: 'ImageDescription_v5', rule: 1 };
-      if (a === 'B' || a === 'C') return { name: c > 500 ? 'ImageDescription_v4' : 'ImageDescription_v3', rule: 2 };
-      return { name: c > 500 ? 'ImageDescription_v2' : 'ImageDescription_v1', rule: 3 };
-    case 'OCR': {
-      if (opts.math) return { name: 'MathOCR', rule: 7 };
-      const v = rules === 'default'
-        ? (c <= 250 ? 5 : c <= 750 ? (a === 'A' || a === 'B' ? 4 : 3) : p.age < 21 ? 2 : 1)
-        : (c <= 250 ? 1 : c <= 750 ? (a === 'A' || a === 'B' ? 2 : 3) : p.age < 21 ? 4 : 5);
-      return { name: `OCR_v${v}`, rule: c <= 250 ? 4 : c <= 750 ? 5 : 6 };
+export function toolVersion(type: ToolType, p: Profile, opts: { math?: boolean; rules?: RuleSet | ToolRules } = {}): { name: string; rule: number | null } {
+  const book = toolRules(opts.rules);
+  if (type === 'OCR' && opts.math) return { name: 'MathOCR', rule: specialRules(book).math };
+  const i = book.versions.findIndex((v) => v.tool === type && passes(v.when, p));
+  if (!(VERSIONED_TOOLS as readonly string[]).includes(type)) return { name: type, rule: null };
+  check(i >= 0, 'toolVersion', () => `no rule of the rule book covers ${type} for ${JSON.stringify(p)}`);
+  const v = book.versions[i];
+  const version = typeof v.use === 'number' ? v.use : passes(v.use.test, p) ? v.use.then : v.use.otherwise;
+  // the math rule sits after the last OCR rule: rules after it are numbered one further
+  const rule = i + 1 + (i > book.versions.map((x) => x.tool).lastIndexOf('OCR') ? 1 : 0);
+  return { name: `${type}_v${version}`, rule };
+}
+
+// ---- random rule books (stage 0 reads them in context; never the target's) -----------------------------
+
+/** A one-sided test of a field other than `not`: "credits > 400", "age <= 35" or "account_type is A or C". */
+function randomTest(r: Rng, not: ProfileTest['field']): ProfileTest {
+  const field = r.pick((['account_type', 'credits', 'age'] as const).filter((f) => f !== not));
+  if (field === 'account_type') {
+    const k = r.int(1, 3);
+    return { field, values: [...r.shuffle(ACCOUNT_TYPES).slice(0, k)].sort() };
+  }
+  const value = field === 'credits' ? 50 * r.int(2, 18) : r.int(16, 70);
+  const bound = { value, inclusive: r.bool() };
+  return r.bool() ? { field, min: bound } : { field, max: bound };
+}
+
+/** The segments of one field that a tool's rules split the profiles into: 2-3 account groups, or 2-4 credit / 2-3 age ranges. */
+function randomSegments(r: Rng, field: ProfileTest['field']): ProfileTest[] {
+  if (field === 'account_type') {
+    const letters = r.shuffle(ACCOUNT_TYPES);
+    const cuts = r.shuffle([1, 2, 3]).slice(0, r.int(1, 2)).sort();
+    const groups = [0, ...cuts].map((c, i, a) => [...letters.slice(c, a[i + 1] ?? 4)].sort());
+    return groups.sort((a, b) => a[0].localeCompare(b[0])).map((values) => ({ field, values }));
+  }
+  const grid = field === 'credits' ? Array.from({ length: 17 }, (_, i) => 100 + 50 * i) : Array.from({ length: 11 }, (_, i) => 18 + 5 * i);
+  const cuts = r.shuffle(grid).slice(0, r.int(1, field === 'credits' ? 3 : 2)).sort((a, b) => a - b);
+  // each threshold belongs to the segment below it or to the one above (its bound inclusive there)
+  const below = cuts.map(() => r.bool());
+  return [...cuts, null].map((cut, i) => ({
+    field,
+    min: i > 0 ? { value: cuts[i - 1], inclusive: !below[i - 1] } : undefined,
+    max: cut === null ? undefined : { value: cut, inclusive: below[i] },
+  }));
+}
+
+/**
+ * A random rule book for stage 0: for each versioned tool, its profiles split by one field (account
+ * type, credits or age) into 2-4 segments, each given a version or, one time in three, split again by
+ * another field ("use OCR_v2 if age < 30, else OCR_v4"). Versions are drawn without repeats while the
+ * tool has enough. Never the target's rules (DEFAULT_RULES, OVERRIDE_RULES).
+ */
+export function randomToolRules(r: Rng): ToolRules {
+  for (;;) {
+    const versions: VersionRule[] = [];
+    for (const tool of VERSIONED_TOOLS) {
+      const field = r.pick(['account_type', 'credits', 'age'] as const);
+      const segments = randomSegments(r, field);
+      let bag: number[] = [];
+      const nextVersion = (): number => {
+        if (bag.length === 0) bag = r.shuffle(Array.from({ length: TOOLS[tool].versions }, (_, i) => i + 1));
+        return bag.pop() as number;
+      };
+      for (const when of segments) {
+        const splits = TOOLS[tool].versions > 1 && r.bool(1 / 3);
+        if (!splits) {
+          versions.push({ tool, when, use: nextVersion() });
+          continue;
+        }
+        const then = nextVersion();
+        let otherwise = nextVersion();
+        if (otherwise === then) otherwise = nextVersion(); // the bag was refilled: its next differs
+        versions.push({ tool, when, use: { test: randomTest(r, field), then, otherwise } });
+      }
     }
-    case 'GoogleSearch':
-      if (p.age < 21) return { name: 'GoogleSearch_v1', rule: 8 };
-      return { name: c < 500 ? 'GoogleSearch_v2' : 'GoogleSearch_v3', rule: 9 };
-    case 'TextToImage':
-      if (a !== 'D') return { name: 'TextToImage_v1', rule: 10 };
-      return { name: c > 500 ? 'TextToImage_v2' : 'TextToImage_v3', rule: 11 };
-    case 'RegionAttributeDescription':
-      return a === 'A' || a === 'B' ? { name: 'RegionAttributeDescription_v2', rule: 12 } : { name: 'RegionAttributeDescription_v1', rule: 13 };
-    case 'CountGivenObject':
-      if (c < 250) return { name: 'CountGivenObject_v1', rule: 14 };
-      if (c < 500) return { name: 'CountGivenObject_v2', rule: 15 };
-      if (c < 750) return { name: 'CountGivenObject_v3', rule: 16 };
-      return { name: 'CountGivenObject_v4', rule: 17 };
-    case 'ImageStylization':
-      if (p.age < 21) return { name: 'ImageStylization_v1', rule: 18 };
-      if (p.age < 60) return { name: 'ImageStylization_v2', rule: 19 };
-      return { name: 'ImageStylization_v3', rule: 20 };
-    default:
-      return { name: type, rule: null };
+    const book = { versions };
+    const text = ruleTexts(book).join('\n');
+    if (text !== ruleTexts(DEFAULT_RULES).join('\n') && text !== ruleTexts(OVERRIDE_RULES).join('\n')) return book;
   }
 }
 
@@ -150,7 +304,7 @@ function toolListing(type: ToolType): string {
 export const TOOL_POLICY_NAME = 'ToolPolicy';
 
 /** The policy text: tools, the 24 rules and the answer format. */
-export function toolPolicyText(rules: RuleSet = 'default'): string {
+export function toolPolicyText(rules: RuleSet | ToolRules = 'default'): string {
   return [
     `--- Policy: ${TOOL_POLICY_NAME} ---`,
     'Given the images, the user profile, the query and the history of earlier tool calls, decide the next tool call.',
@@ -257,14 +411,14 @@ function evalSimple(a: number, op: string, b: number): number {
   return op === '+' ? a + b : op === '-' ? a - b : a * b;
 }
 
-type Template = { name: string; images: 1 | 2; build: (r: Rng, imgs: readonly ToolImage[], newImage: () => string) => Plan | null };
+type Template = { name: string; images: 1 | 2; build: (r: Rng, imgs: readonly ToolImage[], newImage: () => string, rules: SpecialRules) => Plan | null };
 
-function describeSteps(imgs: readonly ToolImage[]): Step[] {
+function describeSteps(imgs: readonly ToolImage[], rules: SpecialRules): Step[] {
   return imgs.map((im) => ({
     type: 'ImageDescription' as const,
     args: { image: im.name },
     returns: describeImage(im.objects),
-    purpose: `describe ${im.name}, which has not been described yet (Rule ${TIP_RULES.describeFirst})`,
+    purpose: `describe ${im.name}, which has not been described yet (Rule ${rules.describeFirst})`,
   }));
 }
 
@@ -289,23 +443,23 @@ export const TOOL_TEMPLATES: readonly Template[] = [
     },
   },
   {
-    name: 'count-total', images: 2, build: (r, imgs) => {
+    name: 'count-total', images: 2, build: (r, imgs, _newImage, rules) => {
       const f = countFilter(r, imgs);
       const what = filterPhrase(f, true);
       const [c1, c2] = imgs.map((im) => countOf(im.objects, f));
       return { template: 'count-total', query: `How many ${what} are there in ${imgs[0].name} and ${imgs[1].name} together?`, steps: [
-        ...describeSteps(imgs),
+        ...describeSteps(imgs, rules),
         ...imgs.map((im, i) => ({ type: 'CountGivenObject' as const, args: { image: im.name, text: what }, returns: String([c1, c2][i]), purpose: `count the ${what} in ${im.name}` })),
         { type: 'Calculator', args: { expression: `${c1} + ${c2}` }, returns: String(c1 + c2), purpose: 'add the two counts' },
       ] };
     },
   },
   {
-    name: 'compare', images: 2, build: (r, imgs) => {
+    name: 'compare', images: 2, build: (r, imgs, _newImage, rules) => {
       const f = countFilter(r, imgs);
       const what = filterPhrase(f, true);
       return { template: 'compare', query: `Which image has more ${what}, ${imgs[0].name} or ${imgs[1].name}?`, steps: [
-        ...describeSteps(imgs),
+        ...describeSteps(imgs, rules),
         ...imgs.map((im) => ({ type: 'CountGivenObject' as const, args: { image: im.name, text: what }, returns: String(countOf(im.objects, f)), purpose: `count the ${what} in ${im.name}` })),
       ] };
     },
@@ -316,7 +470,7 @@ export const TOOL_TEMPLATES: readonly Template[] = [
     ] }),
   },
   {
-    name: 'common', images: 2, build: (_r, imgs) => ({ template: 'common', query: `What do ${imgs[0].name} and ${imgs[1].name} have in common?`, steps: describeSteps(imgs) }),
+    name: 'common', images: 2, build: (_r, imgs, _newImage, rules) => ({ template: 'common', query: `What do ${imgs[0].name} and ${imgs[1].name} have in common?`, steps: describeSteps(imgs, rules) }),
   },
   {
     name: 'read-label', images: 1, build: (r, [im]) => {
@@ -327,23 +481,23 @@ export const TOOL_TEMPLATES: readonly Template[] = [
     },
   },
   {
-    name: 'read-search', images: 1, build: (r, [im]) => {
+    name: 'read-search', images: 1, build: (r, [im], _newImage, rules) => {
       const label = r.pick(LABELS);
       const q = `what does the sign ${label} mean`;
       return { template: 'read-search', query: `Read the label in ${im.name} and find out what it means.`, steps: [
         { type: 'OCR', args: { image: im.name }, returns: label, purpose: `read the label in ${im.name}` },
-        { type: 'GoogleSearch', args: { query: q, k: 4 }, returns: `Found 4 results about the sign ${label}.`, purpose: `search what the sign ${label} means, an open question (k = 4 by Rule ${TIP_RULES.searchK})` },
+        { type: 'GoogleSearch', args: { query: q, k: 4 }, returns: `Found 4 results about the sign ${label}.`, purpose: `search what the sign ${label} means, an open question (k = 4 by Rule ${rules.searchK})` },
       ] };
     },
   },
   {
-    name: 'search', images: 1, build: (r) => {
+    name: 'search', images: 1, build: (r, _imgs, _newImage, rules) => {
       const [s, p] = r.pick(SEARCH_THINGS);
       const closed = r.bool(0.5);
       const q = r.pick(closed ? CLOSED_QUESTIONS : OPEN_QUESTIONS).replace('{s}', s).replace('{p}', p);
       const k = closed ? 1 : 4;
       return { template: 'search', query: `${q[0].toUpperCase()}${q.slice(1)}?`, steps: [
-        { type: 'GoogleSearch', args: { query: q, k }, returns: `Found ${k} results about ${closed ? s : p}.`, purpose: `search the web, a ${closed ? 'closed' : 'open'} question (k = ${k} by Rule ${TIP_RULES.searchK})` },
+        { type: 'GoogleSearch', args: { query: q, k }, returns: `Found ${k} results about ${closed ? s : p}.`, purpose: `search the web, a ${closed ? 'closed' : 'open'} question (k = ${k} by Rule ${rules.searchK})` },
       ] };
     },
   },
@@ -372,7 +526,7 @@ export const TOOL_TEMPLATES: readonly Template[] = [
     },
   },
   {
-    name: 'region-attribute', images: 1, build: (r, [im]) => {
+    name: 'region-attribute', images: 1, build: (r, [im], _newImage, rules) => {
       const o = r.pick(im.objects);
       const asked = r.pick(['color', 'material', 'shape', 'size'] as const);
       const f = uniqueFilter(r, im.objects, o, asked);
@@ -380,7 +534,7 @@ export const TOOL_TEMPLATES: readonly Template[] = [
       const what = filterPhrase(f, false);
       const box = boxText((o as SceneObject).box);
       return { template: 'region-attribute', query: `What ${asked} is the ${what} in ${im.name}?`, steps: [
-        { type: 'TextToBbox', args: { image: im.name, text: what, top1: true }, returns: box, purpose: `find the bbox of the ${what} first (Rule ${TIP_RULES.bboxFirst})` },
+        { type: 'TextToBbox', args: { image: im.name, text: what, top1: true }, returns: box, purpose: `find the bbox of the ${what} first (Rule ${rules.bboxFirst})` },
         { type: 'RegionAttributeDescription', args: { image: im.name, bbox: box, attribute: asked }, returns: o[asked], purpose: `describe the ${asked} inside that bbox` },
       ] };
     },
@@ -458,20 +612,42 @@ export const TOOL_TEMPLATES: readonly Template[] = [
   },
 ];
 
-/** Credits and ages near the rule thresholds are drawn often so that every branch is exercised. */
-export function sampleProfile(r: Rng): Profile {
-  const credits = r.bool(0.35) ? r.pick([0, 249, 250, 251, 499, 500, 501, 749, 750, 751, 1000]) : r.int(0, 1000);
-  const age = r.bool(0.35) ? r.pick([12, 20, 21, 59, 60, 80]) : r.int(12, 80);
+/**
+ * A profile; credits and ages on either side of a rule book's thresholds are drawn often so that
+ * every branch is exercised (for the appendix rules: credits 0, 249-251, 499-501, 749-751, 1000 and
+ * ages 12, 20, 21, 59, 60, 80).
+ */
+export function sampleProfile(r: Rng, rules: RuleSet | ToolRules = 'default'): Profile {
+  const near = nearThresholds(toolRules(rules));
+  const credits = r.bool(0.35) ? r.pick(near.credits) : r.int(0, 1000);
+  const age = r.bool(0.35) ? r.pick(near.age) : r.int(12, 80);
   return { account_type: r.pick(ACCOUNT_TYPES), credits, age };
+}
+
+/** The values on both sides of every credits and age bound of a rule book, with the fields' extremes, ascending. */
+function nearThresholds(book: ToolRules): { credits: number[]; age: number[] } {
+  const out = { credits: new Set([0, 1000]), age: new Set([12, 80]) };
+  const add = (t: ProfileTest): void => {
+    if (t.field === 'account_type') return;
+    // the last value inside and the first outside: an inclusive max v splits v | v + 1, an exclusive one v - 1 | v
+    if (t.max) for (const x of t.max.inclusive ? [t.max.value, t.max.value + 1] : [t.max.value - 1, t.max.value]) out[t.field].add(x);
+    if (t.min) for (const x of t.min.inclusive ? [t.min.value - 1, t.min.value] : [t.min.value, t.min.value + 1]) out[t.field].add(x);
+  };
+  for (const v of book.versions) {
+    add(v.when);
+    if (typeof v.use !== 'number') add(v.use.test);
+  }
+  const sorted = (xs: Set<number>, lo: number, hi: number): number[] => [...xs].filter((x) => x >= lo && x <= hi).sort((a, b) => a - b);
+  return { credits: sorted(out.credits, 0, 1000), age: sorted(out.age, 12, 80) };
 }
 
 function profileText(p: Profile): string {
   return `account_type ${p.account_type}, credits ${p.credits}, age ${p.age}`;
 }
 
-function versionReason(type: ToolType, name: string, rule: number | null, p: Profile): string {
+function versionReason(name: string, rule: number | null, p: Profile): string {
   if (rule === null) return `${name} has a single version.`;
-  if (rule === 7) return 'The image contains a mathematical expression, so by Rule 7 use MathOCR.';
+  if (name === 'MathOCR') return `The image contains a mathematical expression, so by Rule ${rule} use MathOCR.`;
   return `The user has ${profileText(p)}, so by Rule ${rule} use ${name}.`;
 }
 
@@ -480,7 +656,8 @@ function versionReason(type: ToolType, name: string, rule: number | null, p: Pro
  * the template's plan; earlier steps form the history. `images` are the sample's input images; images
  * that tools create get fresh names (image/image_5000.png and up).
  */
-export function toolSample(r: Rng, images: readonly ToolImage[], opts: { rules?: RuleSet; template?: string } = {}): ToolSample {
+export function toolSample(r: Rng, images: readonly ToolImage[], opts: { rules?: RuleSet | ToolRules; template?: string } = {}): ToolSample {
+  const book = toolRules(opts.rules);
   check(images.length >= 1 && images.length <= 2, 'toolSample', () => `expects 1 or 2 images, got ${images.length}`);
   const fits = TOOL_TEMPLATES.filter((t) => t.images === images.length && (opts.template === undefined || t.name === opts.template));
   check(fits.length > 0, 'toolSample', () => `no template '${opts.template}' for ${images.length} image(s)`);
@@ -497,12 +674,12 @@ export function toolSample(r: Rng, images: readonly ToolImage[], opts: { rules?:
   let plan: Plan | null = null;
   for (let tries = 0; !plan; tries++) {
     check(tries < 100, 'toolSample', () => 'no template could be built for these images');
-    plan = r.pick(fits).build(r, images, newImage);
+    plan = r.pick(fits).build(r, images, newImage, specialRules(book));
   }
-  const profile = sampleProfile(r);
+  const profile = sampleProfile(r, book);
   const stepIndex = r.int(0, plan.steps.length - 1);
   const callOf = (s: Step): { call: ToolCall; rule: number | null } => {
-    const v = toolVersion(s.type, profile, { math: s.math, rules: opts.rules });
+    const v = toolVersion(s.type, profile, { math: s.math, rules: book });
     const args = Object.fromEntries(Object.entries(s.args).filter(([, x]) => x !== undefined)) as Record<string, ArgValue>;
     return { call: { name: v.name, arguments: args }, rule: v.rule };
   };
@@ -510,7 +687,7 @@ export function toolSample(r: Rng, images: readonly ToolImage[], opts: { rules?:
   const step = plan.steps[stepIndex];
   const { call: target, rule } = callOf(step);
   const answer = `\\boxed{${formatCall(target)}}`;
-  const cot = `The next step is to ${step.purpose}. ${versionReason(step.type, target.name, rule, profile)}`;
+  const cot = `The next step is to ${step.purpose}. ${versionReason(target.name, rule, profile)}`;
   return {
     template: plan.template, images: images.map((i) => i.name), profile, query: plan.query, history, target, rule,
     response: `<think> ${cot} </think> ${answer}`, answer,

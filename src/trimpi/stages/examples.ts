@@ -2,20 +2,21 @@
 // an endless seeded stream of them; evaluation draws held-out ones from other streams.
 import { Condition, Policy, PolicyMode, PolicyPruning, clevrQuery, clevrResponse, conditionText, observationText, policyText, randomPolicies, reachableCases, scoreClevr } from '../data/clevr_policy.js';
 import { policyCropScenes } from '../data/render.js';
-import { Rng } from '../data/rng.js';
+import { Rng, rng } from '../data/rng.js';
 import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, Scene, SceneOptions, cropScene, describeObject, randomAttributes, sampleScene } from '../data/scene.js';
 import { QaKind, sceneQaPrompt, sceneQaResponse, sceneQuestion, scoreSceneQa } from '../data/sceneqa.js';
 import { sceneForCase } from '../data/clevr_policy.js';
+import { ToolRules, randomToolRules, scoreToolCall, toolPolicyText, toolPrompt, toolSample } from '../data/tool_policy.js';
 import { check } from '../../gpu/errors.js';
 
 /** One example: a prompt with one `<image>` per scene (in order), the gold response, and how to score an output. */
 export interface TextExample {
-  task: 'crop' | 'describe' | 'sceneqa' | 'checks' | 'policy' | 'policy-text';
+  task: 'crop' | 'describe' | 'sceneqa' | 'sceneqa-text' | 'checks' | 'policy' | 'policy-text' | 'tool';
   prompt: string;
   response: string;
   /** Scenes for the prompt's `<image>` places, in order (policy crops first, then the image). */
   scenes: Scene[];
-  /** 1 if `output` is right, else 0. */
+  /** 1 if `output` is right, else 0 (tool calls: the call's score in [0, 1], 0.5 tool + 0.5 arguments). */
   score: (output: string) => number;
   /** Label for per-group metrics ("sceneqa/exist", "policy/T2"). */
   group: string;
@@ -64,6 +65,21 @@ export function sceneQaExample(r: Rng, kind?: QaKind): TextExample {
   const scene = sampleScene(r);
   const q = sceneQuestion(r, scene.objects, kind);
   return { task: 'sceneqa', group: `sceneqa/${q.kind}`, prompt: sceneQaPrompt(q), response: sceneQaResponse(q), scenes: [scene], score: (o) => Number(scoreSceneQa(o, q.answer).correct) };
+}
+
+/**
+ * A SceneQA question about a scene given as text (sceneAsText), answered at once in a box: "The
+ * objects: There is a small red metal cube. … How many metal objects are there?" → "\\boxed{1}". It
+ * rewards the lookup that a policy's observation step needs, matching a filter against the listed
+ * objects only (the filter's words are also in the question), with the answer right after it.
+ */
+export function sceneQaTextExample(r: Rng, kind?: QaKind): TextExample {
+  const scene = sampleScene(r);
+  const q = sceneQuestion(r, scene.objects, kind);
+  return {
+    task: 'sceneqa-text', group: `sceneqa-text/${q.kind}`, prompt: `The objects: ${sceneAsText(scene)}\n${q.question}`,
+    response: sceneQaResponse(q), scenes: [], score: (o) => Number(scoreSceneQa(o, q.answer).correct),
+  };
 }
 
 /**
@@ -147,10 +163,38 @@ export function checksExample(r: Rng, sceneAs: 'image' | 'text', sceneOptions: S
   };
 }
 
-/** Pools of random (never target) policies per mode and depth, windows of one endless stream. */
+/**
+ * A ToolPolicy-style example with a random rule book in context (randomToolRules: never the target's
+ * rules): the policy text, then 1 or 2 images (35% two) with their names, a profile, a query and the
+ * history, and the gold next call with its short CoT ("The next step is to … so by Rule 9 use
+ * OCR_v2."). Teaches reading a rule book, not one book's answers; prompts run to ~1,600 positions.
+ */
+export function toolPolicyExample(r: Rng, rules: ToolRules): TextExample {
+  const count = r.bool(0.35) ? 2 : 1;
+  const first = r.int(1, 2000);
+  const scenes = Array.from({ length: count }, () => sampleScene(r));
+  const s = toolSample(r, scenes.map((sc, k) => ({ name: `image/image_${first + k}.png`, objects: sc.objects })), { rules });
+  return {
+    task: 'tool', group: 'tool', prompt: `${toolPolicyText(rules)}\n${toolPrompt(s)}`, response: s.response, scenes,
+    score: (o) => scoreToolCall(o, s.target).score,
+  };
+}
+
+/** Pools of random (never target) policies per mode and depth, and of random ToolPolicy rule books: windows of endless streams. */
 export class PolicyPool {
   private readonly pools = new Map<string, Policy[]>();
+  private readonly books = new Map<number, ToolRules>();
   constructor(readonly seed: number, readonly size: number, readonly offset = 0, readonly pruning: PolicyPruning = 'paper') {}
+  /** Rule book i of the window (randomToolRules, seeded by the pool's seed and offset + i). */
+  tool(i: number): ToolRules {
+    check(Number.isInteger(i) && i >= 0 && i < this.size, 'PolicyPool.tool', () => `rule book ${i} is outside the pool's ${this.size}`);
+    let b = this.books.get(i);
+    if (!b) {
+      b = randomToolRules(rng(this.seed, 'tool-rules', this.offset + i));
+      this.books.set(i, b);
+    }
+    return b;
+  }
   get(mode: PolicyMode, depth: number): Policy[] {
     const key = `${mode}${depth}`;
     let p = this.pools.get(key);

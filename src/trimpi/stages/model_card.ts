@@ -17,7 +17,7 @@ export function writeModelCard(dir: string, config: Stage0Config, ev: Record<str
   const dev = currentDevice().adapter;
   const pol = ev.policy?.groups ?? {};
   const chance = { ...(ev.policy?.chance ?? {}), ...(ev['policy-text']?.chance ?? {}) };
-  const groupRows = Object.entries({ ...ev.sceneqa?.groups, ...ev.crop?.groups, ...ev.describe?.groups, ...ev.checks?.groups, ...pol, ...ev['policy-text']?.groups })
+  const groupRows = Object.entries({ ...ev.sceneqa?.groups, ...ev['sceneqa-text']?.groups, ...ev.crop?.groups, ...ev.describe?.groups, ...ev.checks?.groups, ...pol, ...ev['policy-text']?.groups, ...ev.tool?.groups })
     .map(([g, v]) => `| ${g} | ${pct(v.accuracy)} | ${v.n} | ${g in chance ? pct(chance[g]) : ''} |`).join('\n');
   const vs = (g: string): string => `${pct(pol[g]?.accuracy)} (chance ${pct(chance[g])})`;
   const text = `# Base model \`${dir.split('/').pop()}\` (stage 0)
@@ -38,7 +38,9 @@ excludes every target name and every target tree of either rule.
   - a random policy in context with the gold CoT (${config.mixStart.policy} → ${config.mixEnd.policy}); kinds: ${config.policyKinds.map((k) => `${k.mode}${k.depth} (${k.start} → ${k.end})`).join(', ')}${config.mixStart.policyText || config.mixEnd.policyText ? `
   - a random -T policy in context with the scene given as text, not as an image: policy reading without perception (${config.mixStart.policyText ?? 0} → ${config.mixEnd.policyText ?? 0})` : ''}${config.mixStart.checksText || config.mixEnd.checksText ? `
   - checks on a scene given as text: 2-4 listed conditions checked in order in the CoT's words, the observation step drilled (${config.mixStart.checksText ?? 0} → ${config.mixEnd.checksText ?? 0})` : ''}${config.mixStart.checksImage || config.mixEnd.checksImage ? `
-  - the same checks on an image (${config.mixStart.checksImage ?? 0} → ${config.mixEnd.checksImage ?? 0})` : ''}${config.init ? `
+  - the same checks on an image (${config.mixStart.checksImage ?? 0} → ${config.mixEnd.checksImage ?? 0})` : ''}${config.mixStart.sceneqaText || config.mixEnd.sceneqaText ? `
+  - SceneQA on a scene given as text, answered at once: the lookup of a filter among listed objects (${config.mixStart.sceneqaText ?? 0} → ${config.mixEnd.sceneqaText ?? 0})` : ''}${config.mixStart.tool || config.mixEnd.tool ? `
+  - a random ToolPolicy rule book in context (never the target's rules) and the next tool call with its short CoT (${config.mixStart.tool ?? 0} → ${config.mixEnd.tool ?? 0})` : ''}${config.init ? `
 - Started from the weights of \`${config.init}\` (optimizer and schedule afresh).` : ''}
 - ${config.steps} AdamW steps of ${config.batchSize} sequences (micro-batches of at most ${config.microBatchPositions} padded positions),
   lr ${config.lr} with ${config.warmupSteps} warmup steps and cosine decay to ${config.minLr}; seed ${config.seed}.

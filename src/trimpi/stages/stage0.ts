@@ -31,7 +31,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { check } from '../../gpu/errors.js';
 import { currentDevice } from '../../gpu/device.js';
 import { TargetBatch, TargetKind, microBatches, targetLogProbs, toTargetInputs } from './batch.js';
-import { PolicyPool, TextExample, checksExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample } from './examples.js';
+import { PolicyPool, TextExample, checksExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample, sceneQaTextExample, toolPolicyExample } from './examples.js';
 import { EvalSummary, encodeExample, evaluateExamples, renderExampleScenes } from './generation.js';
 
 /** Task weights: single-object crops, scene descriptions, SceneQA, policies in context (with the scene as an image, or as text). */
@@ -46,6 +46,10 @@ export interface Stage0Mix {
   checksText?: number;
   /** The same on an image: the CoT's observation, in its own words, from the pixels. Absent: 0. */
   checksImage?: number;
+  /** SceneQA on a scene given as text (sceneQaTextExample): the lookup of a filter among listed objects, answered at once. Absent: 0. */
+  sceneqaText?: number;
+  /** A random ToolPolicy rule book in context with a tool-call sample (toolPolicyExample; ~1,100-1,600 positions: the model needs maxPositions ≥ 2,048). Absent: 0. */
+  tool?: number;
 }
 
 /** Everything that defines a stage-0 run (saved beside the checkpoint). */
@@ -116,7 +120,7 @@ export const STAGE0_OPTIONAL_KEYS = ['model', 'perceptionSteps', 'patchLoss', 'p
 
 const lerp = (a: number, b: number, t: number): number => a + (b - a) * t;
 /** The mix's tasks in draw order (a new task goes last, so older configs draw the same stream). */
-const MIX_TASKS = ['crop', 'describe', 'sceneqa', 'policy', 'policyText', 'checksText', 'checksImage'] as const;
+const MIX_TASKS = ['crop', 'describe', 'sceneqa', 'policy', 'policyText', 'checksText', 'checksImage', 'sceneqaText', 'tool'] as const;
 const mixes = (c: Stage0Config, k: keyof Stage0Mix): boolean => (c.mixStart[k] ?? 0) > 0 || (c.mixEnd[k] ?? 0) > 0;
 
 /** The examples of step `step` (a pure function of the config and the step). */
@@ -135,6 +139,8 @@ export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number):
     if (task === 2) return sceneQaExample(r);
     if (task === 5) return checksExample(r, 'text');
     if (task === 6) return checksExample(r, 'image');
+    if (task === 7) return sceneQaTextExample(r);
+    if (task === 8) return toolPolicyExample(r, pool.tool(r.int(0, pool.size - 1)));
     if (task === 4) {
       const { mode, depth } = c.policyKinds[r.weighted(textW)];
       return policyTextSceneExample(r, r.pick(pool.get(mode, depth)));
@@ -173,6 +179,10 @@ export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
       for (let i = 0; i < n; i++) out.push(policyTextSceneExample(r, pols[i]));
     }
   }
+  // SceneQA on text scenes, where the recipe trains it (last: the groups above draw as before)
+  if (mixes(c, 'sceneqaText')) for (const kind of ['count', 'exist', 'query'] as const) for (let i = 0; i < n; i++) out.push(sceneQaTextExample(r, kind));
+  // random rule books in context, where the recipe trains them
+  if (mixes(c, 'tool')) for (let i = 0; i < n; i++) out.push(toolPolicyExample(r, heldOut.tool(i)));
   return out;
 }
 
@@ -346,11 +356,11 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
 export async function evaluateStage0(model: VisionLanguageModel, tok: Tokenizer, config: Stage0Config, n = config.evalItems): Promise<Record<string, EvalSummary>> {
   const all = stage0EvalExamples(config, n);
   const out: Record<string, EvalSummary> = {};
-  for (const task of ['sceneqa', 'crop', 'describe', 'checks', 'policy', 'policy-text'] as const) {
+  for (const task of ['sceneqa', 'sceneqa-text', 'crop', 'describe', 'checks', 'policy', 'policy-text', 'tool'] as const) {
     const ex = all.filter((e) => e.task === task);
     if (ex.length === 0) continue;
     const policy = task === 'policy' || task === 'policy-text';
-    out[task] = await evaluateExamples(model, tok, ex, { maxNewTokens: policy || task === 'checks' ? 160 : 64, batchSize: 32 });
+    out[task] = await evaluateExamples(model, tok, ex, { maxNewTokens: policy || task === 'checks' || task === 'tool' ? 160 : 64, batchSize: 32 });
     // policies: the chance of naming the right case by guessing (cases are drawn uniformly)
     if (policy) {
       out[task].chance = {};
