@@ -6,7 +6,7 @@ import { init } from '../gpu/device.js';
 import { defaultTokenizer } from './data/tokenizer.js';
 import { POLICY_PRUNINGS, PolicyPruning } from './data/clevr_policy.js';
 import { DEMO_METHODS, METHOD_NAMES, MethodName, RunConfig, SCALES, formatResults, runPipeline } from './run.js';
-import { STAGE0_DEFAULTS, STAGE0_OPTIONAL_KEYS, Stage0Config, trainStage0, stripItems } from './stages/stage0.js';
+import { MIX_TASKS, STAGE0_DEFAULTS, STAGE0_OPTIONAL_KEYS, Stage0Config, trainStage0, stripItems } from './stages/stage0.js';
 import { writeModelCard } from './stages/model_card.js';
 
 export const RUN_USAGE = `usage: trimpi run --setting clevr-t|clevr-m|tool --depth 2|4|6 --methods all|demo|M1,M2,... --scale demo|small|gpu --out DIR [options]
@@ -153,6 +153,15 @@ function readRecipe(op: string, path: string): Partial<Stage0Config> {
   for (const [k, x] of Object.entries(v)) {
     const d = (STAGE0_DEFAULTS as unknown as Record<string, unknown>)[k];
     if (d !== undefined && typeof x !== typeof d) fail(op, `--recipe ${path}: ${k} must be a ${typeof d}, got ${JSON.stringify(x)}`);
+  }
+  // a misspelt task would silently weigh 0
+  for (const k of ['mixStart', 'mixEnd'] as const) {
+    const mix = (v as Record<string, unknown>)[k];
+    if (mix === undefined) continue;
+    for (const [task, w] of Object.entries(mix as Record<string, unknown>)) {
+      if (!(MIX_TASKS as readonly string[]).includes(task)) fail(op, `--recipe ${path}: ${k}.${task} is not a stage-0 task; expected some of ${MIX_TASKS.join(', ')}`);
+      if (typeof w !== 'number' || !(w >= 0)) fail(op, `--recipe ${path}: ${k}.${task} must be a weight >= 0, got ${JSON.stringify(w)}`);
+    }
   }
   return v as Partial<Stage0Config>;
 }

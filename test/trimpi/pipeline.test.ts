@@ -133,6 +133,8 @@ describe('trimpi run (tiny scale)', () => {
       ['pretrain', '--out', 'x', '--recipe', writeJson('bad-key.json', { stpes: 10 })],
       ['pretrain', '--out', 'x', '--recipe', writeJson('bad-type.json', { steps: '10' })],
       ['pretrain', '--out', 'x', '--recipe', writeJson('not-object.json', [1, 2])],
+      ['pretrain', '--out', 'x', '--recipe', writeJson('bad-task.json', { mixEnd: { ...t.stages.STAGE0_DEFAULTS.mixEnd, sceneQaText: 0.2 } })],
+      ['pretrain', '--out', 'x', '--recipe', writeJson('bad-weight.json', { mixStart: { ...t.stages.STAGE0_DEFAULTS.mixStart, tool: -1 } })],
     ];
     for (const args of cases) {
       const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
