@@ -317,6 +317,31 @@ describe('layerNorm', () => {
     await helperTestOp('layerNorm weight only', [[6, 33], [33]], (x, w) => t.layerNorm(x, [33], w), (x, w) => R.layerNorm(x, [33], w));
     await helperTestOp('layerNorm of transpose', [[33, 6], [33], [33]], (x, w, b) => t.layerNorm(x.T, [33], w, b), (x, w, b) => R.layerNorm(x.T, [33], w, b));
   });
+
+  it('addLayerNorm (residual add + layer norm in one kernel): both outputs and their gradients, against the reference and the unfused ops', async () => {
+    // the loss reads both outputs, so the gradient flows through the norm and around it (the residual stream)
+    const both = (o: { sum: t.Tensor; out: t.Tensor }): t.Tensor => o.out.add(o.sum.mul(0.37));
+    // 7, 33: odd rows; 128, 260: the register form with vec4 rows; 2500: the streaming form
+    for (const D of [7, 33, 128, 260, 2500]) {
+      await helperTestOp(`addLayerNorm D=${D}`, [[2, 3, D], [2, 3, D], [D], [D]], (x, y, w, b) => both(t.addLayerNorm(x, y, w, b)),
+        (x, y, w, b) => R.layerNorm(x.add(y), [D], w, b).add(x.add(y).mul(0.37)));
+    }
+    await helperTestOp('addLayerNorm no affine, transposed x', [[33, 5], [5, 33]], (x, y) => both(t.addLayerNorm(x.T, y, null, null)),
+      (x, y) => R.layerNorm(x.T.add(y), [33]).add(x.T.add(y).mul(0.37)));
+    // the fused kernel computes what add then layerNorm compute, bit for bit
+    for (const D of [33, 128, 2500]) {
+      const [x, y, w, b] = [t.randn([4, D]), t.randn([4, D]), t.randn([D]), t.randn([D])];
+      const fused = t.addLayerNorm(x, y, w, b, 1e-5);
+      const sum = t.add(x, y);
+      const out = t.layerNorm(sum, [D], w, b, 1e-5);
+      expect(await fused.sum.toArray()).toEqual(await sum.toArray());
+      expect(await fused.out.toArray()).toEqual(await out.toArray());
+      for (const z of [x, y, w, b, fused.sum, fused.out, sum, out]) z.dispose();
+    }
+    const x = t.randn([2, 8]);
+    expect(() => t.addLayerNorm(x, t.randn([2, 4]), null, null)).toThrow(/addLayerNorm: x and y must have one shape \(no broadcasting\)/);
+    expect(() => t.addLayerNorm(x, x, t.randn([4]), null)).toThrow(/addLayerNorm: weight of shape \[4\] must be \[8\]/);
+  });
 });
 
 describe('views and joins', () => {

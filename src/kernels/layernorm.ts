@@ -37,14 +37,17 @@ function launch(dev: Device, op: string, key: string, main: string, bindings: { 
 
 // ---- the row-in-registers bodies (rows.wgsl): x (and g) read once --------------------------------
 
-// forward: xs = x's row; extra word [0] eps (f32)
-const REGISTERS_FORWARD = (weight: boolean, bias: boolean): string => `
+// forward: xs = x's row (with a residual: x + y, also written to sum); extra word [0] eps (f32)
+const REGISTERS_FORWARD = (weight: boolean, bias: boolean, residual: boolean): string => `
   let invD = 1.0 / f32(n);
   var xs: array<V, C>;
   var sv = V(0.0);
   for (var j = 0u; j < NC; j++) {
     let i = j * WG + t;
-    if (in_row(i, nv)) { xs[j] = x[off_x + row * nv + i]; sv += xs[j]; } else { xs[j] = V(0.0); }
+    if (in_row(i, nv)) {
+      xs[j] = x[off_x + row * nv + i]${residual ? ' + y[off_y + row * nv + i]; sum[off_sum + row * nv + i] = xs[j]' : ''};
+      sv += xs[j];
+    } else { xs[j] = V(0.0); }
   }
   let mu = row_sum(hsum(sv), t) * invD;
   var qv = V(0.0);
@@ -86,31 +89,40 @@ const REGISTERS_BACKWARD = (weight: boolean): string => `
 
 // ---- the streaming form, for rows too long for the registers ------------------------------------
 
-/** out, x: [rows, D]; mean, rstd: [rows] (written); weight, bias: [D] or null. */
+/**
+ * out, x: [rows, D]; mean, rstd: [rows] (written); weight, bias: [D] or null. With `residual`, the
+ * row normalized is x + residual.y, written to residual.sum as well ([rows, D]; the pre-LN block's
+ * residual add and the next layer norm in one pass: x and y read once, sum written once).
+ */
 export function runLayerNorm(dev: Device, op: string, out: View, mean: View, rstd: View, x: View,
-  weight: View | null, bias: View | null, rows: number, D: number, eps: number): void {
+  weight: View | null, bias: View | null, rows: number, D: number, eps: number, residual?: { y: View; sum: View }): void {
   const eps32 = f32Bits(eps);
+  const res = !!residual;
   const inRegisters: RowBinding[] = [{ name: 'out', view: out, type: 'V', write: true }, { name: 'mean', view: mean, type: 'f32', write: true },
     { name: 'rstd', view: rstd, type: 'f32', write: true }, { name: 'x', view: x, type: 'V' }];
   if (weight) inRegisters.push({ name: 'w', view: weight, type: 'V' });
   if (bias) inRegisters.push({ name: 'b', view: bias, type: 'V' });
-  if (launchRows(dev, op, `layerNorm|${!!weight}|${!!bias}`, REGISTERS_FORWARD(!!weight, !!bias), inRegisters, rows, D, [eps32])) return;
+  if (residual) inRegisters.push({ name: 'y', view: residual.y, type: 'V' }, { name: 'sum', view: residual.sum, type: 'V', write: true });
+  if (launchRows(dev, op, `layerNorm|${!!weight}|${!!bias}|${res}`, REGISTERS_FORWARD(!!weight, !!bias, res), inRegisters, rows, D, [eps32])) return;
+  // the streaming form reads the row back from sum: each invocation reads only the elements it wrote
+  const xr = res ? 'sum' : 'x';
   const main = `
   var s = vec2<f32>(0.0);
-  for (var j = t; j < D; j += WG) { s.x += x[base + j]; }
+  for (var j = t; j < D; j += WG) { ${res ? 'let v = x[base + j] + y[base + j]; sum[base + j] = v; s.x += v;' : 's.x += x[base + j];'} }
   let mu = wg_sum(t, s).x * invD;
   var q = vec2<f32>(0.0);
-  for (var j = t; j < D; j += WG) { let d = x[base + j] - mu; q.x += d * d; }
+  for (var j = t; j < D; j += WG) { let d = ${xr}[base + j] - mu; q.x += d * d; }
   let rs = inverseSqrt(wg_sum(t, q).x * invD + wordf(2u));
   for (var j = t; j < D; j += WG) {
-    out[base + j] = (x[base + j] - mu) * rs${weight ? ' * w[j]' : ''}${bias ? ' + b[j]' : ''};
+    out[base + j] = (${xr}[base + j] - mu) * rs${weight ? ' * w[j]' : ''}${bias ? ' + b[j]' : ''};
   }
   if (t == 0u) { mean[row] = mu; rstd[row] = rs; }`;
   const bindings = [{ name: 'out', write: true }, { name: 'mean', write: true }, { name: 'rstd', write: true }, { name: 'x' }];
   const views = [out, mean, rstd, x];
   if (weight) { bindings.push({ name: 'w' }); views.push(weight); }
   if (bias) { bindings.push({ name: 'b' }); views.push(bias); }
-  launch(dev, op, `fwd|${!!weight}|${!!bias}`, main, bindings, views, rows, D, eps);
+  if (residual) { bindings.push({ name: 'y' }, { name: 'sum', write: true }); views.push(residual.y, residual.sum); }
+  launch(dev, op, `fwd|${!!weight}|${!!bias}|${res}`, main, bindings, views, rows, D, eps);
 }
 
 /** dx, g, x: [rows, D]; weight: [D] or null; mean, rstd: [rows] from the forward. */

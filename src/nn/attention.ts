@@ -216,7 +216,35 @@ export class TransformerBlock extends Module {
   forward(x: Tensor, masks: AttentionMasks, cache?: LayerCache): Tensor {
     checkTensor('TransformerBlock.forward', 'x', x);
     checkOptions('TransformerBlock.forward', masks);
-    const h = x.add(this.attn.forward(this.ln1.forward(x), masks, cache));
-    return h.add(this.mlp.forward(this.ln2.forward(h)));
+    return this.forwardNormed(x, this.ln1.forward(x), masks, cache, null).out;
   }
+
+  /**
+   * The block with its input norm already applied: x (B, T, C) the residual stream, nx = ln1(x) →
+   * out = h + mlp(ln2(h)) with h = x + attn(nx), and `next`(out) (the following block's ln1 or the
+   * final norm; null: not computed). Each residual add shares one kernel with the norm after it
+   * (addLayerNorm), so a stack of blocks runs no separate add.
+   */
+  forwardNormed(x: Tensor, nx: Tensor, masks: AttentionMasks, cache: LayerCache | undefined, next: LayerNorm | null): { out: Tensor; normed: Tensor | null } {
+    const { sum: h, out: nh } = this.ln2.forwardAdd(x, this.attn.forward(nx, masks, cache));
+    const m = this.mlp.forward(nh);
+    if (!next) return { out: h.add(m), normed: null };
+    const { sum: out, out: normed } = next.forwardAdd(h, m);
+    return { out, normed };
+  }
+}
+
+/**
+ * x (B, T, C) through pre-LN blocks and a final norm → final(blocks(x)) (B, T, C); `cacheOf(i)` gives
+ * block i its KV-cache slot. Each residual add runs fused with the norm that follows it.
+ */
+export function runBlocks(blocks: readonly TransformerBlock[], final: LayerNorm, x: Tensor, masks: AttentionMasks, cacheOf: (i: number) => LayerCache | undefined = () => undefined): Tensor {
+  let h = x;
+  let nh = (blocks[0]?.ln1 ?? final).forward(x);
+  blocks.forEach((block, i) => {
+    const r = block.forwardNormed(h, nh, masks, cacheOf(i), blocks[i + 1]?.ln1 ?? final);
+    h = r.out;
+    nh = r.normed as Tensor;
+  });
+  return nh;
 }

@@ -10,7 +10,7 @@
 import { noGrad } from '../tensor/autograd.js';
 import { check, checkNumber, fmtShape } from '../gpu/errors.js';
 import { keep, tidy } from '../tensor/memory.js';
-import { add, assign, dropout, embedding, full, gelu, layerNorm, linear, matmul, mul, randn, tensor, zeros } from '../tensor/ops.js';
+import { add, addLayerNorm, assign, dropout, embedding, full, gelu, layerNorm, linear, matmul, mul, randn, tensor, zeros } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { DType } from '../gpu/dtype.js';
 import { checkTensor } from '../tensor/validate.js';
@@ -325,6 +325,12 @@ export class LayerNorm extends Module {
   forward(x: Tensor): Tensor {
     checkTensor('LayerNorm.forward', 'x', x);
     return layerNorm(x, [this.dim], this.weight, this.bias, this.eps);
+  }
+
+  /** x, y are (..., dim) → sum = x + y and out = this norm of sum, from one kernel (addLayerNorm). */
+  forwardAdd(x: Tensor, y: Tensor): { sum: Tensor; out: Tensor } {
+    checkTensor('LayerNorm.forwardAdd', 'x', x);
+    return addLayerNorm(x, y, this.weight, this.bias, this.eps);
   }
 }
 

@@ -3,7 +3,7 @@
 import { check, checkNumber } from '../gpu/errors.js';
 import { permute, randn, reshape } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
-import { TransformerBlock, blockStack } from './attention.js';
+import { TransformerBlock, blockStack, runBlocks } from './attention.js';
 import { LayerNorm, Linear, MAX_LAYERS, Module, checkSize, checkStd } from './module.js';
 import { checkTensor } from '../tensor/validate.js';
 
@@ -95,8 +95,7 @@ export class ViTEncoder extends Module {
   /** images is (N, C, H, W) → (N, P, dim). */
   forward(images: Tensor): Tensor {
     checkTensor('ViTEncoder.forward', 'images', images);
-    let x = this.patchEmbed.forward(images).add(this.positions); // (N, P, dim)
-    for (const block of this.blocks) x = block.forward(x, { causal: false });
-    return this.lnFinal.forward(x);
+    const x = this.patchEmbed.forward(images).add(this.positions); // (N, P, dim)
+    return runBlocks(this.blocks, this.lnFinal, x, { causal: false });
   }
 }

@@ -11,7 +11,7 @@
 import { check, checkNumber, fmtShape } from '../gpu/errors.js';
 import { assign, manualSeed, concat, embedding, indexSelect, linear, permute, reshape, slice, tensor, transpose } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
-import { AttentionMasks, KVCache, TransformerBlock, blockStack } from './attention.js';
+import { AttentionMasks, KVCache, TransformerBlock, blockStack, runBlocks } from './attention.js';
 import { Embedding, LayerNorm, Linear, MAX_LAYERS, Module, checkSize, checkStd } from './module.js';
 import { ViTEncoder } from './vit.js';
 import { checkOptions, checkTensor } from '../tensor/validate.js';
@@ -168,10 +168,7 @@ export class DecoderLM extends Module {
     let m = masks;
     if (this.positionEmbedding) h = h.add(embedding(positions, this.positionEmbedding.weight));
     else m = { ...masks, rotary: rotaryTables(positions, this.blocks[0]?.attn.headDim ?? 2) };
-    this.blocks.forEach((block, i) => {
-      h = block.forward(h, m, cache ? { entries: cache.entries[i], start: cache.length } : undefined);
-    });
-    return this.lnFinal.forward(h);
+    return runBlocks(this.blocks, this.lnFinal, h, m, (i) => (cache ? { entries: cache.entries[i], start: cache.length } : undefined));
   }
 
   /** hidden is (..., C) → logits (..., V) with the token embedding as the output matrix (tied). */

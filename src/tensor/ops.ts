@@ -1465,6 +1465,46 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?
   return record('layerNorm', [x, weight ?? null, bias ?? null], out, { mean: meanT, rstd, rows, D });
 }
 
+/**
+ * The pre-LN block's residual add and the layer norm after it in one kernel: sum = x + y and
+ * out = layerNorm(sum) (x, y of one shape; normalized over the last dim, weight and bias of that
+ * size). Reads x and y once and writes both, where add then layerNorm reads the sum back. On the
+ * tape it is the two ops it fuses (an add, then a layerNorm of its result), so gradients are theirs.
+ */
+export function addLayerNorm(x: Tensor, y: Tensor, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): { sum: Tensor; out: Tensor } {
+  const op = 'addLayerNorm';
+  checkTensor(op, 'x', x);
+  checkTensor(op, 'y', y);
+  checkOptionalTensor(op, 'weight', weight);
+  checkOptionalTensor(op, 'bias', bias);
+  checkNumber(op, 'eps', eps, { min: 0 });
+  const dev = deviceOf(op, x, y, weight, bias);
+  checkF32(op, x, y, weight, bias);
+  check(x.ndim >= 1 && y.shape.length === x.ndim && y.shape.every((d, i) => d === x.shape[i]), op,
+    () => `x and y must have one shape (no broadcasting), got ${x.describe()} and ${y.describe()}`);
+  const D = x.shape[x.ndim - 1];
+  for (const [nm, p] of [['weight', weight], ['bias', bias]] as const) {
+    if (p) check(p.ndim === 1 && p.shape[0] === D, op, () => `${nm} of shape ${fmtShape(p.shape)} must be [${D}] (the last dim of ${x.describe()})`);
+  }
+  const rows = x.numel / Math.max(1, D);
+  const [xc, yc] = [dense(x), dense(y)];
+  const wc = weight ? dense(weight) : null;
+  const bc = bias ? dense(bias) : null;
+  const sumT = empty(x.shape, 'f32', dev, op);
+  const out = empty(x.shape, 'f32', dev, op);
+  const meanT = empty([rows], 'f32', dev);
+  const rstd = empty([rows], 'f32', dev);
+  runLayerNorm(dev, op, out, meanT, rstd, xc, wc, bc, rows, D, eps, { y: yc, sum: sumT });
+  for (const [c, o] of [[xc, x], [yc, y], [wc, weight], [bc, bias]] as const) if (c && c !== o) c.dispose();
+  const sum = record('add', [x, y], sumT);
+  if (!isGradEnabled() || ![sum, weight, bias].some((t) => t?.requiresGrad)) {
+    meanT.dispose();
+    rstd.dispose();
+    return { sum, out };
+  }
+  return { sum, out: record('layerNorm', [sum, weight, bias], out, { mean: meanT, rstd, rows, D }) };
+}
+
 /** [dx, dweight, dbias] for layerNorm: dx by the fused row kernel, dweight/dbias as column sums. */
 export function layerNormBackward(g: Tensor, { inputs: [x, w, b], saved }: GradContext): (Tensor | null)[] {
   const xt = x as Tensor;

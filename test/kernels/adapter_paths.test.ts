@@ -49,9 +49,11 @@ for (const [name, override] of OVERRIDES) {
       }
       await helperTestOp('crossEntropy', [[5, 64], { shape: [5], dtype: 'i32', low: 0, high: 64 }], (l, y) => t.crossEntropy(l, y), (l, y) => R.crossEntropy(l, y));
     }));
-    it('layer norm forward and backward', run(async () => {
+    it('layer norm (and the fused residual add + layer norm) forward and backward', run(async () => {
       for (const D of N) {
         await helperTestOp(`layerNorm D=${D}`, [[3, D], [D], [D]], (x, w, b) => t.layerNorm(x, [D], w, b), (x, w, b) => R.layerNorm(x, [D], w, b));
+        await helperTestOp(`addLayerNorm D=${D}`, [[3, D], [3, D], [D], [D]], (x, y, w, b) => { const o = t.addLayerNorm(x, y, w, b); return o.out.add(o.sum.mul(0.37)); },
+          (x, y, w, b) => R.layerNorm(x.add(y), [D], w, b).add(x.add(y).mul(0.37)));
       }
     }));
     it('reductions: rows, strided columns, whole tensors, sums of squares', run(async () => {
