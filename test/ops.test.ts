@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as t from '../src/index.js';
 import { Tensor, TrimpiError } from '../src/index.js';
 import * as R from './reference/ref.js';
-import { Ref } from './reference/ref.js';
+import { Ref, Rng } from './reference/ref.js';
 import { helperTestOp, InputSpec } from './helpers.js';
 import { reportChecks } from './helpers.js';
 import { setSoftmaxOnline } from '../src/kernels/softmax.js';
@@ -341,6 +341,55 @@ describe('layerNorm', () => {
     const x = t.randn([2, 8]);
     expect(() => t.addLayerNorm(x, t.randn([2, 4]), null, null)).toThrow(/addLayerNorm: x and y must have one shape \(no broadcasting\)/);
     expect(() => t.addLayerNorm(x, x, t.randn([4]), null)).toThrow(/addLayerNorm: weight of shape \[4\] must be \[8\]/);
+  });
+});
+
+describe('rope (rotary position embedding)', () => {
+  // tables from arbitrary angles (not only position · θ): cos (B, 1, T, D/2), sinSigned (B, 1, T, 2, D/2)
+  const tables = (B: number, T: number, half: number, seed: number): { cos: number[]; sin: number[] } => {
+    const r = new Rng(seed);
+    const angles = Array.from({ length: B * T * half }, () => r.uniform(-4, 4));
+    return { cos: angles.map(Math.cos), sin: angles.map(Math.sin) };
+  };
+  const gpuTables = (B: number, T: number, half: number, tb: { cos: number[]; sin: number[] }): { cos: t.Tensor; sinSigned: t.Tensor } => {
+    const signed: number[] = [];
+    for (let i = 0; i < B * T; i++) for (const sg of [-1, 1]) for (let j = 0; j < half; j++) signed.push(sg * tb.sin[i * half + j]);
+    return { cos: t.tensor(tb.cos, { shape: [B, 1, T, half] }), sinSigned: t.tensor(signed, { shape: [B, 1, T, 2, half] }) };
+  };
+  // the reference: halves x₁, x₂ of D → (x₁ cos − x₂ sin, x₂ cos + x₁ sin)
+  const refRope = (x: Ref, B: number, T: number, half: number, tb: { cos: number[]; sin: number[] }): Ref => {
+    const c = new Ref(tb.cos, [B, 1, T, half]);
+    const sn = new Ref(tb.sin, [B, 1, T, half]);
+    const [x1, x2] = R.split(x, half, 3);
+    return R.concat([x1.mul(c).sub(x2.mul(sn)), x2.mul(c).add(x1.mul(sn))], 3);
+  };
+
+  it('forward and gradient against the reference: contiguous, a strided view of a fused projection, odd sizes', async () => {
+    for (const [B, H, T, D] of [[1, 1, 1, 2], [2, 3, 5, 8], [3, 2, 7, 34], [1, 4, 33, 64]]) {
+      const half = D / 2;
+      const tb = tables(B, T, half, B * 100 + D);
+      await helperTestOp(`rope ${[B, H, T, D]}`, [[B, H, T, D]], (x) => {
+        const g = gpuTables(B, T, half, tb);
+        return t.rope(x, g.cos, g.sinSigned);
+      }, (x) => refRope(x, B, T, half, tb));
+      // as the attention uses it: heads sliced out of a (B, T, 3·H·D) projection and permuted (strides, an offset)
+      await helperTestOp(`rope of a qkv slice ${[B, H, T, D]}`, [[B, T, 3 * H * D]], (qkv) => {
+        const g = gpuTables(B, T, half, tb);
+        const k = t.permute(t.reshape(t.slice(qkv, 2, H * D, 2 * H * D), [B, T, H, D]), [0, 2, 1, 3]);
+        return t.rope(k, g.cos, g.sinSigned);
+      }, (qkv) => refRope(qkv.slice(2, H * D, 2 * H * D).reshape([B, T, H, D]).permute([0, 2, 1, 3]), B, T, half, tb));
+    }
+  });
+
+  it('refuses odd head sizes, mismatched tables and tables that require a gradient', () => {
+    const x = t.randn([2, 3, 4, 8]);
+    const g = gpuTables(2, 4, 4, tables(2, 4, 4, 1));
+    expect(() => t.rope(t.randn([2, 3, 4, 7]), g.cos, g.sinSigned)).toThrow(/rope: x must be \(B, H, T, D\) with D even/);
+    expect(() => t.rope(x, t.randn([2, 1, 4, 3]), g.sinSigned)).toThrow(/rope: cos must be \(B, 1, T, D\/2\) = \[2, 1, 4, 4\]/);
+    expect(() => t.rope(x, g.cos, t.randn([2, 1, 4, 4]))).toThrow(/rope: sinSigned must be \(B, 1, T, 2, D\/2\) = \[2, 1, 4, 2, 4\]/);
+    const learnt = t.randn([2, 1, 4, 4]);
+    learnt.requiresGrad = true;
+    expect(() => t.rope(x, learnt, g.sinSigned)).toThrow(/rope: the rotary tables are constants/);
   });
 });
 

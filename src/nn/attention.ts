@@ -4,7 +4,7 @@ import { attention } from '../tensor/attention.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import { check, checkNumber, fmtShape } from '../gpu/errors.js';
 import { keep } from '../tensor/memory.js';
-import { assign, concat, ones, permute, reshape, slice, zeros } from '../tensor/ops.js';
+import { assign, ones, permute, reshape, rope, slice, zeros } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Dropout, LayerNorm, Linear, MLP, Module, checkSize, checkStd } from './module.js';
 import { checkOptions, checkTensor } from '../tensor/validate.js';
@@ -80,16 +80,8 @@ export interface AttentionMasks {
   keyValid?: Tensor;
   /** Keys j < prefixLength are visible to every query (prefix-LM); a number or an i32 (B,) tensor. */
   prefixLength?: number | Tensor;
-  /** Rotary positions of this call's T slots: cos and sin, each (B, 1, T, D/2) (rotaryTables in vlm.ts). */
-  rotary?: { cos: Tensor; sin: Tensor };
-}
-
-/** x (B, H, T, D) rotated by the tables: (x₁, x₂) → (x₁ cos − x₂ sin, x₂ cos + x₁ sin), halves of D. */
-function rotate(x: Tensor, r: { cos: Tensor; sin: Tensor }): Tensor {
-  const D = x.shape[3];
-  const x1 = slice(x, 3, 0, D / 2);
-  const x2 = slice(x, 3, D / 2, D);
-  return concat([x1.mul(r.cos).sub(x2.mul(r.sin)), x2.mul(r.cos).add(x1.mul(r.sin))], 3);
+  /** Rotary positions of this call's T slots: cos (B, 1, T, D/2) and sinSigned (B, 1, T, 2, D/2) = (−sin, +sin) (rotaryTables in vlm.ts). */
+  rotary?: { cos: Tensor; sinSigned: Tensor };
 }
 
 /** Multi-head self-attention: fused qkv projection, the fused attention kernel, output projection and dropout. */
@@ -139,8 +131,8 @@ export class MultiHeadAttention extends Module {
     // (B, T, C) slices viewed as (B, T, H, D) then (B, H, T, D): no copies, the kernel reads strides
     const heads = (i: number): Tensor => permute(reshape(slice(qkv, 2, i * C, (i + 1) * C), [B, T, H, D]), [0, 2, 1, 3]);
     const r = masks.rotary;
-    const q = r ? rotate(heads(0), r) : heads(0);
-    let k = r ? rotate(heads(1), r) : heads(1);
+    const q = r ? rope(heads(0), r.cos, r.sinSigned) : heads(0);
+    let k = r ? rope(heads(1), r.cos, r.sinSigned) : heads(1);
     let v = heads(2);
     if (cache) {
       check(!isGradEnabled() || !x.requiresGrad, op, () => 'the KV-cache path is for generation: run it under noGrad()');

@@ -178,15 +178,17 @@ export class DecoderLM extends Module {
 }
 
 /**
- * Rotary tables for positions (B, T) i32 and head dimension D: cos and sin of position · θ_j,
- * θ_j = 10000^(−2j/D) for j < D/2, each (B, 1, T, D/2) (broadcast over the heads).
+ * Rotary tables for positions (B, T) i32 and head dimension D, the angles position · θ_j with
+ * θ_j = 10000^(−2j/D) for j < D/2: cos (B, 1, T, D/2) and sinSigned (B, 1, T, 2, D/2) = (−sin, +sin),
+ * the sign each half of the rotation takes (ops.rope); computed once a forward, shared by the layers.
  */
-export function rotaryTables(positions: Tensor, D: number): { cos: Tensor; sin: Tensor } {
+export function rotaryTables(positions: Tensor, D: number): { cos: Tensor; sinSigned: Tensor } {
   check(D % 2 === 0, 'rotaryTables', () => `rotary positions need an even head dimension, got ${D}`);
   const [B, T] = positions.shape;
-  const theta = tensor(Float32Array.from({ length: D / 2 }, (_, j) => Math.pow(10000, (-2 * j) / D)), { shape: [1, 1, 1, D / 2] });
-  const angles = reshape(positions.cast('f32'), [B, 1, T, 1]).mul(theta);
-  return { cos: angles.cos(), sin: angles.sin() };
+  const theta = tensor(Float32Array.from({ length: D / 2 }, (_, j) => Math.pow(10000, (-2 * j) / D)), { shape: [1, 1, 1, 1, D / 2] });
+  const sign = tensor([-1, 1], { shape: [1, 1, 1, 2, 1] });
+  const angles = reshape(positions.cast('f32'), [B, 1, T, 1, 1]).mul(theta); // (B, 1, T, 1, D/2)
+  return { cos: reshape(angles.cos(), [B, 1, T, D / 2]), sinSigned: angles.sin().mul(sign) };
 }
 
 /** ViT → projector → causal decoder over text with image patch tokens at the `<image>` places. */

@@ -1466,6 +1466,51 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?
 }
 
 /**
+ * Rotary position embedding (Su et al. 2021) of x (B, H, T, D), any strides: the two halves of D
+ * rotated by the position's angles, out = (x₁ cos − x₂ sin, x₂ cos + x₁ sin), (B, H, T, D) contiguous.
+ * cos is (B, 1, T, D/2); sinSigned is (B, 1, T, 2, D/2) holding (−sin, +sin), so that one map kernel
+ * does it: x viewed as (B, H, T, 2, D/2) times cos, plus x with its halves swapped (a negative-stride
+ * view, no copy) times sinSigned. The tables are constants (no gradient reaches them); the gradient
+ * of x is the inverse rotation, the same kernel with the sin term subtracted.
+ */
+export function rope(x: Tensor, cos: Tensor, sinSigned: Tensor): Tensor {
+  const op = 'rope';
+  checkTensor(op, 'x', x);
+  checkTensor(op, 'cos', cos);
+  checkTensor(op, 'sinSigned', sinSigned);
+  deviceOf(op, x, cos, sinSigned);
+  checkF32(op, x, cos, sinSigned);
+  check(x.ndim === 4 && x.shape[3] % 2 === 0, op, () => `x must be (B, H, T, D) with D even, got ${x.describe()}`);
+  const [B, , T, D] = x.shape;
+  check(cos.ndim === 4 && cos.shape[0] === B && cos.shape[1] === 1 && cos.shape[2] === T && cos.shape[3] === D / 2, op,
+    () => `cos must be (B, 1, T, D/2) = ${fmtShape([B, 1, T, D / 2])} for x ${x.describe()}, got ${cos.describe()}`);
+  check(sinSigned.ndim === 5 && [B, 1, T, 2, D / 2].every((d, i) => sinSigned.shape[i] === d), op,
+    () => `sinSigned must be (B, 1, T, 2, D/2) = ${fmtShape([B, 1, T, 2, D / 2])} for x ${x.describe()}, got ${sinSigned.describe()}`);
+  check(!cos.requiresGrad && !sinSigned.requiresGrad, op, () => 'the rotary tables are constants: they cannot require a gradient');
+  return record(op, [x, cos, sinSigned], rotateHalves(op, x, cos, sinSigned, '+'));
+}
+
+/** out = x·cos ± swap(x)·sinSigned over the (B, H, T, 2, D/2) view of x: '+' rotates, '-' undoes it. */
+function rotateHalves(op: string, x: Tensor, cos: Tensor, sinSigned: Tensor, sign: '+' | '-'): Tensor {
+  const [B, H, T, D] = x.shape;
+  const half = D / 2;
+  const shape5 = [B, H, T, 2, half];
+  const [s0, s1, s2, s3] = x.strides;
+  const out = empty(x.shape, 'f32', x.device, op);
+  const outView: View = { buffer: out.buffer, dtype: 'f32', shape: shape5, strides: [H * T * D, T * D, D, half, 1], offset: out.offset };
+  const xv: View = { buffer: x.buffer, dtype: 'f32', shape: shape5, strides: [s0, s1, s2, s3 * half, s3], offset: x.offset };
+  const swapped: View = { ...xv, strides: [s0, s1, s2, -s3 * half, s3], offset: x.offset + s3 * half };
+  runMap(x.device, op, { expr: `a * c ${sign} b * d`, compute: 'f32' }, outView,
+    [xv, swapped, bview(reshape(cos, [B, 1, T, 1, half]), shape5), bview(sinSigned, shape5)]);
+  return out;
+}
+
+/** The gradient of rope: g rotated back (x₁ ← g₁ cos + g₂ sin, x₂ ← g₂ cos − g₁ sin). */
+export function ropeBackward(g: Tensor, { inputs: [, cos, sinSigned] }: GradContext): (Tensor | null)[] {
+  return [rotateHalves('rope.backward', g, cos as Tensor, sinSigned as Tensor, '-'), null, null];
+}
+
+/**
  * The pre-LN block's residual add and the layer norm after it in one kernel: sum = x + y and
  * out = layerNorm(sum) (x, y of one shape; normalized over the last dim, weight and bias of that
  * size). Reads x and y once and writes both, where add then layerNorm reads the sum back. On the
