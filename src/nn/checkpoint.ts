@@ -436,13 +436,21 @@ function checkFileMeta(path: string, metadata: Record<string, string>, m: Checkp
 
 /**
  * Builds a VisionLanguageModel from a checkpoint's config (validated first) and loads its weights
- * (verified as loadCheckpoint does); the model is freed if the load is refused.
+ * (verified as loadCheckpoint does); the model is freed if the load is refused. `maxPositions`: a
+ * context of another length for a rotary-position model (no weight depends on it; a learned
+ * position table does, so such a model is refused).
  */
-export function loadVisionLanguageModel(dir: string): VisionLanguageModel {
+export function loadVisionLanguageModel(dir: string, opts: { maxPositions?: number } = {}): VisionLanguageModel {
+  const op = 'loadVisionLanguageModel';
   const m = readManifest(dir);
-  const cfg = m.config as unknown as VlmConfig;
-  check(cfg !== null && typeof cfg === 'object', 'loadVisionLanguageModel', () => `${dir}/config.json has no model config`);
-  checkVlmConfig(dir, cfg);
+  const saved = m.config as unknown as VlmConfig;
+  check(saved !== null && typeof saved === 'object', op, () => `${dir}/config.json has no model config`);
+  checkVlmConfig(dir, saved);
+  const n = opts.maxPositions;
+  check(n === undefined || (Number.isInteger(n) && n > 0), op, () => `maxPositions must be a positive integer, got ${String(n)}`);
+  check(n === undefined || n === saved.maxPositions || saved.positionEncoding === 'rope', op,
+    () => `${dir} has learned positions (a table of ${saved.maxPositions}): its context cannot become ${n}; only a rotary-position model's can`);
+  const cfg = n === undefined ? saved : { ...saved, maxPositions: n };
   const model = new VisionLanguageModel(cfg);
   try {
     loadCheckpoint(dir, model);

@@ -278,7 +278,7 @@ export async function runPipeline(config: RunConfig, tok: Tokenizer, hooks: RunH
     let r: AccuracyResult;
     if (existsSync(path)) r = JSON.parse(readFileSync(path, 'utf8')) as AccuracyResult;
     else {
-      const model = loadVisionLanguageModel(loadable(modelDir(spec.stage)) ?? modelDir(spec.stage));
+      const model = loadVisionLanguageModel(loadable(modelDir(spec.stage)) ?? modelDir(spec.stage), { maxPositions: contextFor(config.setting, config.base) });
       try {
         r = await evaluateAccuracy(model, tok, data, { withPolicy: spec.withPolicy, maxNewTokens: scale.evalMaxNewTokens, limit: scale.evalLimit || undefined });
       } finally {
@@ -296,6 +296,19 @@ export async function runPipeline(config: RunConfig, tok: Tokenizer, hooks: RunH
   return results;
 }
 
+/** Positions ToolPolicy needs with its policy in context (the rule book is ~1,100 tokens; prompts and images run to ~1,700). */
+export const TOOL_CONTEXT = 2048;
+
+/**
+ * The context to load a setting's models with: ToolPolicy's prompts with the policy outgrow a 1,024-position
+ * base, so a rotary-position base (no position table) is loaded with TOOL_CONTEXT positions; otherwise the
+ * checkpoint's own (undefined).
+ */
+export function contextFor(setting: string, base: string): number | undefined {
+  const cfg = readManifest(base).config as { positionEncoding?: string; maxPositions?: number } | null;
+  return setting === 'tool' && cfg?.positionEncoding === 'rope' && (cfg.maxPositions ?? 0) < TOOL_CONTEXT ? TOOL_CONTEXT : undefined;
+}
+
 /** Trains one stage from its parent's final model; resumable from stages/<s>/resume. */
 async function runStage(
   s: StageName, config: RunConfig, scale: ScaleConfig, data: MpiData, tok: Tokenizer,
@@ -306,7 +319,8 @@ async function runStage(
   mkdirSync(dir, { recursive: true });
   const parent = loadable(modelDir(spec.from));
   if (!parent) throw new TrimpiError('trimpi run', `stage ${s} needs the model of ${spec.from} (${modelDir(spec.from)}), which is missing`);
-  const model = loadVisionLanguageModel(parent);
+  const context = { maxPositions: contextFor(config.setting, config.base) };
+  const model = loadVisionLanguageModel(parent, context);
   const resumeDir = join(dir, 'resume');
   const metricsPath = join(dir, 'metrics.jsonl');
   const started = performance.now();
@@ -366,7 +380,7 @@ async function runStage(
     }
     // RL
     const rl = spec.rl!;
-    const reference = rl.algorithm.loss.kl ? loadVisionLanguageModel(parent) : null;
+    const reference = rl.algorithm.loss.kl ? loadVisionLanguageModel(parent, context) : null;
     const runner = new RlRunner(model, reference, new MpiRlTask(data, tok, seed), { ...scale.rl, algorithm: rl.algorithm, poro: rl.poro, seed }, EOS);
     try {
       const resume = loadable(resumeDir);

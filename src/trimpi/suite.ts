@@ -24,7 +24,7 @@ import { evaluateOverride } from './eval/override.js';
 import { ReferralScore, ToolReferralScore, referralScore, summarizeReferral, toolReferralScore } from './eval/referral.js';
 import { EvalSuiteResults, emptySuiteResults } from './eval/results.js';
 import { writeReport } from './report/index.js';
-import { METHODS, METHOD_NAMES, MethodName, SCALES, ScaleConfig } from './run.js';
+import { METHODS, METHOD_NAMES, MethodName, SCALES, ScaleConfig, contextFor } from './run.js';
 
 /** How much of each evaluation to run, per scale (the accuracy evaluation's limit and lengths come from the scale). */
 export const SUITE_SIZES: Readonly<Record<keyof typeof SCALES, { forgettingItems: number; prefillPrompts: number; prefillRepeats: number }>> = {
@@ -44,6 +44,8 @@ export interface SuiteContext {
   methods: MethodName[];
   /** The base checkpoint (the in-context row's model, forgetting's and prefill's reference). */
   base: string;
+  /** The context the run's models are loaded with (contextFor; undefined: each checkpoint's own). */
+  maxPositions?: number;
   seed: number;
   scale: ScaleConfig;
   sizes: (typeof SUITE_SIZES)[keyof typeof SUITE_SIZES];
@@ -71,7 +73,7 @@ export async function openSuiteContext(root: string, tok: Tokenizer, log: (line:
   const manifest = JSON.parse(readFileSync(join(root, 'data', 'manifest.json'), 'utf8')) as { imageSize: number };
   const data = await MpiData.open(join(root, 'data'), { setting: run.setting, depth: run.depth, seed: run.seed, pruning: run.pruning ?? 'strict', imageSize: manifest.imageSize, ...scale.data });
   const methods = METHOD_NAMES.filter((m) => existsSync(join(root, 'eval', `${m}.json`)));
-  return { root, data, tok, methods, base: run.base, seed: run.seed, scale, sizes: SUITE_SIZES[run.scale], log };
+  return { root, data, tok, methods, base: run.base, maxPositions: contextFor(run.setting, run.base), seed: run.seed, scale, sizes: SUITE_SIZES[run.scale], log };
 }
 
 /** The referral scores of a method's saved test outputs (clevr: condition citations; tool: version rules). */
@@ -136,7 +138,7 @@ export async function evaluateSuite(ctx: SuiteContext): Promise<EvalSuiteResults
     const dir = modelDirOf(ctx, owner);
     let model: VisionLanguageModel;
     try {
-      model = loadVisionLanguageModel(dir);
+      model = loadVisionLanguageModel(dir, { maxPositions: ctx.maxPositions });
     } catch (e) {
       if (!(e instanceof TrimpiError)) throw e;
       res.errors[`model/${owner}`] = e.message;

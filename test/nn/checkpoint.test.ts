@@ -134,11 +134,16 @@ describe('checkpoints', () => {
     const long = new nn.VisionLanguageModel(tiny({ seed: 4, positionEncoding: 'rope', maxPositions: 256 }));
     nn.loadCheckpoint(dir, long);
     expect(await logits(long)).toEqual(await logits(short));
+    const loaded = nn.loadVisionLanguageModel(dir, { maxPositions: 512 });
+    expect(loaded.config.maxPositions).toBe(512);
+    expect(await logits(loaded)).toEqual(await logits(short));
     const learned = new nn.VisionLanguageModel(tiny({ seed: 3, maxPositions: 64 }));
     await nn.saveCheckpoint(dir, learned);
     const learnedLong = new nn.VisionLanguageModel(tiny({ seed: 3, maxPositions: 256 }));
     expect(() => nn.loadCheckpoint(dir, learnedLong)).toThrow(/different config: maxPositions 64 \(the model has 256\)/);
-    for (const m of [short, long, learned, learnedLong]) m.dispose();
+    expect(() => nn.loadVisionLanguageModel(dir, { maxPositions: 256 })).toThrow(/has learned positions \(a table of 64\): its context cannot become 256/);
+    expect(nn.loadVisionLanguageModel(dir, { maxPositions: 64 }).dispose()).toBeUndefined();
+    for (const m of [short, long, loaded, learned, learnedLong]) m.dispose();
   });
 
   it('a resumed run continues with the same losses as an uninterrupted one (dropout on, AdamW state restored)', async () => {

@@ -40,6 +40,28 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+describe('trimpi run, ToolPolicy (tiny scale)', () => {
+  it('runs every method from a rotary-position base loaded with a 2,048-position context (the policy in context outgrows 1,024)', async () => {
+    const ropeBase = join(work, 'base-rope');
+    const model = new t.nn.VisionLanguageModel(t.nn.preset('tiny', tok.size, { maxPositions: 1024, positionEncoding: 'rope' }).model);
+    await t.nn.saveCheckpoint(ropeBase, model);
+    model.dispose();
+    expect(t.pipeline.contextFor('tool', ropeBase)).toBe(t.pipeline.TOOL_CONTEXT);
+    expect(t.pipeline.contextFor('clevr-t', ropeBase)).toBeUndefined();
+    expect(t.pipeline.contextFor('tool', base)).toBeUndefined(); // learned positions: the table fixes the context
+    const out = join(work, 'tool');
+    const r = await t.pipeline.runPipeline({ ...config(out), setting: 'tool', depth: 0, base: ropeBase }, tok, { log: () => undefined, progress: null, suite: false, report: false });
+    for (const m of t.pipeline.METHOD_NAMES) {
+      expect(r.methods[m]!.n, m).toBe(3); // the tiny scale's test records
+      expect(r.methods[m]!.accuracy).toBeGreaterThanOrEqual(0);
+    }
+    // the in-context row had the rule book in its prompts: over 1,024 positions
+    expect(r.methods['in-context']!.promptTokens).toBeGreaterThan(1024);
+    const trained = t.nn.readManifest(join(out, 'tool', 'stages', 'cot-sft', 'model')).config as { maxPositions: number };
+    expect(trained.maxPositions).toBe(t.pipeline.TOOL_CONTEXT);
+  });
+});
+
 describe('trimpi run (tiny scale)', () => {
   let uninterrupted: t.pipeline.RunResults;
 
