@@ -15,7 +15,7 @@ export {
   log1p, expm1, softplus, logsigmoid, erf, sin, cos, sign, floor, round, lerp,
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, clamp, maskedFill, cast, dropout,
   sum, mean, max, min, prod, variance, std, norm, argmax, argmin, maxWithIndices, minWithIndices, cumsum, topk, sumOfSquares,
-  matmul, linear, softmax, logSoftmax, logsumexp, layerNorm, addLayerNorm, rope,
+  matmul, linear, softmax, logSoftmax, logsumexp, layerNorm, addLayerNorm, rope, ropeInto,
   reshape, permute, transpose, slice, expand, unsqueeze, squeeze, contiguous, concat, stack,
   split, chunk, flip, repeat, tile, tril, triu,
   gather, indexSelect, embedding, oneHot, scatterAdd, crossEntropy, tokenLogProbs, assign, clone, sampleInto,

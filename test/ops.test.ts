@@ -381,6 +381,32 @@ describe('rope (rotary position embedding)', () => {
     }
   });
 
+  it('ropeInto writes the rotation into a strided view (a KV cache\'s slots) and leaves the rest alone', async () => {
+    const [B, H, T, D, cap] = [2, 3, 4, 8, 7];
+    const g = gpuTables(B, T, D / 2, tables(B, T, D / 2, 9));
+    const x = t.permute(t.randn([B, T, H, D]), [0, 2, 1, 3]);
+    const cache = t.randn([2, B, H, cap, D]);
+    const before = await cache.toArray();
+    const slots = t.reshape(t.slice(t.slice(cache, 0, 0, 1), 3, 2, 2 + T), [B, H, T, D]);
+    t.noGrad(() => t.ropeInto(slots, x, g.cos, g.sinSigned));
+    const want = await t.rope(x, g.cos, g.sinSigned).toArray();
+    const after = await cache.toArray();
+    let k = 0;
+    for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let p = 0; p < cap; p++) for (let d = 0; d < D; d++) {
+      const i = (((0 * B + b) * H + h) * cap + p) * D + d;
+      if (p >= 2 && p < 2 + T) expect(after[i]).toBe(want[((b * H + h) * T + (p - 2)) * D + d]);
+      else expect(after[i]).toBe(before[i]);
+      k++;
+    }
+    // the values' half of the cache is untouched
+    expect(Array.from(after.slice(B * H * cap * D))).toEqual(Array.from(before.slice(B * H * cap * D)));
+    expect(k).toBe(B * H * cap * D);
+    const learn = t.randn([B, H, T, D]);
+    learn.requiresGrad = true;
+    expect(() => t.ropeInto(slots, learn, g.cos, g.sinSigned)).toThrow(/ropeInto: an in-place write is not recorded for backward/);
+    expect(() => t.ropeInto(t.randn([B, H, T, 4]), x, g.cos, g.sinSigned)).toThrow(/ropeInto: dst .* must have the shape of x/);
+  });
+
   it('refuses odd head sizes, mismatched tables and tables that require a gradient', () => {
     const x = t.randn([2, 3, 4, 8]);
     const g = gpuTables(2, 4, 4, tables(2, 4, 4, 1));

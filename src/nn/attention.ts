@@ -4,7 +4,7 @@ import { attention } from '../tensor/attention.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import { check, checkNumber, fmtShape } from '../gpu/errors.js';
 import { keep } from '../tensor/memory.js';
-import { assign, ones, permute, reshape, rope, slice, zeros } from '../tensor/ops.js';
+import { assign, ones, permute, reshape, rope, ropeInto, slice, zeros } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Dropout, LayerNorm, Linear, MLP, Module, checkSize, checkStd } from './module.js';
 import { checkOptions, checkTensor } from '../tensor/validate.js';
@@ -132,7 +132,8 @@ export class MultiHeadAttention extends Module {
     const heads = (i: number): Tensor => permute(reshape(slice(qkv, 2, i * C, (i + 1) * C), [B, T, H, D]), [0, 2, 1, 3]);
     const r = masks.rotary;
     const q = r ? rope(heads(0), r.cos, r.sinSigned) : heads(0);
-    let k = r ? rope(heads(1), r.cos, r.sinSigned) : heads(1);
+    // with a cache, the rotated keys are written to it (ropeInto below) and read back from there
+    let k = r && !cache ? rope(heads(1), r.cos, r.sinSigned) : heads(1);
     let v = heads(2);
     if (cache) {
       check(!isGradEnabled() || !x.requiresGrad, op, () => 'the KV-cache path is for generation: run it under noGrad()');
@@ -141,8 +142,8 @@ export class MultiHeadAttention extends Module {
         () => `cache ${fmtShape(e.shape)} cannot take positions [${cache.start}, ${cache.start + T}) of a (2, B, H, T, D) = ${fmtShape([2, B, H, T, D])} input`);
       const at = slice(e, 3, cache.start, cache.start + T);
       if (r) {
-        // rotated keys are new tensors: keys and values go in one copy each
-        assign(slice(at, 0, 0, 1), reshape(k, [1, B, H, T, D]));
+        // keys rotated straight into their slots (from the projection), values copied
+        ropeInto(reshape(slice(at, 0, 0, 1), [B, H, T, D]), heads(1), r.cos, r.sinSigned);
         assign(slice(at, 0, 1, 2), reshape(v, [1, B, H, T, D]));
       } else {
         // this call's keys and values, (B, T, 2C) in the projection, as (2, B, H, T, D): one copy

@@ -1474,7 +1474,28 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?
  * of x is the inverse rotation, the same kernel with the sin term subtracted.
  */
 export function rope(x: Tensor, cos: Tensor, sinSigned: Tensor): Tensor {
-  const op = 'rope';
+  checkRope('rope', x, cos, sinSigned);
+  return record('rope', [x, cos, sinSigned], rotateHalves('rope', x, cos, sinSigned, '+'));
+}
+
+/**
+ * rope(x, cos, sinSigned) written into dst in place (dst: a (B, H, T, D) view of any strides, e.g. a
+ * KV cache's slots): the rotated keys go to the cache in one pass, with no intermediate. Not on the
+ * tape (an in-place write, as assign): for generation under noGrad.
+ */
+export function ropeInto(dst: Tensor, x: Tensor, cos: Tensor, sinSigned: Tensor): void {
+  const op = 'ropeInto';
+  checkTensor(op, 'dst', dst);
+  checkRope(op, x, cos, sinSigned);
+  checkF32(op, dst);
+  check(dst.shape.length === 4 && dst.shape.every((d, i) => d === x.shape[i]), op, () => `dst ${dst.describe()} must have the shape of x ${x.describe()}`);
+  check(dst.buffer !== x.buffer, op, () => 'dst and x share memory: rotate into another tensor');
+  check(!(isGradEnabled() && x.requiresGrad), op, () => 'an in-place write is not recorded for backward: run it under noGrad()');
+  dst.bumpVersion();
+  rotateHalves(op, x, cos, sinSigned, '+', dst);
+}
+
+function checkRope(op: string, x: Tensor, cos: Tensor, sinSigned: Tensor): void {
   checkTensor(op, 'x', x);
   checkTensor(op, 'cos', cos);
   checkTensor(op, 'sinSigned', sinSigned);
@@ -1487,17 +1508,17 @@ export function rope(x: Tensor, cos: Tensor, sinSigned: Tensor): Tensor {
   check(sinSigned.ndim === 5 && [B, 1, T, 2, D / 2].every((d, i) => sinSigned.shape[i] === d), op,
     () => `sinSigned must be (B, 1, T, 2, D/2) = ${fmtShape([B, 1, T, 2, D / 2])} for x ${x.describe()}, got ${sinSigned.describe()}`);
   check(!cos.requiresGrad && !sinSigned.requiresGrad, op, () => 'the rotary tables are constants: they cannot require a gradient');
-  return record(op, [x, cos, sinSigned], rotateHalves(op, x, cos, sinSigned, '+'));
 }
 
-/** out = x·cos ± swap(x)·sinSigned over the (B, H, T, 2, D/2) view of x: '+' rotates, '-' undoes it. */
-function rotateHalves(op: string, x: Tensor, cos: Tensor, sinSigned: Tensor, sign: '+' | '-'): Tensor {
+/** out = x·cos ± swap(x)·sinSigned over the (B, H, T, 2, D/2) view of x: '+' rotates, '-' undoes it. Into `dst` if given. */
+function rotateHalves(op: string, x: Tensor, cos: Tensor, sinSigned: Tensor, sign: '+' | '-', dst?: Tensor): Tensor {
   const [B, H, T, D] = x.shape;
   const half = D / 2;
   const shape5 = [B, H, T, 2, half];
   const [s0, s1, s2, s3] = x.strides;
-  const out = empty(x.shape, 'f32', x.device, op);
-  const outView: View = { buffer: out.buffer, dtype: 'f32', shape: shape5, strides: [H * T * D, T * D, D, half, 1], offset: out.offset };
+  const out = dst ?? empty(x.shape, 'f32', x.device, op);
+  const [o0, o1, o2, o3] = out.strides;
+  const outView: View = { buffer: out.buffer, dtype: 'f32', shape: shape5, strides: [o0, o1, o2, o3 * half, o3], offset: out.offset };
   const xv: View = { buffer: x.buffer, dtype: 'f32', shape: shape5, strides: [s0, s1, s2, s3 * half, s3], offset: x.offset };
   const swapped: View = { ...xv, strides: [s0, s1, s2, -s3 * half, s3], offset: x.offset + s3 * half };
   runMap(x.device, op, { expr: `a * c ${sign} b * d`, compute: 'f32' }, outView,
