@@ -209,6 +209,34 @@ describe('stage 0', () => {
   });
 });
 
+describe('a tool-reading base', () => {
+  it('continues a 1,024-position rotary base at 2,048 positions on random rule books, and evaluates held-out books', async () => {
+    const short = join(work, 'rope-1024');
+    const m = new t.nn.VisionLanguageModel(t.nn.preset('tiny', tok.size, { maxPositions: 1024, positionEncoding: 'rope', imageSize: 64 }).model);
+    await t.nn.saveCheckpoint(short, m);
+    m.dispose();
+    const mix = { crop: 0, describe: 0, sceneqa: 0, policy: 0, tool: 1 };
+    const cfg: t.stages.Stage0Config = { ...tiny, steps: 2, batchSize: 2, evalItems: 2, mixStart: mix, mixEnd: mix, init: short, model: { maxPositions: 2048, positionEncoding: 'rope', imageSize: 64 } };
+    const r = await S.trainStage0(join(work, 'tool-base'), cfg);
+    expect(r.done).toBe(true);
+    expect(r.model.config.maxPositions).toBe(2048);
+    // the examples (up to ~1,700 positions) fit the 2,048-position context, and the loss is logged and finite
+    const pool = new S.PolicyPool(cfg.seed, cfg.poolSize, 0, cfg.pruning);
+    for (const e of [0, 1].flatMap((step) => S.stage0Examples(cfg, pool, step))) {
+      const s = S.encodeExample(tok, e);
+      const positions = s.prompt.length + s.response.length + e.scenes.length * (r.model.patchesPerImage - 1);
+      expect(positions).toBeGreaterThan(1024);
+      expect(positions).toBeLessThanOrEqual(2048);
+    }
+    const lines = readFileSync(join(work, 'tool-base', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss: number });
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.every((l) => Number.isFinite(l.loss))).toBe(true);
+    expect(r.eval!.tool.n).toBe(2);
+    expect(Object.keys(r.eval!.tool.groups)).toEqual(['tool']);
+    r.model.dispose();
+  });
+});
+
 describe('the loss targets', () => {
   it("'text' trains on every text token of prompt and response, 'response' on the answer only", async () => {
     const first = async (targets: 'response' | 'text'): Promise<number> => {
