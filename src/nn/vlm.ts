@@ -9,7 +9,7 @@
 // (VM-CPT masks visual positions) line up with the logits. Images of a batch are passed as one
 // (N, C, H, W) tensor in order of appearance: sequence 0's images first, each in token order.
 import { check, checkNumber, fmtShape } from '../gpu/errors.js';
-import { assign, manualSeed, concat, embedding, indexSelect, linear, permute, reshape, slice, tensor, transpose } from '../tensor/ops.js';
+import { assign, manualSeed, concat, embedding, fmap, indexSelect, linear, permute, reshape, slice, tensor, transpose } from '../tensor/ops.js';
 import { Tensor } from '../tensor/tensor.js';
 import { AttentionMasks, KVCache, TransformerBlock, blockStack, runBlocks } from './attention.js';
 import { Embedding, LayerNorm, Linear, MAX_LAYERS, Module, checkSize, checkStd } from './module.js';
@@ -187,8 +187,9 @@ export function rotaryTables(positions: Tensor, D: number): { cos: Tensor; sinSi
   const [B, T] = positions.shape;
   const theta = tensor(Float32Array.from({ length: D / 2 }, (_, j) => Math.pow(10000, (-2 * j) / D)), { shape: [1, 1, 1, 1, D / 2] });
   const sign = tensor([-1, 1], { shape: [1, 1, 1, 2, 1] });
-  const angles = reshape(positions.cast('f32'), [B, 1, T, 1, 1]).mul(theta); // (B, 1, T, 1, D/2)
-  return { cos: reshape(angles.cos(), [B, 1, T, D / 2]), sinSigned: angles.sin().mul(sign) };
+  const pos = reshape(positions, [B, 1, T, 1, 1]); // i32, converted to f32 in the map
+  // one map each (constants: no gradient), the angle computed in f32 as position · θ
+  return { cos: reshape(fmap('cos(a * b)', pos, theta), [B, 1, T, D / 2]), sinSigned: fmap('sin(a * b) * c', pos, theta, sign) };
 }
 
 /** ViT → projector → causal decoder over text with image patch tokens at the `<image>` places. */
