@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// `node scripts/lookup-learnability.mjs TASK [STEPS] [DIM] [LAYERS]` (after `npm run build`; env POS=learned
+// for learned positions, SHOW=1 to print a few greedy answers): can a small decoder trained from scratch
+// learn one reading skill on text scenes? Batches of 32, AdamW lr 1e-3; every 50 steps the held-out
+// accuracy (96 items, teacher forced). docs/stage0.md ("Run 7") has the figures. TASK:
+//   after   "The objects: <3-6 objects>\nIs there a <value> object?" -> \boxed{yes|no} (even odds, the
+//           type drawn after the answer)      before   the same, the question before the scene
+//   one     the same with one listed object  onecot   one object, the response first copies the asked
+//           attribute ("The material is rubber. \boxed{no}")
+//   copy    one object, "What material?" -> \boxed{its material}
+//   qcopy   one object, "Is there a <value> object?" -> \boxed{<value>} (a copy from the question)
+//   which   3-6 objects, exactly one has the value: "Which object is <value>?" -> \boxed{<that object>}
+import * as t from '../dist/src/index.js';
+import * as B from '../dist/src/trimpi/stages/batch.js';
+import { encodeExample, evaluateExamples } from '../dist/src/trimpi/stages/generation.js';
+import { aggregateLoss } from '../dist/src/trimpi/losses/aggregate.js';
+
+const [task, steps, dim, layers] = [process.argv[2] ?? 'after', Number(process.argv[3] ?? 300), Number(process.argv[4] ?? 64), Number(process.argv[5] ?? 2)];
+await t.init();
+const D = t.data;
+const tok = D.defaultTokenizer();
+const model = new t.nn.VisionLanguageModel(t.nn.preset('cpu', tok.size, { dim, layers, heads: Math.max(1, dim / 32), positionEncoding: process.env.POS ?? 'rope', maxPositions: 256 }).model);
+const trainer = new t.nn.Trainer(model, { lr: 1e-3, minLr: 1e-4, warmupSteps: 20, totalSteps: steps, weightDecay: 0.1, betas: [0.9, 0.95], maxGradNorm: 1, seed: 0 });
+const single = ['one', 'onecot', 'copy', 'qcopy'].includes(task);
+
+/** One item: prompt, gold response, and the two responses whose answer token the accuracy compares (the gold first). */
+function item(r) {
+  const scene = single ? D.sampleScene(r, { minObjects: 1, maxObjects: 1 }) : D.sampleScene(r);
+  const o = scene.objects[0];
+  // the answer first (even odds), then a type and a value that give it
+  const yes = r.bool();
+  const absentOf = (ty) => D.ATTRIBUTE_VALUES[ty].filter((v) => !scene.objects.some((x) => x[ty] === v));
+  const type = r.pick(yes ? D.ATTRIBUTE_TYPES : D.ATTRIBUTE_TYPES.filter((ty) => absentOf(ty).length > 0));
+  const value = r.pick(yes ? [...new Set(scene.objects.map((x) => x[type]))] : absentOf(type));
+  const q = type === 'shape' ? `Is there a ${value}?` : `Is there a ${value} object?`;
+  const text = `The objects: ${scene.objects.map((x) => `There is a ${D.describeObject(x)}.`).join(' ')}`;
+  const yn = (y) => `\\boxed{${y ? 'yes' : 'no'}}`;
+  if (task === 'which') {
+    // a value exactly one listed object has; the answer names that object (a copy keyed by the question's word)
+    const pairs = D.ATTRIBUTE_TYPES.flatMap((ty) => D.ATTRIBUTE_VALUES[ty].filter((v) => scene.objects.filter((x) => x[ty] === v).length === 1).map((v) => [ty, v]));
+    if (pairs.length > 0) {
+      const [ty, v] = r.pick(pairs);
+      const hit = scene.objects.find((x) => x[ty] === v);
+      const other = r.pick(scene.objects.filter((x) => x !== hit));
+      return { prompt: `${text}\nWhich object is ${v}?`, pair: [hit, other].map((x) => `\\boxed{${D.describeObject(x)}}`), whole: true };
+    }
+    return item(r); // no value is unique to one object here: another scene
+  }
+  if (task === 'copy') return { prompt: `${text}\nWhat material?`, pair: [o.material, o.material === 'metal' ? 'rubber' : 'metal'].map((m) => `\\boxed{${m}}`) };
+  if (task === 'qcopy') return { prompt: `${text}\n${q}`, pair: [value, value === 'large' ? 'small' : 'large'].map((m) => `\\boxed{${m}}`) };
+  if (task === 'onecot') {
+    const cot = `The ${type} is ${o[type]}. `;
+    return { prompt: `${text}\n${q}`, pair: [cot + yn(yes), cot + yn(!yes)] };
+  }
+  return { prompt: task === 'before' ? `${q}\n${text}` : `${text}\n${q}`, pair: [yn(yes), yn(!yes)] };
+}
+
+const lossOf = (mb) => {
+  const ti = B.toTargetInputs(model, mb.tb, null);
+  return aggregateLoss(t.neg(B.targetLogProbs(model, ti)), ti.mask, 'token-mean');
+};
+const held = Array.from({ length: 96 }, (_, i) => item(D.rng(1, 'held', i)));
+/** Share of held-out items whose gold answer token outscores the other (the token before the closing brace). */
+async function accuracy() {
+  const seqs = held.flatMap((e) => e.pair.map((resp) => encodeExample(tok, { prompt: e.prompt, response: resp })));
+  const tb = B.targetBatch(model, seqs);
+  const lp = await t.noGrad(() => B.targetLogProbs(model, B.toTargetInputs(model, tb, null))).toArray();
+  let right = 0;
+  held.forEach((_, i) => {
+    // the answer token (before the closing brace), or for 'which' the whole response
+    const score = (row) => (held[i].whole ? Array.from({ length: tb.counts[row] }, (_, k) => lp[row * tb.R + k]).reduce((a, b) => a + b, 0) : lp[row * tb.R + tb.counts[row] - 2]);
+    if (score(2 * i) > score(2 * i + 1)) right++;
+  });
+  return right / held.length;
+}
+const t0 = performance.now();
+for (let s = 0; s < steps; s++) {
+  const ex = Array.from({ length: 32 }, (_, k) => item(D.rng(0, 'train', s, k)));
+  const seqs = ex.map((e) => encodeExample(tok, { prompt: e.prompt, response: e.pair[0] }));
+  const res = trainer.trainStep(B.microBatches(model, seqs, ex, 'response', 4096).map((m) => ({ tb: m.tb })), lossOf);
+  res.gradNorm.dispose();
+  res.skipped.dispose();
+  if (s % 50 === 49 || s === steps - 1) console.log(JSON.stringify({ task, dim, layers, step: s + 1, loss: +(await res.loss.item()).toFixed(3), heldAccuracy: await accuracy(), seconds: Math.round((performance.now() - t0) / 1000) }));
+  res.loss.dispose();
+}
+if (process.env.SHOW) {
+  const ex = held.slice(0, 6).map((e) => ({ task: 'x', group: 'x', prompt: e.prompt, response: '', scenes: [], score: () => 0 }));
+  const r = await evaluateExamples(model, tok, ex, { maxNewTokens: 12, batchSize: 8 });
+  r.items.forEach((it, i) => console.log(JSON.stringify(held[i].prompt.slice(-50)), '->', JSON.stringify(it.output)));
+}
+process.exit(0);
