@@ -90,6 +90,37 @@ describe('version rules', () => {
     }
     expect(toolPolicyText('override')).toContain('If credits <= 250, use OCR_v1.'.replace('If', 'if'));
   });
+
+  it('render the appendix text word for word (the rules are data; the MPI target\'s text must not drift)', () => {
+    const ocr = (v: number[]): string[] => [`OCR: if credits <= 250, use OCR_v${v[0]}.`, `OCR: if 250 < credits <= 750, use OCR_v${v[1]} if account_type is A or B, else OCR_v${v[2]}.`,
+      `OCR: if credits > 750, use OCR_v${v[3]} if age < 21, else OCR_v${v[4]}.`];
+    const appendix = (o: string[]): string[] => [
+      'ImageDescription: if account_type is A, use ImageDescription_v5.',
+      'ImageDescription: if account_type is B or C, use ImageDescription_v4 if credits > 500, else ImageDescription_v3.',
+      'ImageDescription: if account_type is D, use ImageDescription_v2 if credits > 500, else ImageDescription_v1.',
+      ...o,
+      'OCR: if the image contains mathematical expressions, use MathOCR instead.',
+      'GoogleSearch: if age < 21, use GoogleSearch_v1.',
+      'GoogleSearch: if age >= 21, use GoogleSearch_v2 if credits < 500, else GoogleSearch_v3.',
+      'TextToImage: if account_type is A, B or C, use TextToImage_v1.',
+      'TextToImage: if account_type is D, use TextToImage_v2 if credits > 500, else TextToImage_v3.',
+      'RegionAttributeDescription: if account_type is A or B, use RegionAttributeDescription_v2.',
+      'RegionAttributeDescription: if account_type is C or D, use RegionAttributeDescription_v1.',
+      'CountGivenObject: if credits < 250, use CountGivenObject_v1.',
+      'CountGivenObject: if 250 <= credits < 500, use CountGivenObject_v2.',
+      'CountGivenObject: if 500 <= credits < 750, use CountGivenObject_v3.',
+      'CountGivenObject: if credits >= 750, use CountGivenObject_v4.',
+      'ImageStylization: if age < 21, use ImageStylization_v1.',
+      'ImageStylization: if 21 <= age < 60, use ImageStylization_v2.',
+      'ImageStylization: if age >= 60, use ImageStylization_v3.',
+      'Tip: with several images, describe each image that has not been described yet with ImageDescription before using other tools.',
+      'Tip: get a bbox with TextToBbox before using RegionAttributeDescription.',
+      'Tip: use the exact image names as arguments.',
+      'Tip: for GoogleSearch, use k = 1 for a closed question and k = 4 for an open question.',
+    ];
+    expect(ruleTexts()).toEqual(appendix(ocr([5, 4, 3, 2, 1])));
+    expect(ruleTexts('override')).toEqual(appendix(ocr([1, 2, 3, 4, 5])));
+  });
 });
 
 // ---- an independent reading of a rule book's text: what the model reads is what scoring uses ----
