@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// `node scripts/lookup-learnability.mjs TASK [STEPS] [DIM] [LAYERS]` (after `npm run build`; env POS=learned
-// for learned positions, SHOW=1 to print a few greedy answers): can a small decoder trained from scratch
+// `node scripts/lookup-learnability.mjs TASK [STEPS] [DIM] [LAYERS]` (after `npm run build`; env LR (default 1e-3), WD (weight decay, 0.1), POS=learned
+// for learned positions, PLAIN=1 for bare yes / no answers, SHOW=1 to print a few greedy answers): can a small decoder trained from scratch
 // learn one reading skill on text scenes? Batches of 32, AdamW lr 1e-3; every 50 steps the held-out
 // accuracy (96 items, teacher forced). docs/stage0.md ("Run 7") has the figures. TASK:
 //   after   "The objects: <3-6 objects>\nIs there a <value> object?" -> \boxed{yes|no} (even odds, the
@@ -20,7 +20,7 @@ await t.init();
 const D = t.data;
 const tok = D.defaultTokenizer();
 const model = new t.nn.VisionLanguageModel(t.nn.preset('cpu', tok.size, { dim, layers, heads: Math.max(1, dim / 32), positionEncoding: process.env.POS ?? 'rope', maxPositions: 256 }).model);
-const trainer = new t.nn.Trainer(model, { lr: 1e-3, minLr: 1e-4, warmupSteps: 20, totalSteps: steps, weightDecay: 0.1, betas: [0.9, 0.95], maxGradNorm: 1, seed: 0 });
+const trainer = new t.nn.Trainer(model, { lr: Number(process.env.LR ?? 1e-3), minLr: Number(process.env.LR ?? 1e-3) / 10, warmupSteps: 20, totalSteps: steps, weightDecay: Number(process.env.WD ?? 0.1), betas: [0.9, 0.95], maxGradNorm: 1, seed: 0 });
 const single = ['one', 'onecot', 'copy', 'qcopy'].includes(task);
 
 /** One item: prompt, gold response, and the two responses whose answer token the accuracy compares (the gold first). */
@@ -34,7 +34,8 @@ function item(r) {
   const value = r.pick(yes ? [...new Set(scene.objects.map((x) => x[type]))] : absentOf(type));
   const q = type === 'shape' ? `Is there a ${value}?` : `Is there a ${value} object?`;
   const text = `The objects: ${scene.objects.map((x) => `There is a ${D.describeObject(x)}.`).join(' ')}`;
-  const yn = (y) => `\\boxed{${y ? 'yes' : 'no'}}`;
+  // PLAIN=1: the bare words "yes" / "no" (in a box they are the tokens "{yes" / "{no", always followed by "}")
+  const yn = (y) => (process.env.PLAIN ? (y ? 'yes' : 'no') : `\\boxed{${y ? 'yes' : 'no'}}`);
   if (task === 'which') {
     // a value exactly one listed object has; the answer names that object (a copy keyed by the question's word)
     const pairs = D.ATTRIBUTE_TYPES.flatMap((ty) => D.ATTRIBUTE_VALUES[ty].filter((v) => scene.objects.filter((x) => x[ty] === v).length === 1).map((v) => [ty, v]));
@@ -67,8 +68,8 @@ async function accuracy() {
   const lp = await t.noGrad(() => B.targetLogProbs(model, B.toTargetInputs(model, tb, null))).toArray();
   let right = 0;
   held.forEach((_, i) => {
-    // the answer token (before the closing brace), or for 'which' the whole response
-    const score = (row) => (held[i].whole ? Array.from({ length: tb.counts[row] }, (_, k) => lp[row * tb.R + k]).reduce((a, b) => a + b, 0) : lp[row * tb.R + tb.counts[row] - 2]);
+    // the answer token (before the closing brace and the end-of-sequence token), or for 'which' the whole response
+    const score = (row) => (held[i].whole ? Array.from({ length: tb.counts[row] }, (_, k) => lp[row * tb.R + k]).reduce((a, b) => a + b, 0) : lp[row * tb.R + tb.counts[row] - (process.env.PLAIN ? 2 : 3)]);
     if (score(2 * i) > score(2 * i + 1)) right++;
   });
   return right / held.length;
