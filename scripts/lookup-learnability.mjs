@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `node scripts/lookup-learnability.mjs TASK [STEPS] [DIM] [LAYERS]` (after `npm run build`; env LR (default 1e-3), WD (weight decay, 0.1), POS=learned
-// for learned positions, PLAIN=1 for bare yes / no answers, SHOW=1 to print a few greedy answers): can a small decoder trained from scratch
+// for learned positions, PLAIN=1 for bare yes / no answers, ALT=1 to name the asked value by a token no scene holds, SHOW=1 to print a few greedy answers): can a small decoder trained from scratch
 // learn one reading skill on text scenes? Batches of 32, AdamW lr 1e-3; every 50 steps the held-out
 // accuracy (96 items, teacher forced). docs/stage0.md ("Run 7") has the figures. TASK:
 //   after   "The objects: <3-6 objects>\nIs there a <value> object?" -> \boxed{yes|no} (even odds, the
@@ -32,7 +32,9 @@ function item(r) {
   const absentOf = (ty) => D.ATTRIBUTE_VALUES[ty].filter((v) => !scene.objects.some((x) => x[ty] === v));
   const type = r.pick(yes ? D.ATTRIBUTE_TYPES : D.ATTRIBUTE_TYPES.filter((ty) => absentOf(ty).length > 0));
   const value = r.pick(yes ? [...new Set(scene.objects.map((x) => x[type]))] : absentOf(type));
-  const q = type === 'shape' ? `Is there a ${value}?` : `Is there a ${value} object?`;
+  // ALT=1: the question names the value as the token "{metal" (written \boxed{metal}), a token no scene holds
+  const said = process.env.ALT ? `\\boxed{${value}}` : value;
+  const q = type === 'shape' ? `Is there a ${said}?` : `Is there a ${said} object?`;
   const text = `The objects: ${scene.objects.map((x) => `There is a ${D.describeObject(x)}.`).join(' ')}`;
   // PLAIN=1: the bare words "yes" / "no" (in a box they are the tokens "{yes" / "{no", always followed by "}")
   const yn = (y) => (process.env.PLAIN ? (y ? 'yes' : 'no') : `\\boxed{${y ? 'yes' : 'no'}}`);
