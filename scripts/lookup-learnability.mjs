@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `node scripts/lookup-learnability.mjs TASK [STEPS] [DIM] [LAYERS]` (after `npm run build`; env LR (default 1e-3), WD (weight decay, 0.1), POS=learned
-// for learned positions, PLAIN=1 for bare yes / no answers, ALT=1 to name the asked value by a token no scene holds, SHOW=1 to print a few greedy answers): can a small decoder trained from scratch
+// for learned positions, PLAIN=1 for bare yes / no answers, ALT=1 to name the asked value by a token no scene holds, MATERIAL=metal|both to ask only about materials (CURRIC=N: metal for N steps, then both), SHOW=1 to print a few greedy answers): can a small decoder trained from scratch
 // learn one reading skill on text scenes? Batches of 32, AdamW lr 1e-3; every 50 steps the held-out
 // accuracy (96 items, teacher forced). docs/stage0.md ("Run 7") has the figures. TASK:
 //   after   "The objects: <3-6 objects>\nIs there a <value> object?" -> \boxed{yes|no} (even odds, the
@@ -30,8 +30,13 @@ function item(r) {
   // the answer first (even odds), then a type and a value that give it
   const yes = r.bool();
   const absentOf = (ty) => D.ATTRIBUTE_VALUES[ty].filter((v) => !scene.objects.some((x) => x[ty] === v));
-  const type = r.pick(yes ? D.ATTRIBUTE_TYPES : D.ATTRIBUTE_TYPES.filter((ty) => absentOf(ty).length > 0));
-  const value = r.pick(yes ? [...new Set(scene.objects.map((x) => x[type]))] : absentOf(type));
+  // MATERIAL=metal: always "Is there a metal object?" (the answer is the object's material: first order);
+  // MATERIAL=both: metal or rubber asked at random (the answer is an XOR of the two words)
+  const types = process.env.MATERIAL ? ['material'] : D.ATTRIBUTE_TYPES;
+  const type = r.pick(yes ? types : types.filter((ty) => absentOf(ty).length > 0));
+  const pool = yes ? [...new Set(scene.objects.map((x) => x[type]))] : absentOf(type);
+  const value = process.env.MATERIAL === 'metal' ? 'metal' : r.pick(pool);
+  if (process.env.MATERIAL === 'metal' && !pool.includes('metal')) return item(r);
   // ALT=1: the question names the value as the token "{metal" (written \boxed{metal}), a token no scene holds
   const said = process.env.ALT ? `\\boxed{${value}}` : value;
   const q = type === 'shape' ? `Is there a ${said}?` : `Is there a ${said} object?`;
@@ -77,7 +82,10 @@ async function accuracy() {
   return right / held.length;
 }
 const t0 = performance.now();
+// CURRIC=N (with MATERIAL=both): the first N steps ask only about metal, the rest about either material
+const curriculum = Number(process.env.CURRIC ?? 0);
 for (let s = 0; s < steps; s++) {
+  if (curriculum) process.env.MATERIAL = s < curriculum ? 'metal' : 'both';
   const ex = Array.from({ length: 32 }, (_, k) => item(D.rng(0, 'train', s, k)));
   const seqs = ex.map((e) => encodeExample(tok, { prompt: e.prompt, response: e.pair[0] }));
   const res = trainer.trainStep(B.microBatches(model, seqs, ex, 'response', 4096).map((m) => ({ tb: m.tb })), lossOf);
