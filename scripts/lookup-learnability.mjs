@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `node scripts/lookup-learnability.mjs TASK [STEPS] [DIM] [LAYERS]` (after `npm run build`; env LR (default 1e-3), WD (weight decay, 0.1), POS=learned
-// for learned positions, PLAIN=1 for bare yes / no answers, ALT=1 to name the asked value by a token no scene holds, MATERIAL=metal|both to ask only about materials (CURRIC=N: metal for N steps, then both; CURRIC alone: each type's first value asked for N steps, then any), SHOW=1 to print a few greedy answers): can a small decoder trained from scratch
+// for learned positions, PLAIN=1 for bare yes / no answers, ALT=1 to name the asked value by a token no scene holds, MATERIAL=metal|both to ask only about materials (CURRIC=N: metal for N steps, then both; CURRIC alone: each type's first value asked for N steps, then any; CYCLE=N: one asked value a batch, cycling through all sixteen, for N steps), SHOW=1 to print a few greedy answers): can a small decoder trained from scratch
 // learn one reading skill on text scenes? Batches of 32, AdamW lr 1e-3; every 50 steps the held-out
 // accuracy (96 items, teacher forced). docs/stage0.md ("Run 7") has the figures. TASK:
 //   after   "The objects: <3-6 objects>\nIs there a <value> object?" -> \boxed{yes|no} (even odds, the
@@ -33,11 +33,14 @@ function item(r) {
   // MATERIAL=metal: always "Is there a metal object?" (the answer is the object's material: first order);
   // MATERIAL=both: metal or rubber asked at random (the answer is an XOR of the two words)
   const types = process.env.MATERIAL ? ['material'] : D.ATTRIBUTE_TYPES;
-  const type = r.pick(yes ? types : types.filter((ty) => absentOf(ty).length > 0));
+  let type = r.pick(yes ? types : types.filter((ty) => absentOf(ty).length > 0));
   const pool = yes ? [...new Set(scene.objects.map((x) => x[type]))] : absentOf(type);
-  // FIXED=1 (set by CURRIC without MATERIAL): each type's first value is the one asked
-  const value = process.env.MATERIAL === 'metal' ? 'metal' : process.env.FIXED === '1' ? D.ATTRIBUTE_VALUES[type][0] : r.pick(pool);
-  if (process.env.FIXED === '1' && single) {
+  // FIXED=1 (set by CURRIC without MATERIAL): each type's first value is the one asked; ASK=type:value
+  // (set by CYCLE): that value, whatever the scene
+  const asked = process.env.ASK ? process.env.ASK.split(':') : null;
+  const value = asked ? asked[1] : process.env.MATERIAL === 'metal' ? 'metal' : process.env.FIXED === '1' ? D.ATTRIBUTE_VALUES[type][0] : r.pick(pool);
+  if ((process.env.FIXED === '1' || asked) && single) {
+    if (asked) type = asked[0];
     const y = o[type] === value;
     const qq = type === 'shape' ? `Is there a ${value}?` : `Is there a ${value} object?`;
     return { prompt: `The objects: There is a ${D.describeObject(o)}.\n${qq}`, pair: [y, !y].map((b) => `\\boxed{${b ? 'yes' : 'no'}}`) };
@@ -90,9 +93,13 @@ async function accuracy() {
 const t0 = performance.now();
 // CURRIC=N (with MATERIAL=both): the first N steps ask only about metal, the rest about either material
 const curriculum = Number(process.env.CURRIC ?? 0);
+const cycle = Number(process.env.CYCLE ?? 0);
+const allValues = D.ATTRIBUTE_TYPES.flatMap((ty) => D.ATTRIBUTE_VALUES[ty].map((v) => `${ty}:${v}`));
 for (let s = 0; s < steps; s++) {
   if (curriculum && process.env.MATERIAL) process.env.MATERIAL = s < curriculum ? 'metal' : 'both';
   if (curriculum && !process.env.MATERIAL) process.env.FIXED = s < curriculum ? '1' : '0';
+  // CYCLE=N: for the first N steps each batch asks one value, cycling through all sixteen; then any
+  if (cycle) process.env.ASK = s < cycle ? allValues[s % allValues.length] : '';
   const ex = Array.from({ length: 32 }, (_, k) => item(D.rng(0, 'train', s, k)));
   const seqs = ex.map((e) => encodeExample(tok, { prompt: e.prompt, response: e.pair[0] }));
   const res = trainer.trainStep(B.microBatches(model, seqs, ex, 'response', 4096).map((m) => ({ tb: m.tb })), lossOf);
