@@ -132,8 +132,9 @@ export class MultiHeadAttention extends Module {
     const heads = (i: number): Tensor => permute(reshape(slice(qkv, 2, i * C, (i + 1) * C), [B, T, H, D]), [0, 2, 1, 3]);
     const r = masks.rotary;
     const q = r ? rope(heads(0), r.cos, r.sinSigned) : heads(0);
+    const kProj = heads(1);
     // with a cache, the rotated keys are written to it (ropeInto below) and read back from there
-    let k = r && !cache ? rope(heads(1), r.cos, r.sinSigned) : heads(1);
+    let k = r && !cache ? rope(kProj, r.cos, r.sinSigned) : kProj;
     let v = heads(2);
     if (cache) {
       check(!isGradEnabled() || !x.requiresGrad, op, () => 'the KV-cache path is for generation: run it under noGrad()');
@@ -143,7 +144,7 @@ export class MultiHeadAttention extends Module {
       const at = slice(e, 3, cache.start, cache.start + T);
       if (r) {
         // keys rotated straight into their slots (from the projection), values copied
-        ropeInto(reshape(slice(at, 0, 0, 1), [B, H, T, D]), heads(1), r.cos, r.sinSigned);
+        ropeInto(reshape(slice(at, 0, 0, 1), [B, H, T, D]), kProj, r.cos, r.sinSigned);
         assign(slice(at, 0, 1, 2), reshape(v, [1, B, H, T, D]));
       } else {
         // this call's keys and values, (B, T, 2C) in the projection, as (2, B, H, T, D): one copy

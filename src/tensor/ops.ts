@@ -1457,12 +1457,17 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?
   const rstd = empty([rows], 'f32', dev);
   runLayerNorm(dev, 'layerNorm', out, meanT, rstd, xc, wc, bc, rows, D, eps);
   for (const [c, o] of [[xc, x], [wc, weight], [bc, bias]] as const) if (c && c !== o) c.dispose();
+  return recordLayerNorm(x, weight ?? null, bias ?? null, out, meanT, rstd, rows, D);
+}
+
+/** Puts out = layerNorm(x) on the tape with the row statistics its backward reads, or frees them when no gradient is due. */
+function recordLayerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, out: Tensor, meanT: Tensor, rstd: Tensor, rows: number, D: number): Tensor {
   if (!isGradEnabled() || ![x, weight, bias].some((t) => t?.requiresGrad)) {
     meanT.dispose();
     rstd.dispose();
     return out;
   }
-  return record('layerNorm', [x, weight ?? null, bias ?? null], out, { mean: meanT, rstd, rows, D });
+  return record('layerNorm', [x, weight, bias], out, { mean: meanT, rstd, rows, D });
 }
 
 /**
@@ -1563,12 +1568,7 @@ export function addLayerNorm(x: Tensor, y: Tensor, weight: Tensor | null, bias: 
   runLayerNorm(dev, op, out, meanT, rstd, xc, wc, bc, rows, D, eps, { y: yc, sum: sumT });
   for (const [c, o] of [[xc, x], [yc, y], [wc, weight], [bc, bias]] as const) if (c && c !== o) c.dispose();
   const sum = record('add', [x, y], sumT);
-  if (!isGradEnabled() || ![sum, weight, bias].some((t) => t?.requiresGrad)) {
-    meanT.dispose();
-    rstd.dispose();
-    return { sum, out };
-  }
-  return { sum, out: record('layerNorm', [sum, weight, bias], out, { mean: meanT, rstd, rows, D }) };
+  return { sum, out: recordLayerNorm(sum, weight, bias, out, meanT, rstd, rows, D) };
 }
 
 /** [dx, dweight, dbias] for layerNorm: dx by the fused row kernel, dweight/dbias as column sums. */

@@ -248,6 +248,8 @@ export async function runPipeline(config: RunConfig, tok: Tokenizer, hooks: RunH
 
   const stageDir = (s: StageName): string => join(root, 'stages', s);
   const modelDir = (s: StageName | 'base'): string => (s === 'base' ? config.base : join(stageDir(s), 'model'));
+  // every model of the run (base, stages, RL reference) is loaded with one context
+  const context = { maxPositions: contextFor(config.setting, config.base) };
   const summaries: Record<string, StageSummary> = {};
 
   for (const s of stagesFor(config.methods)) {
@@ -257,7 +259,7 @@ export async function runPipeline(config: RunConfig, tok: Tokenizer, hooks: RunH
       log(`stage ${s}: done (${summaries[s].seconds.toFixed(0)} s), skipped`);
       continue;
     }
-    summaries[s] = await runStage(s, config, scale, data, tok, modelDir, stageDir(s), bar, log);
+    summaries[s] = await runStage(s, config, scale, data, tok, modelDir, context, stageDir(s), bar, log);
     writeJsonAtomic(done, summaries[s]);
     const sm = summaries[s];
     log(`stage ${s}: ${sm.steps} steps in ${sm.seconds.toFixed(0)} s` +
@@ -278,7 +280,7 @@ export async function runPipeline(config: RunConfig, tok: Tokenizer, hooks: RunH
     let r: AccuracyResult;
     if (existsSync(path)) r = JSON.parse(readFileSync(path, 'utf8')) as AccuracyResult;
     else {
-      const model = loadVisionLanguageModel(loadable(modelDir(spec.stage)) ?? modelDir(spec.stage), { maxPositions: contextFor(config.setting, config.base) });
+      const model = loadVisionLanguageModel(loadable(modelDir(spec.stage)) ?? modelDir(spec.stage), context);
       try {
         r = await evaluateAccuracy(model, tok, data, { withPolicy: spec.withPolicy, maxNewTokens: scale.evalMaxNewTokens, limit: scale.evalLimit || undefined });
       } finally {
@@ -312,14 +314,13 @@ export function contextFor(setting: string, base: string): number | undefined {
 /** Trains one stage from its parent's final model; resumable from stages/<s>/resume. */
 async function runStage(
   s: StageName, config: RunConfig, scale: ScaleConfig, data: MpiData, tok: Tokenizer,
-  modelDir: (s: StageName | 'base') => string, dir: string,
+  modelDir: (s: StageName | 'base') => string, context: { maxPositions?: number }, dir: string,
   bar: (label: string, unit: string) => (d: number, t: number, extra?: string) => void, log: (l: string) => void,
 ): Promise<StageSummary> {
   const spec = STAGES[s];
   mkdirSync(dir, { recursive: true });
   const parent = loadable(modelDir(spec.from));
   if (!parent) throw new TrimpiError('trimpi run', `stage ${s} needs the model of ${spec.from} (${modelDir(spec.from)}), which is missing`);
-  const context = { maxPositions: contextFor(config.setting, config.base) };
   const model = loadVisionLanguageModel(parent, context);
   const resumeDir = join(dir, 'resume');
   const metricsPath = join(dir, 'metrics.jsonl');

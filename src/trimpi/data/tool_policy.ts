@@ -183,11 +183,15 @@ const TIPS = [
 
 /** The texts of every rule of a rule book, in order (rule n is element n - 1): version rules, the math rule after the last OCR rule, the tips. */
 export function ruleTexts(rules: RuleSet | ToolRules = 'default'): string[] {
-  const { versions } = toolRules(rules);
-  const out = versions.map(versionRuleText);
-  const lastOcr = versions.map((v) => v.tool).lastIndexOf('OCR');
-  out.splice(lastOcr + 1, 0, MATH_RULE);
+  const book = toolRules(rules);
+  const out = book.versions.map(versionRuleText);
+  out.splice(mathIndex(book), 0, MATH_RULE);
   return [...out, ...TIPS];
+}
+
+/** The math rule's place among the rule texts (0-based): right after the last OCR rule; later version rules are numbered one further. */
+function mathIndex(book: ToolRules): number {
+  return book.versions.map((v) => v.tool).lastIndexOf('OCR') + 1;
 }
 
 /** The numbers of a rule book's math rule and tips (1-based). */
@@ -201,9 +205,9 @@ export interface SpecialRules {
 
 /** Where the math rule and the tips fall in a rule book. */
 export function specialRules(rules: RuleSet | ToolRules = 'default'): SpecialRules {
-  const { versions } = toolRules(rules);
-  const n = versions.length + 1;
-  return { math: versions.map((v) => v.tool).lastIndexOf('OCR') + 2, describeFirst: n + 1, bboxFirst: n + 2, exactNames: n + 3, searchK: n + 4 };
+  const book = toolRules(rules);
+  const n = book.versions.length + 1; // version rules and the math rule; the tips follow
+  return { math: mathIndex(book) + 1, describeFirst: n + 1, bboxFirst: n + 2, exactNames: n + 3, searchK: n + 4 };
 }
 
 /** Rule numbers (1-based) of the tips in the target policy. */
@@ -216,14 +220,12 @@ export const TIP_RULES = { describeFirst: 21, bboxFirst: 22, exactNames: 23, sea
 export function toolVersion(type: ToolType, p: Profile, opts: { math?: boolean; rules?: RuleSet | ToolRules } = {}): { name: string; rule: number | null } {
   const book = toolRules(opts.rules);
   if (type === 'OCR' && opts.math) return { name: 'MathOCR', rule: specialRules(book).math };
-  const i = book.versions.findIndex((v) => v.tool === type && passes(v.when, p));
   if (!(VERSIONED_TOOLS as readonly string[]).includes(type)) return { name: type, rule: null };
+  const i = book.versions.findIndex((v) => v.tool === type && passes(v.when, p));
   check(i >= 0, 'toolVersion', () => `no rule of the rule book covers ${type} for ${JSON.stringify(p)}`);
   const v = book.versions[i];
   const version = typeof v.use === 'number' ? v.use : passes(v.use.test, p) ? v.use.then : v.use.otherwise;
-  // the math rule sits after the last OCR rule: rules after it are numbered one further
-  const rule = i + 1 + (i > book.versions.map((x) => x.tool).lastIndexOf('OCR') ? 1 : 0);
-  return { name: `${type}_v${version}`, rule };
+  return { name: `${type}_v${version}`, rule: i + 1 + (i >= mathIndex(book) ? 1 : 0) };
 }
 
 // ---- random rule books (stage 0 reads them in context; never the target's) -----------------------------
