@@ -180,6 +180,49 @@ describe('stage 0', () => {
     expect(S.stage0EvalExamples(tiny, 2).some((e) => e.task === 'tool' || e.task === 'sceneqa-text')).toBe(false);
   });
 
+  it('the lookup drill: gold answers read back from the scene, yes and no balanced, the curriculum asks its phases', async () => {
+    const words = (o: { size: string; color: string; material: string; shape: string }): string[] => [o.size, o.color, o.material, o.shape];
+    let yes = 0;
+    for (let i = 0; i < 200; i++) {
+      const sceneAs = i % 2 === 0 ? 'text' : 'image';
+      const ask = i < 100 ? { type: '*' as const, value: '*' } : { type: 'color' as const, value: 'cyan' };
+      const e = S.lookupExample(t.data.rng(6, 'lookup', i), sceneAs, ask, { minObjects: 1, maxObjects: 4 });
+      const q = /\nIs there an? (\w+)(?: object)?\?$/.exec(e.prompt)!;
+      expect(q, e.prompt).not.toBeNull();
+      if (i >= 100) expect(q[1]).toBe('cyan');
+      // the scene as listed in the prompt (text) or as rendered (image); the answer is whether one object has the word
+      const objects = sceneAs === 'text' ? [...e.prompt.matchAll(/There is a (\w+) (\w+) (\w+) (\w+)\./g)].map((m) => m.slice(1, 5)) : e.scenes[0].objects.map(words);
+      expect(objects.length).toBeGreaterThanOrEqual(1);
+      expect(objects.length).toBeLessThanOrEqual(4);
+      const has = objects.some((o) => o.includes(q[1]));
+      expect(e.response).toBe(`\\boxed{${has ? 'yes' : 'no'}}`);
+      expect(e.score(e.response)).toBe(1);
+      expect(e.score(`\\boxed{${has ? 'no' : 'yes'}}`)).toBe(0);
+      expect(e.scenes).toHaveLength(sceneAs === 'image' ? 1 : 0);
+      if (has) yes++;
+    }
+    expect(yes).toBeGreaterThan(70);
+    expect(yes).toBeLessThan(130);
+    // phases by step: metal for 3 steps, then any material for 2 (re-asking metal at the replay rate), then anything
+    const cur = { phases: [{ type: 'material' as const, value: 'metal', steps: 3 }, { type: 'material' as const, value: '*', steps: 2 }], replay: 0.5 };
+    expect(S.lookupAsk(cur, 2, t.data.rng(1))).toEqual({ type: 'material', value: 'metal' });
+    const fourth = Array.from({ length: 40 }, (_, i) => S.lookupAsk(cur, 4, t.data.rng(1, i)).value);
+    expect(fourth.includes('metal') && fourth.includes('*')).toBe(true);
+    expect(S.lookupAsk(cur, 5, t.data.rng(1))).toEqual({ type: '*', value: '*' });
+    const drill = { ...tiny, lookup: cur, mixStart: { crop: 0, describe: 0, sceneqa: 0, policy: 0, lookupText: 1 }, mixEnd: { crop: 0, describe: 0, sceneqa: 0, policy: 0, lookupText: 1 } };
+    for (const e of S.stage0Examples(drill, new S.PolicyPool(0, 20), 0)) expect(e.prompt).toMatch(/Is there a metal object\?$/);
+    expect(S.stage0EvalExamples(drill, 2).filter((e) => e.task === 'lookup').map((e) => e.group)).toEqual(['lookup/text', 'lookup/text']);
+    // and the held-out evaluation scores it
+    const model = new t.nn.VisionLanguageModel(t.nn.preset('tiny', tok.size, { imageSize: 64, maxPositions: 256 }).model);
+    const ev = await S.evaluateStage0(model, tok, { ...drill, policyKinds: [] }, 1);
+    expect(ev.lookup.groups['lookup/text'].n).toBe(1);
+    model.dispose();
+    // a misspelt phase is refused before training starts
+    expect(() => S.checkLookupCurriculum({ phases: [{ type: 'colour' as never, value: 'red', steps: 5 }] }, 'trainStage0')).toThrow(/lookup.phases\[0\] asks "colour": "red"/);
+    expect(() => S.checkLookupCurriculum({ phases: [{ type: 'color', value: 'metal', steps: 5 }] }, 'trainStage0')).toThrow(/expected a type of/);
+    expect(() => S.checkLookupCurriculum({ phases: [{ type: 'color', value: 'red', steps: 0 }] }, 'trainStage0')).toThrow(/steps must be a positive integer/);
+  });
+
   it('trains, resumes to the same weights, and evaluates on held-out items', async () => {
     const full = join(work, 'full');
     const a = await S.trainStage0(full, tiny, { noEval: false });
@@ -253,7 +296,7 @@ describe('the loss targets', () => {
 });
 
 describe('the model card', () => {
-  it('names the recipe, the model overrides, the init weights, the text-scene, checks, text SceneQA and tool-book tasks with their held-out groups', () => {
+  it('names the recipe, the model overrides, the init weights, the text-scene, checks, text SceneQA, tool-book and lookup tasks with their held-out groups', () => {
     const dir = join(work, 'card');
     mkdirSync(dir, { recursive: true });
     const cfg: t.stages.Stage0Config = { ...tiny, model: { positionEncoding: 'rope', mergeSize: 2 }, init: 'models/base-cpu',
@@ -273,6 +316,12 @@ describe('the model card', () => {
     expect(card).toContain('cross-entropy on the response tokens');
     S.writeModelCard(dir, { ...cfg, targets: 'text' }, ev, 60);
     expect(readFileSync(join(dir, 'README.md'), 'utf8')).toContain('cross-entropy on the text tokens of prompt and response');
+    // the lookup drill with its curriculum, and its held-out group
+    const drill = { ...cfg, mixStart: { ...cfg.mixStart, lookupText: 0.5, lookupImage: 0.3 }, lookup: { phases: [{ type: 'material' as const, value: 'metal', steps: 40 }, { type: 'color' as const, value: '*', steps: 60 }], replay: 0.5 } };
+    S.writeModelCard(dir, drill, { ...ev, lookup: { accuracy: 1, n: 2, groups: { 'lookup/text': { accuracy: 1, n: 2 } }, items: [] } }, 60);
+    const drillCard = readFileSync(join(dir, 'README.md'), 'utf8');
+    expect(drillCard).toContain('about a scene given as text (0.5 → 0) or as an image (0.3 → 0), yes and no at even odds; asked values by step: metal 40, any color 60, then any (re-asking earlier phases 0.5 of the time)');
+    expect(drillCard).toContain('| lookup/text | 100.0% | 2 |');
   });
 });
 

@@ -3,15 +3,15 @@
 import { Condition, Policy, PolicyMode, PolicyPruning, clevrQuery, clevrResponse, conditionText, observationText, policyText, randomPolicies, reachableCases, scoreClevr } from '../data/clevr_policy.js';
 import { policyCropScenes } from '../data/render.js';
 import { Rng, rng } from '../data/rng.js';
-import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, Scene, SceneOptions, cropScene, describeObject, randomAttributes, sampleScene } from '../data/scene.js';
-import { QaKind, sceneQaPrompt, sceneQaResponse, sceneQuestion, scoreSceneQa } from '../data/sceneqa.js';
+import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, AttributeType, ObjectAttributes, Scene, SceneOptions, cropScene, describeObject, randomAttributes, resolveSceneOptions, sampleScene } from '../data/scene.js';
+import { QaKind, filterPhrase, sceneQaPrompt, sceneQaResponse, sceneQuestion, scoreSceneQa } from '../data/sceneqa.js';
 import { sceneForCase } from '../data/clevr_policy.js';
 import { ToolRules, randomToolRules, scoreToolCall, toolPolicyText, toolPrompt, toolSample } from '../data/tool_policy.js';
 import { check } from '../../gpu/errors.js';
 
 /** One example: a prompt with one `<image>` per scene (in order), the gold response, and how to score an output. */
 export interface TextExample {
-  task: 'crop' | 'describe' | 'sceneqa' | 'sceneqa-text' | 'checks' | 'policy' | 'policy-text' | 'tool';
+  task: 'crop' | 'describe' | 'sceneqa' | 'sceneqa-text' | 'lookup' | 'checks' | 'policy' | 'policy-text' | 'tool';
   prompt: string;
   response: string;
   /** Scenes for the prompt's `<image>` places, in order (policy crops first, then the image). */
@@ -79,6 +79,42 @@ export function sceneQaTextExample(r: Rng, kind?: QaKind): TextExample {
   return {
     task: 'sceneqa-text', group: `sceneqa-text/${q.kind}`, prompt: `The objects: ${sceneAsText(scene)}\n${q.question}`,
     response: sceneQaResponse(q), scenes: [], score: (o) => Number(scoreSceneQa(o, q.answer).correct),
+  };
+}
+
+/** The value a lookup drill asks about: an attribute type and one of its values; '*' draws either uniformly. */
+export interface LookupAsk {
+  type: AttributeType | '*';
+  value: string;
+}
+
+/**
+ * The existence lookup, drilled so that it can be learned: "<scene>\nIs there a metal object?" →
+ * "\boxed{yes}" or "\boxed{no}" at even odds, the scene (an image, or text as sceneAsText) made to
+ * hold the asked value (yes: one object is given it) or not (no: every object that had it gets
+ * another value of its type). `ask` fixes the asked type or value (a curriculum: docs/stage0.md,
+ * "Run 8"). With yes and no balanced and the value drawn freely, the answer is an XOR of two words (the
+ * asked value and the object's) with no first-order gradient, and small decoders sit at chance; a
+ * phase asking one fixed value is first order ("is this object metal?") and builds the detector that
+ * the free question then reuses. `sceneOptions`: the objects per scene (default 3-6).
+ */
+export function lookupExample(r: Rng, sceneAs: 'image' | 'text', ask: LookupAsk = { type: '*', value: '*' }, sceneOptions: SceneOptions = {}): TextExample {
+  const type = ask.type === '*' ? r.pick(ATTRIBUTE_TYPES) : ask.type;
+  check(ask.value === '*' || ATTRIBUTE_VALUES[type].includes(ask.value), 'lookupExample', () => `${ask.value} is not a ${type}; expected one of ${ATTRIBUTE_VALUES[type].join(', ')} or '*'`);
+  const value = ask.value === '*' ? r.pick(ATTRIBUTE_VALUES[type]) : ask.value;
+  const yes = r.bool();
+  const o = resolveSceneOptions(sceneOptions);
+  const attrs: Record<AttributeType, string>[] = Array.from({ length: r.int(o.minObjects, o.maxObjects) }, () => ({ ...randomAttributes(r) }));
+  const others = ATTRIBUTE_VALUES[type].filter((v) => v !== value);
+  for (const a of attrs) if (a[type] === value) a[type] = r.pick(others);
+  if (yes) attrs[r.int(0, attrs.length - 1)][type] = value;
+  const scene = sampleScene(r, sceneOptions, attrs as unknown as ObjectAttributes[]);
+  const phrase = filterPhrase({ [type]: value }, false);
+  const question = `Is there ${/^[aeiou]/.test(phrase) ? 'an' : 'a'} ${phrase}?`;
+  const answer = yes ? 'yes' : 'no';
+  return {
+    task: 'lookup', group: `lookup/${sceneAs}`, prompt: `${sceneAs === 'image' ? '<image>' : `The objects: ${sceneAsText(scene)}`}\n${question}`,
+    response: `\\boxed{${answer}}`, scenes: sceneAs === 'image' ? [scene] : [], score: (out) => Number(scoreSceneQa(out, answer).correct),
   };
 }
 

@@ -17,7 +17,7 @@ export function writeModelCard(dir: string, config: Stage0Config, ev: Record<str
   const dev = currentDevice().adapter;
   const pol = ev.policy?.groups ?? {};
   const chance = { ...(ev.policy?.chance ?? {}), ...(ev['policy-text']?.chance ?? {}) };
-  const groupRows = Object.entries({ ...ev.sceneqa?.groups, ...ev['sceneqa-text']?.groups, ...ev.crop?.groups, ...ev.describe?.groups, ...ev.checks?.groups, ...pol, ...ev['policy-text']?.groups, ...ev.tool?.groups })
+  const groupRows = Object.entries({ ...ev.sceneqa?.groups, ...ev['sceneqa-text']?.groups, ...ev.lookup?.groups, ...ev.crop?.groups, ...ev.describe?.groups, ...ev.checks?.groups, ...pol, ...ev['policy-text']?.groups, ...ev.tool?.groups })
     .map(([g, v]) => `| ${g} | ${pct(v.accuracy)} | ${v.n} | ${g in chance ? pct(chance[g]) : ''} |`).join('\n');
   const vs = (g: string): string => `${pct(pol[g]?.accuracy)} (chance ${pct(chance[g])})`;
   const text = `# Base model \`${dir.split('/').pop()}\` (stage 0)
@@ -40,7 +40,8 @@ excludes every target name and every target tree of either rule.
   - checks on a scene given as text: 2-4 listed conditions checked in order in the CoT's words, the observation step drilled (${config.mixStart.checksText ?? 0} → ${config.mixEnd.checksText ?? 0})` : ''}${config.mixStart.checksImage || config.mixEnd.checksImage ? `
   - the same checks on an image (${config.mixStart.checksImage ?? 0} → ${config.mixEnd.checksImage ?? 0})` : ''}${config.mixStart.sceneqaText || config.mixEnd.sceneqaText ? `
   - SceneQA on a scene given as text, answered at once: the lookup of a filter among listed objects (${config.mixStart.sceneqaText ?? 0} → ${config.mixEnd.sceneqaText ?? 0})` : ''}${config.mixStart.tool || config.mixEnd.tool ? `
-  - a random ToolPolicy rule book in context (never the target's rules) and the next tool call with its short CoT (${config.mixStart.tool ?? 0} → ${config.mixEnd.tool ?? 0})` : ''}${config.init ? `
+  - a random ToolPolicy rule book in context (never the target's rules) and the next tool call with its short CoT (${config.mixStart.tool ?? 0} → ${config.mixEnd.tool ?? 0})` : ''}${config.mixStart.lookupText || config.mixEnd.lookupText || config.mixStart.lookupImage || config.mixEnd.lookupImage ? `
+  - the lookup drill: "Is there a metal object?" about a scene given as text (${config.mixStart.lookupText ?? 0} → ${config.mixEnd.lookupText ?? 0}) or as an image (${config.mixStart.lookupImage ?? 0} → ${config.mixEnd.lookupImage ?? 0}), yes and no at even odds; asked values by step: ${(config.lookup?.phases ?? []).map((p) => `${p.type === '*' ? 'any' : p.value === '*' ? `any ${p.type}` : p.value} ${p.steps}`).join(', ') || 'any'}${config.lookup?.phases.length ? `, then any (re-asking earlier phases ${config.lookup.replay ?? 0} of the time)` : ''}` : ''}${config.init ? `
 - Started from the weights of \`${config.init}\` (optimizer and schedule afresh).` : ''}
 - ${config.steps} AdamW steps of ${config.batchSize} sequences (micro-batches of at most ${config.microBatchPositions} padded positions),
   lr ${config.lr} with ${config.warmupSteps} warmup steps and cosine decay to ${config.minLr}; seed ${config.seed}.

@@ -17,7 +17,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join } from 'node:path';
 import { Tokenizer, defaultTokenizer } from '../data/tokenizer.js';
 import { PolicyMode, PolicyPruning } from '../data/clevr_policy.js';
-import { rng } from '../data/rng.js';
+import { Rng, rng } from '../data/rng.js';
 import { Trainer } from '../../nn/train.js';
 import { VisionLanguageModel, VlmConfig } from '../../nn/vlm.js';
 import { preset } from '../../nn/presets.js';
@@ -25,13 +25,13 @@ import { loadCheckpoint, saveCheckpoint, JsonValue } from '../../nn/checkpoint.j
 import { aggregateLoss } from '../losses/aggregate.js';
 import { add, assign, concat, mul, neg, reshape, zeros } from '../../tensor/ops.js';
 import { noGrad } from '../../tensor/autograd.js';
-import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, Scene } from '../data/scene.js';
+import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, AttributeType, Scene, SceneOptions, resolveSceneOptions } from '../data/scene.js';
 import { patchAttributeLoss, patchAttributeTargets } from '../losses/patch_attributes.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { check } from '../../gpu/errors.js';
 import { currentDevice } from '../../gpu/device.js';
 import { TargetBatch, TargetKind, microBatches, targetLogProbs, toTargetInputs } from './batch.js';
-import { PolicyPool, TextExample, checksExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample, sceneQaTextExample, toolPolicyExample } from './examples.js';
+import { LookupAsk, PolicyPool, TextExample, checksExample, lookupExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample, sceneQaTextExample, toolPolicyExample } from './examples.js';
 import { EvalSummary, encodeExample, evaluateExamples, renderExampleScenes } from './generation.js';
 
 /** Task weights: single-object crops, scene descriptions, SceneQA, policies in context (with the scene as an image, or as text). */
@@ -50,6 +50,25 @@ export interface Stage0Mix {
   sceneqaText?: number;
   /** A random ToolPolicy rule book in context with a tool-call sample (toolPolicyExample; ~1,100-1,600 positions: the model needs maxPositions ≥ 2,048). Absent: 0. */
   tool?: number;
+  /** The existence lookup drilled on text scenes (lookupExample, asked values from `lookup`'s curriculum). Absent: 0. */
+  lookupText?: number;
+  /** The same on images. Absent: 0. */
+  lookupImage?: number;
+}
+
+/**
+ * The lookup drill's curriculum: which value lookupExample asks at each step. A balanced yes / no about
+ * a freely drawn value has no first-order gradient; a phase asking one value first builds its detector
+ * (docs/stage0.md, "Run 8").
+ */
+export interface LookupCurriculum {
+  /** From step 0 in order, each phase asks its value ('*': any value of its type, or any type) for `steps` steps; after them, any value. */
+  phases: { type: AttributeType | '*'; value: string; steps: number }[];
+  /** The share of a phase's drill examples that re-ask an earlier phase (so its detectors are kept). Default 0. */
+  replay?: number;
+  /** Objects per scene (default 3-6, as the policies' scenes). */
+  minObjects?: number;
+  maxObjects?: number;
 }
 
 /** Everything that defines a stage-0 run (saved beside the checkpoint). */
@@ -94,6 +113,8 @@ export interface Stage0Config {
    * descriptions then teach copying from the context, which response tokens alone did not). Absent: 'response'.
    */
   targets?: TargetKind;
+  /** The asked values of the lookup drill (mix weights lookupText / lookupImage) by step; absent: any value throughout. */
+  lookup?: LookupCurriculum;
 }
 
 /** The recipe of models/base-cpu (`trimpi pretrain` with no options reproduces it). */
@@ -116,11 +137,11 @@ export const STAGE0_DEFAULTS: Stage0Config = {
 };
 
 /** The optional Stage0Config fields (a recipe file may set them; the defaults may leave them out). */
-export const STAGE0_OPTIONAL_KEYS = ['model', 'perceptionSteps', 'patchLoss', 'pruning', 'init', 'targets'] as const satisfies readonly (keyof Stage0Config)[];
+export const STAGE0_OPTIONAL_KEYS = ['model', 'perceptionSteps', 'patchLoss', 'pruning', 'init', 'targets', 'lookup'] as const satisfies readonly (keyof Stage0Config)[];
 
 const lerp = (a: number, b: number, t: number): number => a + (b - a) * t;
 /** The mix's tasks in draw order (a new task goes last, so older configs draw the same stream). */
-export const MIX_TASKS = ['crop', 'describe', 'sceneqa', 'policy', 'policyText', 'checksText', 'checksImage', 'sceneqaText', 'tool'] as const;
+export const MIX_TASKS = ['crop', 'describe', 'sceneqa', 'policy', 'policyText', 'checksText', 'checksImage', 'sceneqaText', 'tool', 'lookupText', 'lookupImage'] as const;
 const mixes = (c: Stage0Config, k: keyof Stage0Mix): boolean => (c.mixStart[k] ?? 0) > 0 || (c.mixEnd[k] ?? 0) > 0;
 
 /** The examples of step `step` (a pure function of the config and the step). */
@@ -141,6 +162,7 @@ export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number):
     if (task === 6) return checksExample(r, 'image');
     if (task === 7) return sceneQaTextExample(r);
     if (task === 8) return toolPolicyExample(r, pool.tool(r.int(0, pool.size - 1)));
+    if (task === 9 || task === 10) return lookupExample(r, task === 9 ? 'text' : 'image', lookupAsk(c.lookup, step, r), lookupScenes(c.lookup));
     if (task === 4) {
       const { mode, depth } = c.policyKinds[r.weighted(textW)];
       return policyTextSceneExample(r, r.pick(pool.get(mode, depth)));
@@ -149,6 +171,32 @@ export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number):
     return policyExample(r, r.pick(pool.get(mode, depth)), c.seed);
   });
 }
+
+/** The value the lookup drill asks at `step`: its curriculum phase's (or, at the replay rate, an earlier phase's), then any. */
+export function lookupAsk(cur: LookupCurriculum | undefined, step: number, r: Rng): LookupAsk {
+  const phases = cur?.phases ?? [];
+  let k = 0;
+  for (let end = 0; k < phases.length && step >= (end += phases[k].steps); k++);
+  if (k >= phases.length) return { type: '*', value: '*' };
+  const p = k > 0 && r.bool(cur?.replay ?? 0) ? phases[r.int(0, k - 1)] : phases[k];
+  return { type: p.type, value: p.value };
+}
+
+/** Throws a TrimpiError naming the bad phase of a lookup curriculum (a recipe's typo would otherwise fail mid-run). */
+export function checkLookupCurriculum(cur: LookupCurriculum, op: string): void {
+  check(Array.isArray(cur.phases), op, () => `lookup.phases must be a list of { type, value, steps }, got ${JSON.stringify(cur.phases)}`);
+  cur.phases.forEach((p, i) => {
+    const types: readonly string[] = ATTRIBUTE_TYPES;
+    check(p.type === '*' ? p.value === '*' : types.includes(p.type) && (p.value === '*' || ATTRIBUTE_VALUES[p.type].includes(p.value)), op,
+      () => `lookup.phases[${i}] asks ${JSON.stringify(p.type)}: ${JSON.stringify(p.value)}; expected a type of ${ATTRIBUTE_TYPES.join(', ')} with one of its values or '*', or '*': '*'`);
+    check(Number.isInteger(p.steps) && p.steps > 0, op, () => `lookup.phases[${i}].steps must be a positive integer, got ${JSON.stringify(p.steps)}`);
+  });
+  const replay = cur.replay ?? 0;
+  check(replay >= 0 && replay <= 1, op, () => `lookup.replay must be in [0, 1], got ${replay}`);
+  resolveSceneOptions({ minObjects: cur.minObjects, maxObjects: cur.maxObjects });
+}
+
+const lookupScenes = (cur: LookupCurriculum | undefined): SceneOptions => ({ minObjects: cur?.minObjects, maxObjects: cur?.maxObjects });
 
 /** Whether an example (prompt, response, <eos>) fits the decoder's context once its images are expanded. */
 function fits(model: VisionLanguageModel, tok: Tokenizer, e: TextExample): boolean {
@@ -183,6 +231,10 @@ export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
   if (mixes(c, 'sceneqaText')) for (const kind of ['count', 'exist', 'query'] as const) for (let i = 0; i < n; i++) out.push(sceneQaTextExample(r, kind));
   // random rule books in context, where the recipe trains them
   if (mixes(c, 'tool')) for (let i = 0; i < n; i++) out.push(toolPolicyExample(r, heldOut.tool(i)));
+  // the lookup drill, any value, where the recipe trains it
+  for (const sceneAs of ['text', 'image'] as const) {
+    if (mixes(c, sceneAs === 'text' ? 'lookupText' : 'lookupImage')) for (let i = 0; i < n; i++) out.push(lookupExample(r, sceneAs, undefined, lookupScenes(c.lookup)));
+  }
   return out;
 }
 
@@ -242,6 +294,7 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
   const op = 'trainStage0';
   check(Number.isInteger(config.steps) && config.steps > 0 && Number.isInteger(config.batchSize) && config.batchSize > 0, op,
     () => `steps and batchSize must be positive integers, got ${config.steps}, ${config.batchSize}`);
+  if (config.lookup) checkLookupCurriculum(config.lookup, op);
   mkdirSync(dir, { recursive: true });
   const cfgPath = join(dir, 'stage0.json');
   if (existsSync(cfgPath)) {
@@ -356,7 +409,7 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
 export async function evaluateStage0(model: VisionLanguageModel, tok: Tokenizer, config: Stage0Config, n = config.evalItems): Promise<Record<string, EvalSummary>> {
   const all = stage0EvalExamples(config, n);
   const out: Record<string, EvalSummary> = {};
-  for (const task of ['sceneqa', 'sceneqa-text', 'crop', 'describe', 'checks', 'policy', 'policy-text', 'tool'] as const) {
+  for (const task of ['sceneqa', 'sceneqa-text', 'lookup', 'crop', 'describe', 'checks', 'policy', 'policy-text', 'tool'] as const) {
     const ex = all.filter((e) => e.task === task);
     if (ex.length === 0) continue;
     const policy = task === 'policy' || task === 'policy-text';
