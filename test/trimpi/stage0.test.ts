@@ -203,6 +203,19 @@ describe('stage 0', () => {
     }
     expect(yes).toBeGreaterThan(70);
     expect(yes).toBeLessThan(130);
+    // the -M form: the asked value shown by a crop (the second image), one large object with it
+    for (let i = 0; i < 40; i++) {
+      const ask = i < 20 ? { type: '*' as const, value: '*' } : i < 30 ? { type: 'shape' as const, value: 'sphere' } : { type: 'size' as const, value: 'small' };
+      const e = S.lookupExample(t.data.rng(6, 'lookup-crop', i), 'crop', ask);
+      const q = /^<image>\nIs there an object with the same (size|color|material|shape) as <image>\?$/.exec(e.prompt)!;
+      expect(q, e.prompt).not.toBeNull();
+      const type = q[1] as t.data.AttributeType;
+      const [scene, crop] = e.scenes;
+      expect(crop.objects).toHaveLength(1);
+      if (i >= 20 && i < 30) expect([type, crop.objects[0].shape]).toEqual(['shape', 'sphere']);
+      expect(type).not.toBe('size'); // crops are zoomed: a size ask asks another type
+      expect(e.response).toBe(`\\boxed{${scene.objects.some((o) => o[type] === crop.objects[0][type]) ? 'yes' : 'no'}}`);
+    }
     // phases by step: metal for 3 steps, then any material for 2 (re-asking metal at the replay rate), then anything
     const cur = { phases: [{ type: 'material' as const, value: 'metal', steps: 3 }, { type: 'material' as const, value: '*', steps: 2 }], replay: 0.5 };
     expect(S.lookupAsk(cur, 2, t.data.rng(1))).toEqual({ type: 'material', value: 'metal' });
@@ -212,6 +225,8 @@ describe('stage 0', () => {
     const drill = { ...tiny, lookup: cur, mixStart: { crop: 0, describe: 0, sceneqa: 0, policy: 0, lookupText: 1 }, mixEnd: { crop: 0, describe: 0, sceneqa: 0, policy: 0, lookupText: 1 } };
     for (const e of S.stage0Examples(drill, new S.PolicyPool(0, 20), 0)) expect(e.prompt).toMatch(/Is there a metal object\?$/);
     expect(S.stage0EvalExamples(drill, 2).filter((e) => e.task === 'lookup').map((e) => e.group)).toEqual(['lookup/text', 'lookup/text']);
+    const crops = { ...drill, mixEnd: { ...drill.mixEnd, lookupCrop: 0.5 } };
+    expect(S.stage0EvalExamples(crops, 1).filter((e) => e.task === 'lookup').map((e) => e.group)).toEqual(['lookup/text', 'lookup/crop']);
     // and the held-out evaluation scores it
     const model = new t.nn.VisionLanguageModel(t.nn.preset('tiny', tok.size, { imageSize: 64, maxPositions: 256 }).model);
     const ev = await S.evaluateStage0(model, tok, { ...drill, policyKinds: [] }, 1);
@@ -320,7 +335,7 @@ describe('the model card', () => {
     const drill = { ...cfg, mixStart: { ...cfg.mixStart, lookupText: 0.5, lookupImage: 0.3 }, lookup: { phases: [{ type: 'material' as const, value: 'metal', steps: 40 }, { type: 'color' as const, value: '*', steps: 60 }], replay: 0.5 } };
     S.writeModelCard(dir, drill, { ...ev, lookup: { accuracy: 1, n: 2, groups: { 'lookup/text': { accuracy: 1, n: 2 } }, items: [] } }, 60);
     const drillCard = readFileSync(join(dir, 'README.md'), 'utf8');
-    expect(drillCard).toContain('about a scene given as text (0.5 → 0) or as an image (0.3 → 0), yes and no at even odds; asked values by step: metal 40, any color 60, then any (re-asking earlier phases 0.5 of the time)');
+    expect(drillCard).toContain('about a scene given as text (0.5 → 0) or as an image (0.3 → 0), or "Is there an object with the same color as <image>?" with a crop (0 → 0), yes and no at even odds; asked values by step: metal 40, any color 60, then any (re-asking earlier phases 0.5 of the time)');
     expect(drillCard).toContain('| lookup/text | 100.0% | 2 |');
   });
 });

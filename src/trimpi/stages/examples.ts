@@ -96,10 +96,16 @@ export interface LookupAsk {
  * "Run 8"). With yes and no balanced and the value drawn freely, the answer is an XOR of two words (the
  * asked value and the object's) with no first-order gradient, and small decoders sit at chance; a
  * phase asking one fixed value is first order ("is this object metal?") and builds the detector that
- * the free question then reuses. `sceneOptions`: the objects per scene (default 3-6).
+ * the free question then reuses. sceneAs 'crop' asks as the -M policies do, the value shown by a
+ * crop image (one large object with it): "<image>\nIs there an object with the same color as <image>?";
+ * crops never show a size (they are zoomed, as the policies' are), so a size ask there asks another type.
+ * `sceneOptions`: the objects per scene (default 3-6).
  */
-export function lookupExample(r: Rng, sceneAs: 'image' | 'text', ask: LookupAsk = { type: '*', value: '*' }, sceneOptions: SceneOptions = {}): TextExample {
-  const type = ask.type === '*' ? r.pick(ATTRIBUTE_TYPES) : ask.type;
+export function lookupExample(r: Rng, sceneAs: 'image' | 'text' | 'crop', ask: LookupAsk = { type: '*', value: '*' }, sceneOptions: SceneOptions = {}): TextExample {
+  // crops are zoomed, so never show a size (as in -M policies): a size ask becomes another type there
+  const cropTypes = ATTRIBUTE_TYPES.filter((t) => t !== 'size');
+  const type = sceneAs === 'crop' ? (ask.type === '*' || ask.type === 'size' ? r.pick(cropTypes) : ask.type) : ask.type === '*' ? r.pick(ATTRIBUTE_TYPES) : ask.type;
+  if (sceneAs === 'crop' && ask.type === 'size') ask = { type, value: '*' };
   check(ask.value === '*' || ATTRIBUTE_VALUES[type].includes(ask.value), 'lookupExample', () => `${ask.value} is not a ${type}; expected one of ${ATTRIBUTE_VALUES[type].join(', ')} or '*'`);
   const value = ask.value === '*' ? r.pick(ATTRIBUTE_VALUES[type]) : ask.value;
   const yes = r.bool();
@@ -110,11 +116,13 @@ export function lookupExample(r: Rng, sceneAs: 'image' | 'text', ask: LookupAsk 
   if (yes) attrs[r.int(0, attrs.length - 1)][type] = value;
   const scene = sampleScene(r, sceneOptions, attrs as unknown as ObjectAttributes[]);
   const phrase = filterPhrase({ [type]: value }, false);
-  const question = `Is there ${/^[aeiou]/.test(phrase) ? 'an' : 'a'} ${phrase}?`;
+  const question = sceneAs === 'crop' ? `Is there an object with the same ${type} as <image>?` : `Is there ${/^[aeiou]/.test(phrase) ? 'an' : 'a'} ${phrase}?`;
+  // the crop: one large object with the asked value, its other attributes random
+  const crop = sceneAs === 'crop' ? [cropScene(r, { ...randomAttributes(r), [type]: value } as ObjectAttributes)] : [];
   const answer = yes ? 'yes' : 'no';
   return {
-    task: 'lookup', group: `lookup/${sceneAs}`, prompt: `${sceneAs === 'image' ? '<image>' : `The objects: ${sceneAsText(scene)}`}\n${question}`,
-    response: `\\boxed{${answer}}`, scenes: sceneAs === 'image' ? [scene] : [], score: (out) => Number(scoreSceneQa(out, answer).correct),
+    task: 'lookup', group: `lookup/${sceneAs}`, prompt: `${sceneAs === 'text' ? `The objects: ${sceneAsText(scene)}` : '<image>'}\n${question}`,
+    response: `\\boxed{${answer}}`, scenes: sceneAs === 'text' ? [] : [scene, ...crop], score: (out) => Number(scoreSceneQa(out, answer).correct),
   };
 }
 

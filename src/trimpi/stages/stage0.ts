@@ -54,6 +54,8 @@ export interface Stage0Mix {
   lookupText?: number;
   /** The same on images. Absent: 0. */
   lookupImage?: number;
+  /** The same on images, the asked value shown by a crop image as the -M policies show it ("the same color as <image>"). Absent: 0. */
+  lookupCrop?: number;
 }
 
 /**
@@ -141,7 +143,9 @@ export const STAGE0_OPTIONAL_KEYS = ['model', 'perceptionSteps', 'patchLoss', 'p
 
 const lerp = (a: number, b: number, t: number): number => a + (b - a) * t;
 /** The mix's tasks in draw order (a new task goes last, so older configs draw the same stream). */
-export const MIX_TASKS = ['crop', 'describe', 'sceneqa', 'policy', 'policyText', 'checksText', 'checksImage', 'sceneqaText', 'tool', 'lookupText', 'lookupImage'] as const;
+export const MIX_TASKS = ['crop', 'describe', 'sceneqa', 'policy', 'policyText', 'checksText', 'checksImage', 'sceneqaText', 'tool', 'lookupText', 'lookupImage', 'lookupCrop'] as const;
+/** The lookup drill's scenes, in the order of its mix tasks (lookupText, lookupImage, lookupCrop: MIX_TASKS from index 9). */
+const LOOKUP_SCENES = ['text', 'image', 'crop'] as const;
 const mixes = (c: Stage0Config, k: keyof Stage0Mix): boolean => (c.mixStart[k] ?? 0) > 0 || (c.mixEnd[k] ?? 0) > 0;
 
 /** The examples of step `step` (a pure function of the config and the step). */
@@ -162,7 +166,7 @@ export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number):
     if (task === 6) return checksExample(r, 'image');
     if (task === 7) return sceneQaTextExample(r);
     if (task === 8) return toolPolicyExample(r, pool.tool(r.int(0, pool.size - 1)));
-    if (task === 9 || task === 10) return lookupExample(r, task === 9 ? 'text' : 'image', lookupAsk(c.lookup, step, r), lookupScenes(c.lookup));
+    if (task >= 9 && task < 9 + LOOKUP_SCENES.length) return lookupExample(r, LOOKUP_SCENES[task - 9], lookupAsk(c.lookup, step, r), lookupScenes(c.lookup));
     if (task === 4) {
       const { mode, depth } = c.policyKinds[r.weighted(textW)];
       return policyTextSceneExample(r, r.pick(pool.get(mode, depth)));
@@ -232,9 +236,9 @@ export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
   // random rule books in context, where the recipe trains them
   if (mixes(c, 'tool')) for (let i = 0; i < n; i++) out.push(toolPolicyExample(r, heldOut.tool(i)));
   // the lookup drill, any value, where the recipe trains it
-  for (const sceneAs of ['text', 'image'] as const) {
-    if (mixes(c, sceneAs === 'text' ? 'lookupText' : 'lookupImage')) for (let i = 0; i < n; i++) out.push(lookupExample(r, sceneAs, undefined, lookupScenes(c.lookup)));
-  }
+  LOOKUP_SCENES.forEach((sceneAs, k) => {
+    if (mixes(c, MIX_TASKS[9 + k])) for (let i = 0; i < n; i++) out.push(lookupExample(r, sceneAs, undefined, lookupScenes(c.lookup)));
+  });
   return out;
 }
 
