@@ -104,21 +104,26 @@ export interface LookupAsk {
 export function lookupExample(r: Rng, sceneAs: 'image' | 'text' | 'crop', ask: LookupAsk = { type: '*', value: '*' }, sceneOptions: SceneOptions = {}): TextExample {
   // crops are zoomed, so never show a size (as in -M policies): a size ask becomes another type there
   const cropTypes = ATTRIBUTE_TYPES.filter((t) => t !== 'size');
-  const type = sceneAs === 'crop' ? (ask.type === '*' || ask.type === 'size' ? r.pick(cropTypes) : ask.type) : ask.type === '*' ? r.pick(ATTRIBUTE_TYPES) : ask.type;
-  if (sceneAs === 'crop' && ask.type === 'size') ask = { type, value: '*' };
-  check(ask.value === '*' || ATTRIBUTE_VALUES[type].includes(ask.value), 'lookupExample', () => `${ask.value} is not a ${type}; expected one of ${ATTRIBUTE_VALUES[type].join(', ')} or '*'`);
-  const value = ask.value === '*' ? r.pick(ATTRIBUTE_VALUES[type]) : ask.value;
+  const sizeByCrop = sceneAs === 'crop' && ask.type === 'size';
+  const type = sceneAs === 'crop' ? (ask.type === '*' || sizeByCrop ? r.pick(cropTypes) : ask.type) : ask.type === '*' ? r.pick(ATTRIBUTE_TYPES) : ask.type;
+  const askedValue = sizeByCrop ? '*' : ask.value;
+  check(askedValue === '*' || ATTRIBUTE_VALUES[type].includes(askedValue), 'lookupExample', () => `${askedValue} is not a ${type}; expected one of ${ATTRIBUTE_VALUES[type].join(', ')} or '*'`);
+  const value = askedValue === '*' ? r.pick(ATTRIBUTE_VALUES[type]) : askedValue;
   const yes = r.bool();
-  const o = resolveSceneOptions(sceneOptions);
-  const attrs: Record<AttributeType, string>[] = Array.from({ length: r.int(o.minObjects, o.maxObjects) }, () => ({ ...randomAttributes(r) }));
+  // objects drawn at random, then edited: none keeps the asked value, and for a yes one gets it
+  const withValue = (a: ObjectAttributes, v: string): ObjectAttributes => ({ ...a, [type]: v }) as ObjectAttributes;
   const others = ATTRIBUTE_VALUES[type].filter((v) => v !== value);
-  for (const a of attrs) if (a[type] === value) a[type] = r.pick(others);
-  if (yes) attrs[r.int(0, attrs.length - 1)][type] = value;
-  const scene = sampleScene(r, sceneOptions, attrs as unknown as ObjectAttributes[]);
+  const o = resolveSceneOptions(sceneOptions);
+  const attrs = Array.from({ length: r.int(o.minObjects, o.maxObjects) }, () => randomAttributes(r)).map((a) => (a[type] === value ? withValue(a, r.pick(others)) : a));
+  if (yes) {
+    const i = r.int(0, attrs.length - 1);
+    attrs[i] = withValue(attrs[i], value);
+  }
+  const scene = sampleScene(r, sceneOptions, attrs);
   const phrase = filterPhrase({ [type]: value }, false);
   const question = sceneAs === 'crop' ? `Is there an object with the same ${type} as <image>?` : `Is there ${/^[aeiou]/.test(phrase) ? 'an' : 'a'} ${phrase}?`;
   // the crop: one large object with the asked value, its other attributes random
-  const crop = sceneAs === 'crop' ? [cropScene(r, { ...randomAttributes(r), [type]: value } as ObjectAttributes)] : [];
+  const crop = sceneAs === 'crop' ? [cropScene(r, withValue(randomAttributes(r), value))] : [];
   const answer = yes ? 'yes' : 'no';
   return {
     task: 'lookup', group: `lookup/${sceneAs}`, prompt: `${sceneAs === 'text' ? `The objects: ${sceneAsText(scene)}` : '<image>'}\n${question}`,

@@ -115,7 +115,7 @@ export interface Stage0Config {
    * descriptions then teach copying from the context, which response tokens alone did not). Absent: 'response'.
    */
   targets?: TargetKind;
-  /** The asked values of the lookup drill (mix weights lookupText / lookupImage) by step; absent: any value throughout. */
+  /** The asked values of the lookup drill (mix weights lookupText / lookupImage / lookupCrop) by step; absent: any value throughout. */
   lookup?: LookupCurriculum;
 }
 
