@@ -17,7 +17,8 @@ export interface QaItem {
   answer: string;
 }
 
-type Filter = Partial<Record<AttributeType, string>>;
+/** Attribute values an object must have (a type left out matches any value). */
+export type Filter = Partial<Record<AttributeType, string>>;
 
 function matches(o: ObjectAttributes, f: Filter): boolean {
   return ATTRIBUTE_TYPES.every((t) => f[t] === undefined || o[t] === f[t]);
@@ -32,6 +33,12 @@ export function filterPhrase(f: Filter, pluralForm: boolean): string {
 
 function article(phrase: string): string {
   return /^[aeiou]/.test(phrase) ? 'an' : 'a';
+}
+
+/** "Is there a small red object?" / "Is there an object?": SceneQA's existence question for a filter. */
+export function existenceQuestion(f: Filter): string {
+  const phrase = filterPhrase(f, false);
+  return `Is there ${article(phrase)} ${phrase}?`;
 }
 
 function randomFilter(r: Rng, nTypes: number, from?: ObjectAttributes): Filter {
@@ -57,9 +64,8 @@ export function sceneQuestion(r: Rng, objects: readonly ObjectAttributes[], kind
     const wantYes = r.bool(0.5);
     let f = randomFilter(r, r.int(1, 3), wantYes ? r.pick(objects) : undefined);
     for (let tries = 0; !wantYes && tries < 50 && objects.some((o) => matches(o, f)); tries++) f = randomFilter(r, r.int(1, 3));
-    const phrase = filterPhrase(f, false);
     const yes = objects.some((o) => matches(o, f));
-    return { kind, question: `Is there ${article(phrase)} ${phrase}?`, answer: yes ? 'yes' : 'no' };
+    return { kind, question: existenceQuestion(f), answer: yes ? 'yes' : 'no' };
   }
   // query: an attribute of an object named uniquely by (some of) its other attributes
   for (let tries = 0; tries < 50; tries++) {

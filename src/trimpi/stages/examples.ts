@@ -4,7 +4,7 @@ import { Condition, Policy, PolicyMode, PolicyPruning, clevrQuery, clevrResponse
 import { policyCropScenes } from '../data/render.js';
 import { Rng, rng } from '../data/rng.js';
 import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, AttributeType, ObjectAttributes, Scene, SceneOptions, cropScene, describeObject, randomAttributes, resolveSceneOptions, sampleScene } from '../data/scene.js';
-import { QaKind, filterPhrase, sceneQaPrompt, sceneQaResponse, sceneQuestion, scoreSceneQa } from '../data/sceneqa.js';
+import { QaKind, existenceQuestion, sceneQaPrompt, sceneQaResponse, sceneQuestion, scoreSceneQa } from '../data/sceneqa.js';
 import { sceneForCase } from '../data/clevr_policy.js';
 import { ToolRules, randomToolRules, scoreToolCall, toolPolicyText, toolPrompt, toolSample } from '../data/tool_policy.js';
 import { check } from '../../gpu/errors.js';
@@ -120,8 +120,7 @@ export function lookupExample(r: Rng, sceneAs: 'image' | 'text' | 'crop', ask: L
     attrs[i] = withValue(attrs[i], value);
   }
   const scene = sampleScene(r, sceneOptions, attrs);
-  const phrase = filterPhrase({ [type]: value }, false);
-  const question = sceneAs === 'crop' ? `Is there an object with the same ${type} as <image>?` : `Is there ${/^[aeiou]/.test(phrase) ? 'an' : 'a'} ${phrase}?`;
+  const question = sceneAs === 'crop' ? `Is there an object with the same ${type} as <image>?` : existenceQuestion({ [type]: value });
   // the crop: one large object with the asked value, its other attributes random
   const crop = sceneAs === 'crop' ? [cropScene(r, withValue(randomAttributes(r), value))] : [];
   const answer = yes ? 'yes' : 'no';

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { currentDevice } from '../../gpu/device.js';
 import type { EvalSummary } from './generation.js';
-import type { Stage0Config } from './stage0.js';
+import { LOOKUP_TASKS, type Stage0Config } from './stage0.js';
 
 const pct = (x: number | undefined): string => (x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
 
@@ -40,7 +40,7 @@ excludes every target name and every target tree of either rule.
   - checks on a scene given as text: 2-4 listed conditions checked in order in the CoT's words, the observation step drilled (${config.mixStart.checksText ?? 0} → ${config.mixEnd.checksText ?? 0})` : ''}${config.mixStart.checksImage || config.mixEnd.checksImage ? `
   - the same checks on an image (${config.mixStart.checksImage ?? 0} → ${config.mixEnd.checksImage ?? 0})` : ''}${config.mixStart.sceneqaText || config.mixEnd.sceneqaText ? `
   - SceneQA on a scene given as text, answered at once: the lookup of a filter among listed objects (${config.mixStart.sceneqaText ?? 0} → ${config.mixEnd.sceneqaText ?? 0})` : ''}${config.mixStart.tool || config.mixEnd.tool ? `
-  - a random ToolPolicy rule book in context (never the target's rules) and the next tool call with its short CoT (${config.mixStart.tool ?? 0} → ${config.mixEnd.tool ?? 0})` : ''}${(['lookupText', 'lookupImage', 'lookupCrop'] as const).some((k) => config.mixStart[k] || config.mixEnd[k]) ? `
+  - a random ToolPolicy rule book in context (never the target's rules) and the next tool call with its short CoT (${config.mixStart.tool ?? 0} → ${config.mixEnd.tool ?? 0})` : ''}${(Object.keys(LOOKUP_TASKS) as (keyof typeof LOOKUP_TASKS)[]).some((k) => config.mixStart[k] || config.mixEnd[k]) ? `
   - the lookup drill: "Is there a metal object?" about a scene given as text (${config.mixStart.lookupText ?? 0} → ${config.mixEnd.lookupText ?? 0}) or as an image (${config.mixStart.lookupImage ?? 0} → ${config.mixEnd.lookupImage ?? 0}), or "Is there an object with the same color as <image>?" with a crop (${config.mixStart.lookupCrop ?? 0} → ${config.mixEnd.lookupCrop ?? 0}), yes and no at even odds; asked values by step: ${(config.lookup?.phases ?? []).map((p) => `${p.type === '*' ? 'any' : p.value === '*' ? `any ${p.type}` : p.value} ${p.steps}`).join(', ') || 'any'}${config.lookup?.phases.length ? `, then any (re-asking earlier phases ${config.lookup.replay ?? 0} of the time)` : ''}` : ''}${config.init ? `
 - Started from the weights of \`${config.init}\` (optimizer and schedule afresh).` : ''}
 - ${config.steps} AdamW steps of ${config.batchSize} sequences (micro-batches of at most ${config.microBatchPositions} padded positions),

@@ -144,8 +144,9 @@ export const STAGE0_OPTIONAL_KEYS = ['model', 'perceptionSteps', 'patchLoss', 'p
 const lerp = (a: number, b: number, t: number): number => a + (b - a) * t;
 /** The mix's tasks in draw order (a new task goes last, so older configs draw the same stream). */
 export const MIX_TASKS = ['crop', 'describe', 'sceneqa', 'policy', 'policyText', 'checksText', 'checksImage', 'sceneqaText', 'tool', 'lookupText', 'lookupImage', 'lookupCrop'] as const;
-/** The lookup drill's scenes, in the order of its mix tasks (lookupText, lookupImage, lookupCrop: MIX_TASKS from index 9). */
-const LOOKUP_SCENES = ['text', 'image', 'crop'] as const;
+/** The lookup drill's mix tasks and the scene each one asks about. */
+export const LOOKUP_TASKS = { lookupText: 'text', lookupImage: 'image', lookupCrop: 'crop' } as const;
+const isLookupTask = (k: string): k is keyof typeof LOOKUP_TASKS => k in LOOKUP_TASKS;
 const mixes = (c: Stage0Config, k: keyof Stage0Mix): boolean => (c.mixStart[k] ?? 0) > 0 || (c.mixEnd[k] ?? 0) > 0;
 
 /** The examples of step `step` (a pure function of the config and the step). */
@@ -166,7 +167,8 @@ export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number):
     if (task === 6) return checksExample(r, 'image');
     if (task === 7) return sceneQaTextExample(r);
     if (task === 8) return toolPolicyExample(r, pool.tool(r.int(0, pool.size - 1)));
-    if (task >= 9 && task < 9 + LOOKUP_SCENES.length) return lookupExample(r, LOOKUP_SCENES[task - 9], lookupAsk(c.lookup, step, r), lookupScenes(c.lookup));
+    const name = MIX_TASKS[task];
+    if (isLookupTask(name)) return lookupExample(r, LOOKUP_TASKS[name], lookupAsk(c.lookup, step, r), lookupScenes(c.lookup));
     if (task === 4) {
       const { mode, depth } = c.policyKinds[r.weighted(textW)];
       return policyTextSceneExample(r, r.pick(pool.get(mode, depth)));
@@ -189,8 +191,8 @@ export function lookupAsk(cur: LookupCurriculum | undefined, step: number, r: Rn
 /** Throws a TrimpiError naming the bad phase of a lookup curriculum (a recipe's typo would otherwise fail mid-run). */
 export function checkLookupCurriculum(cur: LookupCurriculum, op: string): void {
   check(Array.isArray(cur.phases), op, () => `lookup.phases must be a list of { type, value, steps }, got ${JSON.stringify(cur.phases)}`);
+  const types: readonly string[] = ATTRIBUTE_TYPES;
   cur.phases.forEach((p, i) => {
-    const types: readonly string[] = ATTRIBUTE_TYPES;
     check(p.type === '*' ? p.value === '*' : types.includes(p.type) && (p.value === '*' || ATTRIBUTE_VALUES[p.type].includes(p.value)), op,
       () => `lookup.phases[${i}] asks ${JSON.stringify(p.type)}: ${JSON.stringify(p.value)}; expected a type of ${ATTRIBUTE_TYPES.join(', ')} with one of its values or '*', or '*': '*'`);
     check(Number.isInteger(p.steps) && p.steps > 0, op, () => `lookup.phases[${i}].steps must be a positive integer, got ${JSON.stringify(p.steps)}`);
@@ -236,9 +238,9 @@ export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
   // random rule books in context, where the recipe trains them
   if (mixes(c, 'tool')) for (let i = 0; i < n; i++) out.push(toolPolicyExample(r, heldOut.tool(i)));
   // the lookup drill, any value, where the recipe trains it
-  LOOKUP_SCENES.forEach((sceneAs, k) => {
-    if (mixes(c, MIX_TASKS[9 + k])) for (let i = 0; i < n; i++) out.push(lookupExample(r, sceneAs, undefined, lookupScenes(c.lookup)));
-  });
+  for (const [k, sceneAs] of Object.entries(LOOKUP_TASKS)) {
+    if (mixes(c, k as keyof typeof LOOKUP_TASKS)) for (let i = 0; i < n; i++) out.push(lookupExample(r, sceneAs, undefined, lookupScenes(c.lookup)));
+  }
   return out;
 }
 
