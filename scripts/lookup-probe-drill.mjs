@@ -1,36 +1,55 @@
 #!/usr/bin/env node
-// `node scripts/lookup-probe-drill.mjs MODEL_DIR [N] [MIN_OBJECTS] [MAX_OBJECTS]` (after `npm run build`):
+// `node scripts/lookup-probe-drill.mjs MODEL_DIR [N] [MIN_OBJECTS] [MAX_OBJECTS] [FORM]` (after `npm run build`):
 // teacher-forced accuracy of the lookup drill (lookupExample, any type and value; default 64 items, 1-4
-// objects) on text and on image scenes, split by the asked type: an item counts when the gold answer
-// token ("{yes" / "{no") outscores the other. Cheap enough to run on a training run's checkpoint
+// objects; FORM 'answer' (default) or 'observation', the CoT's words) on text and on image scenes, split
+// by the asked type: an item counts when the gold answer's deciding token ("yes" / "no", or "a" / "no"
+// after "There is") outscores the other answer's. `textGoldYes` / `imageGoldYes`: the share of items whose
+// gold is yes, what a constant "yes" scores (a constant "no": 100 minus it), to tell a lookup from a prior. Cheap enough to run on a training run's checkpoint
 // while it trains (docs/stage0.md, "Run 8").
 import * as t from '../dist/src/index.js';
 import * as B from '../dist/src/trimpi/stages/batch.js';
 import * as G from '../dist/src/trimpi/stages/generation.js';
 await t.init();
 const S = t.stages;
-const [dir, nArg, minO, maxO] = [process.argv[2], Number(process.argv[3] ?? 64), Number(process.argv[4] ?? 1), Number(process.argv[5] ?? 4)];
+const [dir, nArg, minO, maxO, form] = [process.argv[2], Number(process.argv[3] ?? 64), Number(process.argv[4] ?? 1), Number(process.argv[5] ?? 4), process.argv[6] ?? 'answer'];
 const model = t.nn.loadVisionLanguageModel(dir);
 const tok = t.data.defaultTokenizer();
 const out = {};
 for (const sceneAs of ['text', 'image']) {
-  const ex = Array.from({ length: nArg }, (_, i) => S.lookupExample(t.data.rng(77, 'probe', sceneAs, i), sceneAs, undefined, { minObjects: minO, maxObjects: maxO }));
-  const pairs = ex.flatMap((e) => [e.response, e.response.includes('yes') ? '\\boxed{no}' : '\\boxed{yes}'].map((r) => ({ ...e, response: r })));
+  const ex = Array.from({ length: nArg }, (_, i) => S.lookupExample(t.data.rng(77, 'probe', sceneAs, i), sceneAs, undefined, { minObjects: minO, maxObjects: maxO }, form));
+  // the other answer: for the observation form, the gold with the other observation after "There is"
+  const other = (e) => {
+    if (form !== 'observation') return e.response.includes('yes') ? '\\boxed{no}' : '\\boxed{yes}';
+    const word = /check if there is any (\w+)/.exec(e.prompt)[1];
+    const noun = word === 'object' ? null : t.data.ATTRIBUTE_VALUES.shape.includes(word) ? word : `${word} object`;
+    const head = e.response.slice(0, e.response.indexOf(' There is') + 1);
+    return e.response.includes('There is no') ? `${head}There is a large red metal cube.` : `${head}There is no ${noun}.`;
+  };
+  const pairs = ex.flatMap((e) => [e.response, other(e)].map((r) => ({ ...e, response: r })));
   const seqs = pairs.map((e) => G.encodeExample(tok, e));
   const images = await G.renderExampleScenes(pairs);
   const tb = B.targetBatch(model, seqs);
   const lp = await t.noGrad(() => B.targetLogProbs(model, B.toTargetInputs(model, tb, images))).toArray();
   const by = {};
+  const gold = {};
   ex.forEach((e, i) => {
-    // the answer token: before the closing brace and the end-of-sequence token
-    const sc = (row) => lp[row * tb.R + tb.counts[row] - 3];
-    const ok = sc(2 * i) > sc(2 * i + 1) ? 1 : 0;
-    const word = /Is there an? (\w+)/.exec(e.prompt)[1];
+    // the deciding token: the first where the two answers differ
+    const [a, b] = [seqs[2 * i].response, seqs[2 * i + 1].response];
+    let j = 0;
+    while (a[j] === b[j]) j++;
+    const ok = lp[2 * i * tb.R + j] > lp[(2 * i + 1) * tb.R + j] ? 1 : 0;
+    const word = /(?:Is there an?|check if there is any) (\w+)/.exec(e.prompt)[1];
     const ty = t.data.ATTRIBUTE_TYPES.find((x) => t.data.ATTRIBUTE_VALUES[x].includes(word));
     (by[ty] ??= []).push(ok);
     (by.all ??= []).push(ok);
+    const yes = /\\boxed\{no\}|There is no/.test(e.response) ? 0 : 1;
+    (gold[ty] ??= []).push(yes);
+    (gold.all ??= []).push(yes);
   });
-  out[sceneAs] = Object.fromEntries(Object.entries(by).map(([k, v]) => [k, Math.round((100 * v.reduce((a, b) => a + b, 0)) / v.length)]));
+  const pct = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round((100 * v.reduce((a, b) => a + b, 0)) / v.length)]));
+  out[sceneAs] = pct(by);
+  // the share of items whose gold is yes: a model that always says yes scores this, always no 100 minus it
+  out[`${sceneAs}GoldYes`] = pct(gold);
 }
 console.log(JSON.stringify({ dir, ...out }));
 process.exit(0);

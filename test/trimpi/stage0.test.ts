@@ -235,7 +235,42 @@ describe('stage 0', () => {
     // a misspelt phase is refused before training starts
     expect(() => S.checkLookupCurriculum({ phases: [{ type: 'colour' as never, value: 'red', steps: 5 }] }, 'trainStage0')).toThrow(/lookup.phases\[0\] asks "colour": "red"/);
     expect(() => S.checkLookupCurriculum({ phases: [{ type: 'color', value: 'metal', steps: 5 }] }, 'trainStage0')).toThrow(/expected a type of/);
-    expect(() => S.checkLookupCurriculum({ phases: [{ type: 'color', value: 'red', steps: 0 }] }, 'trainStage0')).toThrow(/steps must be a positive integer/);
+    expect(() => S.checkLookupCurriculum({ phases: [], form: 'boxed' as never }, 'trainStage0')).toThrow(/lookup.form must be 'answer' or 'observation', got "boxed"/);
+  });
+
+  it("the lookup drill in the CoT's words: the observation re-derived from the scene, scored on its yes / no", () => {
+    let yes = 0;
+    for (let i = 0; i < 120; i++) {
+      const sceneAs = (['text', 'image', 'crop'] as const)[i % 3];
+      const e = S.lookupExample(t.data.rng(8, 'lookup-obs', i), sceneAs, undefined, { minObjects: 1, maxObjects: 5 }, 'observation');
+      const scene = sceneAs === 'text' ? null : e.scenes[0];
+      // the asked condition: a word (text, image) or a crop's attribute (crop), re-read from the prompt and the crop
+      const asked = /\nCondition 1: check if there is any (?:(\w+)(?: object)?|object with the same (\w+) as <image>)\.$/.exec(e.prompt)!;
+      expect(asked, e.prompt).not.toBeNull();
+      const type = (asked[2] ?? t.data.ATTRIBUTE_TYPES.find((ty) => t.data.ATTRIBUTE_VALUES[ty].includes(asked[1]))) as t.data.AttributeType;
+      const value = asked[2] ? e.scenes[1].objects[0][type] : asked[1];
+      const objects = scene ? scene.objects.map((o) => [o.size, o.color, o.material, o.shape].join(' '))
+        : [...e.prompt.matchAll(/There is a (\w+ \w+ \w+ \w+)\./g)].map((m) => m[1]);
+      const hits = objects.filter((o) => o.split(' ').includes(value));
+      const noun = type === 'shape' ? value : `${value} object`;
+      const check = asked[2] ? `check if there is any object with the same ${type} as the image (${value}).` : `check if there is any ${noun}.`;
+      const focus = type === 'shape' ? `the ${value}s` : `the ${value} objects`;
+      expect(hits.length).toBeLessThanOrEqual(1);
+      expect(e.response).toBe(`Condition 1: ${check} ${hits.length ? `There is a ${hits[0]}. Focus on ${focus}.` : `There is no ${noun}.`}`);
+      expect(e.score(e.response)).toBe(1);
+      // scored on the yes / no: the other answer, or no observation, scores 0
+      expect(e.score(`Condition 1: ${check} ${hits.length ? `There is no ${noun}.` : 'There is a large red metal cube.'}`)).toBe(0);
+      expect(e.score(`Condition 1: ${check}`)).toBe(0);
+      if (hits.length) yes++;
+    }
+    expect(yes).toBeGreaterThan(40);
+    expect(yes).toBeLessThan(80);
+    // the recipe's form reaches the training stream and the held-out items
+    const only = { crop: 0, describe: 0, sceneqa: 0, policy: 0, lookupImage: 1 };
+    const drill = { ...tiny, lookup: { phases: [], form: 'observation' as const }, mixStart: only, mixEnd: only };
+    for (const e of [...S.stage0Examples(drill, new S.PolicyPool(0, 20), 0), ...S.stage0EvalExamples(drill, 2).filter((x) => x.task === 'lookup')]) {
+      expect(e.prompt).toMatch(/^<image>\nCondition 1: check if there is any [^.]+\.$/);
+    }
   });
 
   it('trains, resumes to the same weights, and evaluates on held-out items', async () => {
@@ -310,6 +345,50 @@ describe('the loss targets', () => {
   });
 });
 
+describe('the response weighting', () => {
+  it("weighs the step's response tokens by micro-batch, by token or by example, as a reference summed example by example", async () => {
+    // six short examples of different answer lengths (crops 9 tokens, descriptions ~40, SceneQA 4) in several micro-batches
+    const cfg: t.stages.Stage0Config = { ...tiny, steps: 1, batchSize: 6, patchLoss: 0, microBatchPositions: 300 };
+    const model = new t.nn.VisionLanguageModel(t.nn.preset(cfg.preset, tok.size, { seed: cfg.seed, ...cfg.model }).model);
+    const examples = S.stage0Examples(cfg, new S.PolicyPool(cfg.seed, cfg.poolSize, 0, cfg.pruning), 0);
+    const seqs = examples.map((e) => S.encodeExample(tok, e));
+    // each example's response-token NLLs, the initial model on that example alone (float64 sums below)
+    const nll = new Map<t.stages.TextExample, number[]>();
+    for (const [i, e] of examples.entries()) {
+      const [mb] = S.microBatches(model, [seqs[i]], [e], 'response', 1e9);
+      const images = await S.renderExampleScenes(mb.extras);
+      const logp = t.noGrad(() => S.targetLogProbs(model, S.toTargetInputs(model, mb.tb, images)));
+      const v = await logp.toArray();
+      nll.set(e, Array.from(v).filter((_, j) => mb.tb.mask[j] === 1).map((x) => -x));
+      logp.dispose();
+      images?.dispose();
+    }
+    model.dispose();
+    const sumOf = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+    const groups = S.microBatches(model, seqs, examples, 'response', cfg.microBatchPositions).map((g) => g.extras.flatMap((e) => [nll.get(e)!]));
+    expect(groups.length).toBeGreaterThan(1);
+    const all = groups.flat();
+    const expected = {
+      'micro-batch': sumOf(groups.map((g) => sumOf(g.flat()) / g.flat().length)) / groups.length,
+      token: sumOf(all.flat()) / all.flat().length,
+      example: sumOf(all.map((x) => sumOf(x) / x.length)) / all.length,
+    };
+    const got: Record<string, number> = {};
+    for (const weighting of S.RESPONSE_WEIGHTINGS) {
+      const dir = join(work, `weighting-${weighting}`);
+      const r = await S.trainStage0(dir, { ...cfg, weighting }, { noEval: true, logEvery: 1 });
+      r.model.dispose();
+      got[weighting] = (JSON.parse(readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')[0]) as { loss: number }).loss;
+      expect(got[weighting]).toBeCloseTo(expected[weighting], 4);
+    }
+    // the three weightings differ on these examples, so each comparison above is a real check
+    expect(Math.abs(expected.token - expected.example)).toBeGreaterThan(1e-3);
+    expect(Math.abs(expected['micro-batch'] - expected.example)).toBeGreaterThan(1e-3);
+    await expect(S.trainStage0(join(work, 'weighting-bad'), { ...cfg, weighting: 'sequence' as t.stages.ResponseWeighting }, { noEval: true }))
+      .rejects.toThrow(/weighting must be one of micro-batch, token, example, got "sequence"/);
+  });
+});
+
 describe('the model card', () => {
   it('names the recipe, the model overrides, the init weights, the text-scene, checks, text SceneQA, tool-book and lookup tasks with their held-out groups', () => {
     const dir = join(work, 'card');
@@ -337,6 +416,12 @@ describe('the model card', () => {
     const drillCard = readFileSync(join(dir, 'README.md'), 'utf8');
     expect(drillCard).toContain('about a scene given as text (0.5 → 0) or as an image (0.3 → 0), or "Is there an object with the same color as <image>?" with a crop (0 → 0), yes and no at even odds; asked values by step: metal 40, any color 60, then any (re-asking earlier phases 0.5 of the time)');
     expect(drillCard).toContain('| lookup/text | 100.0% | 2 |');
+    expect(drillCard).toContain('the token mean of each length-sorted micro-batch, micro-batches weighed equally');
+    // the drill in the CoT's words, and every example weighed equally
+    S.writeModelCard(dir, { ...drill, weighting: 'example', lookup: { ...drill.lookup, form: 'observation' } }, ev, 60);
+    const obsCard = readFileSync(join(dir, 'README.md'), 'utf8');
+    expect(obsCard).toContain('the lookup drill: "Condition 1: check if there is any metal object." answered as the CoT observes');
+    expect(obsCard).toContain('every example weighed equally (the token mean within an example)');
   });
 });
 

@@ -100,8 +100,16 @@ export interface LookupAsk {
  * crop image (one large object with it): "<image>\nIs there an object with the same color as <image>?";
  * crops never show a size (they are zoomed, as the policies' are), so a size ask there asks another type.
  * `sceneOptions`: the objects per scene (default 3-6).
+ *
+ * `form` 'answer' asks a question answered "\boxed{yes}" / "\boxed{no}"; 'observation' asks in the
+ * policies' own words and answers as their CoT's first step does ("<scene>\nCondition 1: check if there
+ * is any metal object." → "Condition 1: check if there is any metal object. There is a large red metal
+ * cube. Focus on the metal objects." or "… There is no metal object."; with a crop, the value named in
+ * words as the -M CoT names it): the yes / no is then the token after "There is" that the in-context
+ * CoT has to get right (docs/stage0.md, "Run 10"). Scored on that yes / no.
  */
-export function lookupExample(r: Rng, sceneAs: 'image' | 'text' | 'crop', ask: LookupAsk = { type: '*', value: '*' }, sceneOptions: SceneOptions = {}): TextExample {
+export function lookupExample(r: Rng, sceneAs: 'image' | 'text' | 'crop', ask: LookupAsk = { type: '*', value: '*' }, sceneOptions: SceneOptions = {},
+  form: LookupForm = 'answer'): TextExample {
   // crops are zoomed, so never show a size (as in -M policies): a size ask becomes another type there
   const cropTypes = ATTRIBUTE_TYPES.filter((t) => t !== 'size');
   const sizeByCrop = sceneAs === 'crop' && ask.type === 'size';
@@ -124,11 +132,26 @@ export function lookupExample(r: Rng, sceneAs: 'image' | 'text' | 'crop', ask: L
   // the crop: one large object with the asked value, its other attributes random
   const crop = sceneAs === 'crop' ? [cropScene(r, withValue(randomAttributes(r), value))] : [];
   const answer = yes ? 'yes' : 'no';
+  const where = sceneAs === 'text' ? `The objects: ${sceneAsText(scene)}` : '<image>';
+  const scenes = sceneAs === 'text' ? [] : [scene, ...crop];
+  if (form === 'observation') {
+    const c: Condition = { type, value, ...(sceneAs === 'crop' ? { crop: 0 } : {}) };
+    const matches = scene.objects.flatMap((o, i) => (o[type] === value ? [i] : []));
+    const response = `Condition 1: ${conditionText(c, false)} ${observationText(c, [], scene.objects, matches)}`;
+    const said = (out: string): string | null => {
+      const m = /^\s*Condition 1: check if there is any [^.]*(?:\([^)]*\))?\. There (is no|is a|are \d)/.exec(out);
+      return m ? (m[1] === 'is no' ? 'no' : 'yes') : null;
+    };
+    return { task: 'lookup', group: `lookup/${sceneAs}`, prompt: `${where}\nCondition 1: ${conditionText(c, true)}`, response, scenes, score: (out) => Number(said(out) === answer) };
+  }
   return {
-    task: 'lookup', group: `lookup/${sceneAs}`, prompt: `${sceneAs === 'text' ? `The objects: ${sceneAsText(scene)}` : '<image>'}\n${question}`,
-    response: `\\boxed{${answer}}`, scenes: sceneAs === 'text' ? [] : [scene, ...crop], score: (out) => Number(scoreSceneQa(out, answer).correct),
+    task: 'lookup', group: `lookup/${sceneAs}`, prompt: `${where}\n${question}`,
+    response: `\\boxed{${answer}}`, scenes, score: (out) => Number(scoreSceneQa(out, answer).correct),
   };
 }
+
+/** How the lookup drill asks and answers (lookupExample). */
+export type LookupForm = 'answer' | 'observation';
 
 /**
  * A policy given in context (policy text, then the image and the query), a scene drawn for a

@@ -22,7 +22,7 @@ import { Trainer } from '../../nn/train.js';
 import { VisionLanguageModel, VlmConfig } from '../../nn/vlm.js';
 import { preset } from '../../nn/presets.js';
 import { loadCheckpoint, saveCheckpoint, JsonValue } from '../../nn/checkpoint.js';
-import { aggregateLoss } from '../losses/aggregate.js';
+import { LossAgg, aggregateLoss } from '../losses/aggregate.js';
 import { add, assign, concat, mul, neg, reshape, zeros } from '../../tensor/ops.js';
 import { noGrad } from '../../tensor/autograd.js';
 import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, AttributeType, Scene, SceneOptions, resolveSceneOptions } from '../data/scene.js';
@@ -31,7 +31,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { check } from '../../gpu/errors.js';
 import { currentDevice } from '../../gpu/device.js';
 import { TargetBatch, TargetKind, microBatches, targetLogProbs, toTargetInputs } from './batch.js';
-import { LookupAsk, PolicyPool, TextExample, checksExample, lookupExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample, sceneQaTextExample, toolPolicyExample } from './examples.js';
+import { LookupAsk, LookupForm, PolicyPool, TextExample, checksExample, lookupExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample, sceneQaTextExample, toolPolicyExample } from './examples.js';
 import { EvalSummary, encodeExample, evaluateExamples, renderExampleScenes } from './generation.js';
 
 /** Task weights: single-object crops, scene descriptions, SceneQA, policies in context (with the scene as an image, or as text). */
@@ -71,6 +71,8 @@ export interface LookupCurriculum {
   /** Objects per scene (default 3-6, as the policies' scenes). */
   minObjects?: number;
   maxObjects?: number;
+  /** 'answer' (default): "Is there a metal object?" → \boxed{yes|no}; 'observation': in the CoT's words (lookupExample). */
+  form?: LookupForm;
 }
 
 /** Everything that defines a stage-0 run (saved beside the checkpoint). */
@@ -117,7 +119,22 @@ export interface Stage0Config {
   targets?: TargetKind;
   /** The asked values of the lookup drill (mix weights lookupText / lookupImage / lookupCrop) by step; absent: any value throughout. */
   lookup?: LookupCurriculum;
+  /**
+   * How the step's response tokens are weighed (absent: 'micro-batch', the runs before the option):
+   *   'micro-batch'  the token mean of each length-sorted micro-batch, micro-batches equal: a long
+   *                  example alone in its micro-batch weighs as much as thirty short ones together
+   *   'token'        every response token of the step equal
+   *   'example'      every example equal (the token mean within an example): a one-word answer
+   *                  (SceneQA, the lookup drill) weighs as much as a 70-token CoT
+   * docs/stage0.md ("Run 9") measured each task's share of the gradient under each.
+   */
+  weighting?: ResponseWeighting;
 }
+
+/** Stage0Config.weighting's values. */
+export type ResponseWeighting = 'micro-batch' | 'token' | 'example';
+/** Every ResponseWeighting (for validating recipes). */
+export const RESPONSE_WEIGHTINGS: readonly ResponseWeighting[] = ['micro-batch', 'token', 'example'];
 
 /** The recipe of models/base-cpu (`trimpi pretrain` with no options reproduces it). */
 export const STAGE0_DEFAULTS: Stage0Config = {
@@ -139,7 +156,7 @@ export const STAGE0_DEFAULTS: Stage0Config = {
 };
 
 /** The optional Stage0Config fields (a recipe file may set them; the defaults may leave them out). */
-export const STAGE0_OPTIONAL_KEYS = ['model', 'perceptionSteps', 'patchLoss', 'pruning', 'init', 'targets', 'lookup'] as const satisfies readonly (keyof Stage0Config)[];
+export const STAGE0_OPTIONAL_KEYS = ['model', 'perceptionSteps', 'patchLoss', 'pruning', 'init', 'targets', 'lookup', 'weighting'] as const satisfies readonly (keyof Stage0Config)[];
 
 const lerp = (a: number, b: number, t: number): number => a + (b - a) * t;
 /** The mix's tasks in draw order (a new task goes last, so older configs draw the same stream). */
@@ -168,7 +185,7 @@ export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number):
     if (task === 7) return sceneQaTextExample(r);
     if (task === 8) return toolPolicyExample(r, pool.tool(r.int(0, pool.size - 1)));
     const name = MIX_TASKS[task];
-    if (isLookupTask(name)) return lookupExample(r, LOOKUP_TASKS[name], lookupAsk(c.lookup, step, r), lookupScenes(c.lookup));
+    if (isLookupTask(name)) return lookupExample(r, LOOKUP_TASKS[name], lookupAsk(c.lookup, step, r), lookupScenes(c.lookup), c.lookup?.form);
     if (task === 4) {
       const { mode, depth } = c.policyKinds[r.weighted(textW)];
       return policyTextSceneExample(r, r.pick(pool.get(mode, depth)));
@@ -191,6 +208,7 @@ export function lookupAsk(cur: LookupCurriculum | undefined, step: number, r: Rn
 /** Throws a TrimpiError naming the bad phase of a lookup curriculum (a recipe's typo would otherwise fail mid-run). */
 export function checkLookupCurriculum(cur: LookupCurriculum, op: string): void {
   check(Array.isArray(cur.phases), op, () => `lookup.phases must be a list of { type, value, steps }, got ${JSON.stringify(cur.phases)}`);
+  check(cur.form === undefined || cur.form === 'answer' || cur.form === 'observation', op, () => `lookup.form must be 'answer' or 'observation', got ${JSON.stringify(cur.form)}`);
   const types: readonly string[] = ATTRIBUTE_TYPES;
   cur.phases.forEach((p, i) => {
     check(p.type === '*' ? p.value === '*' : types.includes(p.type) && (p.value === '*' || ATTRIBUTE_VALUES[p.type].includes(p.value)), op,
@@ -239,7 +257,7 @@ export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
   if (mixes(c, 'tool')) for (let i = 0; i < n; i++) out.push(toolPolicyExample(r, heldOut.tool(i)));
   // the lookup drill, any value, where the recipe trains it
   for (const [k, sceneAs] of Object.entries(LOOKUP_TASKS)) {
-    if (mixes(c, k as keyof typeof LOOKUP_TASKS)) for (let i = 0; i < n; i++) out.push(lookupExample(r, sceneAs, undefined, lookupScenes(c.lookup)));
+    if (mixes(c, k as keyof typeof LOOKUP_TASKS)) for (let i = 0; i < n; i++) out.push(lookupExample(r, sceneAs, undefined, lookupScenes(c.lookup), c.lookup?.form));
   }
   return out;
 }
@@ -269,11 +287,29 @@ export interface Stage0RunOptions {
 
 const CKPT = 'checkpoint';
 
-/** One micro-batch of a step: the packed targets, its images in order, and their scenes. */
+/**
+ * One micro-batch of a step: the packed targets, its images in order, their scenes, and the factor on
+ * its response loss that makes the Trainer's mean over micro-batches the step's `weighting`.
+ */
 interface Stage0MicroBatch {
   tb: TargetBatch;
   images: Tensor | null;
   scenes: Scene[];
+  scale: number;
+}
+
+/**
+ * The response loss's aggregation inside each micro-batch, and each micro-batch's factor, so that the
+ * mean over the n micro-batches (Trainer.trainStep) weighs the step's tokens as `weighting` says:
+ * 'token': token mean × n·(its tokens / the step's); 'example': per-example token mean, averaged,
+ * × n·(its examples / the step's); 'micro-batch': token mean × 1.
+ */
+export function microBatchWeights(weighting: ResponseWeighting, counts: readonly (readonly number[])[]): { agg: LossAgg; scales: number[] } {
+  const n = counts.length;
+  if (weighting === 'micro-batch') return { agg: 'token-mean', scales: counts.map(() => 1) };
+  const size = (c: readonly number[]): number => (weighting === 'token' ? c.reduce((a, b) => a + b, 0) : c.filter((k) => k > 0).length);
+  const total = counts.reduce((a, c) => a + size(c), 0);
+  return { agg: weighting === 'token' ? 'token-mean' : 'seq-mean-token-mean', scales: counts.map((c) => (total > 0 ? (n * size(c)) / total : 0)) };
 }
 
 /** The loadable checkpoint in dir (saveCheckpoint commits atomically), or null before the first save. */
@@ -301,6 +337,8 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
   check(Number.isInteger(config.steps) && config.steps > 0 && Number.isInteger(config.batchSize) && config.batchSize > 0, op,
     () => `steps and batchSize must be positive integers, got ${config.steps}, ${config.batchSize}`);
   if (config.lookup) checkLookupCurriculum(config.lookup, op);
+  const weighting = config.weighting ?? 'micro-batch';
+  check(RESPONSE_WEIGHTINGS.includes(weighting), op, () => `weighting must be one of ${RESPONSE_WEIGHTINGS.join(', ')}, got ${JSON.stringify(config.weighting)}`);
   mkdirSync(dir, { recursive: true });
   const cfgPath = join(dir, 'stage0.json');
   if (existsSync(cfgPath)) {
@@ -338,14 +376,16 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
     const patchWeight = config.patchLoss ?? 0;
     const wordIds = ATTRIBUTE_TYPES.map((a) => ATTRIBUTE_VALUES[a].map((v) => tok.encode(v)[0]));
     let patchTerms = 0;
+    const { agg } = microBatchWeights(weighting, []);
     // called inside trainStep's tidy(): the intermediates live until the backward is done
     const lossOf = (mb: Stage0MicroBatch): Tensor => {
       const ti = toTargetInputs(model, mb.tb, mb.images);
       const patches = patchWeight > 0 && mb.images ? patchAttributeTargets(mb.scenes, model.cellSize) : null;
-      if (!patches || patches.rows.length === 0) return aggregateLoss(neg(targetLogProbs(model, ti)), ti.mask, 'token-mean');
+      const responseLoss = (): Tensor => mul(aggregateLoss(neg(targetLogProbs(model, ti)), ti.mask, agg), mb.scale);
+      if (!patches || patches.rows.length === 0) return responseLoss();
       // the vision tower runs once: its tokens feed both the decoder and the patch loss
       ti.inputs.imageTokens = model.imageTokens(mb.images!);
-      const response = aggregateLoss(neg(targetLogProbs(model, ti)), ti.mask, 'token-mean');
+      const response = responseLoss();
       const p = patchAttributeLoss(ti.inputs.imageTokens, model.decoder.tokenEmbedding.weight, wordIds, patches);
       noGrad(() => assign(patchStats, add(patchStats, concat([reshape(p.loss, [1]), p.metrics.accuracy]))));
       patchTerms++;
@@ -356,8 +396,10 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
       // a rare depth-4 example with a long CoT can exceed the decoder's context: it is left out of its step
       const examples = stage0Examples(config, pool, step).filter((e) => fits(model, tok, e));
       const micro: Stage0MicroBatch[] = [];
-      for (const mb of microBatches(model, examples.map((e) => encodeExample(tok, e)), examples, config.targets ?? 'response', config.microBatchPositions)) {
-        micro.push({ tb: mb.tb, images: await renderExampleScenes(mb.extras), scenes: mb.extras.flatMap((e) => e.scenes) });
+      const groups = microBatches(model, examples.map((e) => encodeExample(tok, e)), examples, config.targets ?? 'response', config.microBatchPositions);
+      const { scales } = microBatchWeights(weighting, groups.map((mb) => mb.tb.counts));
+      for (const [i, mb] of groups.entries()) {
+        micro.push({ tb: mb.tb, images: await renderExampleScenes(mb.extras), scenes: mb.extras.flatMap((e) => e.scenes), scale: scales[i] });
         positions += mb.tb.batch.B * mb.tb.batch.T;
       }
       const res = trainer.trainStep(micro, lossOf);
