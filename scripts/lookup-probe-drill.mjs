@@ -17,13 +17,15 @@ const tok = t.data.defaultTokenizer();
 const out = {};
 for (const sceneAs of ['text', 'image']) {
   const ex = Array.from({ length: nArg }, (_, i) => S.lookupExample(t.data.rng(77, 'probe', sceneAs, i), sceneAs, undefined, { minObjects: minO, maxObjects: maxO }, form));
-  // the other answer: for the observation form, the gold with the other observation after "There is"
+  // the other answer: for the observation form, the gold's condition with the other observation
+  // (observationText with no match, or with a made-up object that has the asked value)
   const other = (e) => {
     if (form !== 'observation') return e.response.includes('yes') ? '\\boxed{no}' : '\\boxed{yes}';
-    const word = /check if there is any (\w+)/.exec(e.prompt)[1];
-    const noun = word === 'object' ? null : t.data.ATTRIBUTE_VALUES.shape.includes(word) ? word : `${word} object`;
-    const head = e.response.slice(0, e.response.indexOf(' There is') + 1);
-    return e.response.includes('There is no') ? `${head}There is a large red metal cube.` : `${head}There is no ${noun}.`;
+    const value = /check if there is any (\w+)/.exec(e.prompt)[1];
+    const type = t.data.ATTRIBUTE_TYPES.find((x) => t.data.ATTRIBUTE_VALUES[x].includes(value));
+    const c = { type, value };
+    const seen = e.response.includes('There is no') ? [{ size: 'large', color: 'red', material: 'metal', shape: 'cube', [type]: value }] : [];
+    return `Condition 1: ${t.data.conditionText(c, false)} ${t.data.observationText(c, [], seen, seen.map((_, i) => i))}`;
   };
   const pairs = ex.flatMap((e) => [e.response, other(e)].map((r) => ({ ...e, response: r })));
   const seqs = pairs.map((e) => G.encodeExample(tok, e));

@@ -23,18 +23,14 @@ const tok = t.data.defaultTokenizer();
 // the preset's shapes only (patches per image, context length): no weights are read
 const model = new t.nn.VisionLanguageModel(t.nn.preset(config.preset, tok.size, { seed: config.seed, ...(config.model ?? {}) }).model);
 const pool = new S.PolicyPool(config.seed, config.poolSize, 0, config.pruning ?? 'strict');
-const P = model.patchesPerImage;
-const positions = (s) => s.prompt.length + s.response.length + (P - 1) * [...s.prompt, ...s.response].filter((id) => id === model.config.imageTokenId).length;
 const reps = 4;
 console.log(`weighting: ${weighting}`);
 for (const step of steps) {
   const loss = {}, share = {}, tokens = {};
   for (let k = 0; k < reps; k++) {
-    const all = S.stage0Examples(config, pool, step + k);
-    const seqs = all.map((e) => S.encodeExample(tok, e));
-    const keep = seqs.map((s) => positions(s) <= model.config.maxPositions); // as trainStage0's fits()
-    const examples = all.filter((_, i) => keep[i]);
-    const mbs = S.microBatches(model, seqs.filter((_, i) => keep[i]), examples, config.targets ?? 'response', config.microBatchPositions);
+    // the step's examples as trainStage0 trains them (those past the context left out)
+    const examples = S.stage0Examples(config, pool, step + k).filter((e) => S.fitsContext(model, tok, e));
+    const mbs = S.microBatches(model, examples.map((e) => S.encodeExample(tok, e)), examples, config.targets ?? 'response', config.microBatchPositions);
     const { agg, scales } = S.microBatchWeights(weighting, mbs.map((mb) => mb.tb.counts));
     for (const [m, mb] of mbs.entries()) {
       const total = mb.tb.counts.reduce((a, b) => a + b, 0);

@@ -152,6 +152,8 @@ export function lookupExample(r: Rng, sceneAs: 'image' | 'text' | 'crop', ask: L
 
 /** How the lookup drill asks and answers (lookupExample). */
 export type LookupForm = 'answer' | 'observation';
+/** Every LookupForm (for validating recipes). */
+export const LOOKUP_FORMS: readonly LookupForm[] = ['answer', 'observation'];
 
 /**
  * A policy given in context (policy text, then the image and the query), a scene drawn for a

@@ -31,7 +31,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { check } from '../../gpu/errors.js';
 import { currentDevice } from '../../gpu/device.js';
 import { TargetBatch, TargetKind, microBatches, targetLogProbs, toTargetInputs } from './batch.js';
-import { LookupAsk, LookupForm, PolicyPool, TextExample, checksExample, lookupExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample, sceneQaTextExample, toolPolicyExample } from './examples.js';
+import { LOOKUP_FORMS, LookupAsk, LookupForm, PolicyPool, TextExample, checksExample, lookupExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample, sceneQaTextExample, toolPolicyExample } from './examples.js';
 import { EvalSummary, encodeExample, evaluateExamples, renderExampleScenes } from './generation.js';
 
 /** Task weights: single-object crops, scene descriptions, SceneQA, policies in context (with the scene as an image, or as text). */
@@ -208,7 +208,7 @@ export function lookupAsk(cur: LookupCurriculum | undefined, step: number, r: Rn
 /** Throws a TrimpiError naming the bad phase of a lookup curriculum (a recipe's typo would otherwise fail mid-run). */
 export function checkLookupCurriculum(cur: LookupCurriculum, op: string): void {
   check(Array.isArray(cur.phases), op, () => `lookup.phases must be a list of { type, value, steps }, got ${JSON.stringify(cur.phases)}`);
-  check(cur.form === undefined || cur.form === 'answer' || cur.form === 'observation', op, () => `lookup.form must be 'answer' or 'observation', got ${JSON.stringify(cur.form)}`);
+  check(cur.form === undefined || LOOKUP_FORMS.includes(cur.form), op, () => `lookup.form must be ${LOOKUP_FORMS.map((f) => `'${f}'`).join(' or ')}, got ${JSON.stringify(cur.form)}`);
   const types: readonly string[] = ATTRIBUTE_TYPES;
   cur.phases.forEach((p, i) => {
     check(p.type === '*' ? p.value === '*' : types.includes(p.type) && (p.value === '*' || ATTRIBUTE_VALUES[p.type].includes(p.value)), op,
@@ -223,7 +223,7 @@ export function checkLookupCurriculum(cur: LookupCurriculum, op: string): void {
 const lookupScenes = (cur: LookupCurriculum | undefined): SceneOptions => ({ minObjects: cur?.minObjects, maxObjects: cur?.maxObjects });
 
 /** Whether an example (prompt, response, <eos>) fits the decoder's context once its images are expanded. */
-function fits(model: VisionLanguageModel, tok: Tokenizer, e: TextExample): boolean {
+export function fitsContext(model: VisionLanguageModel, tok: Tokenizer, e: TextExample): boolean {
   const s = encodeExample(tok, e);
   return s.prompt.length + s.response.length + e.scenes.length * (model.patchesPerImage - 1) <= model.config.maxPositions;
 }
@@ -305,12 +305,16 @@ interface Stage0MicroBatch {
  * × n·(its examples / the step's); 'micro-batch': token mean × 1.
  */
 export function microBatchWeights(weighting: ResponseWeighting, counts: readonly (readonly number[])[]): { agg: LossAgg; scales: number[] } {
+  const agg = WEIGHTING_AGG[weighting];
   const n = counts.length;
-  if (weighting === 'micro-batch') return { agg: 'token-mean', scales: counts.map(() => 1) };
+  if (weighting === 'micro-batch') return { agg, scales: counts.map(() => 1) };
   const size = (c: readonly number[]): number => (weighting === 'token' ? c.reduce((a, b) => a + b, 0) : c.filter((k) => k > 0).length);
   const total = counts.reduce((a, c) => a + size(c), 0);
-  return { agg: weighting === 'token' ? 'token-mean' : 'seq-mean-token-mean', scales: counts.map((c) => (total > 0 ? (n * size(c)) / total : 0)) };
+  return { agg, scales: counts.map((c) => (total > 0 ? (n * size(c)) / total : 0)) };
 }
+
+/** The aggregation of the response loss inside a micro-batch under each weighting. */
+const WEIGHTING_AGG: Record<ResponseWeighting, LossAgg> = { 'micro-batch': 'token-mean', token: 'token-mean', example: 'seq-mean-token-mean' };
 
 /** The loadable checkpoint in dir (saveCheckpoint commits atomically), or null before the first save. */
 function latestCheckpoint(dir: string): string | null {
@@ -376,7 +380,7 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
     const patchWeight = config.patchLoss ?? 0;
     const wordIds = ATTRIBUTE_TYPES.map((a) => ATTRIBUTE_VALUES[a].map((v) => tok.encode(v)[0]));
     let patchTerms = 0;
-    const { agg } = microBatchWeights(weighting, []);
+    const agg = WEIGHTING_AGG[weighting];
     // called inside trainStep's tidy(): the intermediates live until the backward is done
     const lossOf = (mb: Stage0MicroBatch): Tensor => {
       const ti = toTargetInputs(model, mb.tb, mb.images);
@@ -394,7 +398,7 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
     while (trainer.step < config.steps) {
       const step = trainer.step;
       // a rare depth-4 example with a long CoT can exceed the decoder's context: it is left out of its step
-      const examples = stage0Examples(config, pool, step).filter((e) => fits(model, tok, e));
+      const examples = stage0Examples(config, pool, step).filter((e) => fitsContext(model, tok, e));
       const micro: Stage0MicroBatch[] = [];
       const groups = microBatches(model, examples.map((e) => encodeExample(tok, e)), examples, config.targets ?? 'response', config.microBatchPositions);
       const { scales } = microBatchWeights(weighting, groups.map((mb) => mb.tb.counts));
