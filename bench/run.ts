@@ -161,6 +161,17 @@ async function main(): Promise<void> {
     if (m.busy) console.log(`  warning: ${m.busy}`);
   }
 
+  // ---- matmul tile sweep (kernels/matmul.ts tuneMatmulTiles): the winners apply to the rest of this run
+  let tiles: t.MatmulTuneResult[] = [];
+  if (!args.includes('--no-tune') && !only) {
+    const squares = (quick ? [256] : [256, 512, 1024]).map((n) => ({ M: n, N: n, K: n }));
+    tiles = await t.tuneMatmulTiles(dev, [...squares, ...t.nn.presetMatmulCases('cpu', t.data.defaultTokenizer().size)], { rounds: 5, reps: 2 });
+    t.applyMatmulTuneResults(dev, tiles);
+    for (const r of tiles) {
+      console.log(`tile sweep ${t.describeTuneCases(r).padEnd(40)} untuned ${r.heuristicMs.toFixed(2).padStart(8)} ms  tuned ${r.ms.toFixed(2).padStart(8)} ms (${r.tile ? `rb ${r.tile.rb}, tnc ${r.tile.tnc}` : 'the heuristic'})  x${(r.heuristicMs / r.ms).toFixed(2)}`);
+    }
+  }
+
   // ---- matmul ------------------------------------------------------------------------------------
   for (const n of quick ? [256] : [256, 512, 1024]) {
     const a = t.randn([n, n]);
@@ -325,7 +336,7 @@ async function main(): Promise<void> {
 
   const out = argValue('--out') ?? 'bench/results.json';
   const date = new Date().toISOString();
-  writeFileSync(out, JSON.stringify({ date, device: adapter, ceilings: { computeGflops: gflops, streamingGBs: gbs }, rows, blockProfile, presets, decodeProfile, dispatchOverhead }, null, 2));
+  writeFileSync(out, JSON.stringify({ date, device: adapter, ceilings: { computeGflops: gflops, streamingGBs: gbs }, rows, blockProfile, presets, decodeProfile, dispatchOverhead, tiles }, null, 2));
   console.log(`\nwrote ${out}`);
   const md = argValue('--md');
   if (md) {
@@ -345,6 +356,12 @@ async function main(): Promise<void> {
     if (dispatchOverhead) {
       lines.push('', `Host overhead: ${dispatchOverhead.hostUs.toFixed(1)} µs of JavaScript per dispatch (median of 9 runs of 1,000 small adds; ` +
         `min ${dispatchOverhead.hostMinUs.toFixed(1)}, max ${dispatchOverhead.hostMaxUs.toFixed(1)}; target ≤ 40), GPU ${dispatchOverhead.gpuUs.toFixed(1)} µs per dispatch.`);
+    }
+    if (tiles.length) {
+      lines.push('', 'Matmul tile sweep (`tuneMatmulTiles`, as `trimpi tune`; the winners are used by every figure above and below): '
+        + 'median ms per matmul of the untuned (heuristic) tile and of the best candidate, interleaved in one run:', '',
+        '| cases (M x K -> N, B) | shape class | untuned (ms) | tuned (ms) | tile (rb x tnc) | speed-up |', '|---|---|---:|---:|---|---:|',
+        ...tiles.map((r) => `| ${t.describeTuneCases(r)} | \`${r.shapeClass.replaceAll('|', '\\|')}\` | ${r.heuristicMs.toFixed(2)} | ${r.ms.toFixed(2)} | ${r.tile ? `${r.tile.rb} x ${r.tile.tnc}` : 'heuristic'} | ${(r.heuristicMs / r.ms).toFixed(2)}x |`));
     }
     if (blockProfile.length) {
       lines.push('', 'Transformer block step, GPU time per step by kernel (`t.profile` over 5 steps, timestamp queries; each dispatch in its own pass):', '',

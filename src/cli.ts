@@ -17,6 +17,9 @@ commands:
   eval          the evaluation suite of a run (override, referral, policy in context after MPI, forgetting,
                 efficiency, branching) into <setting>/evals.json, then the report: trimpi eval runs/NAME
   report        the run's self-contained HTML report: trimpi report runs/NAME (writes runs/NAME/report.html)
+  tune          sweep the matmul tile per shape of a preset model on this adapter and keep the winners
+                (~/.cache/trimpi/matmul-tiles.json, or TRIMPI_MATMUL_TILES): trimpi tune [--preset cpu]
+                [--rounds N] [--no-save]
   help          this text`;
 
 async function doctor(): Promise<number> {
@@ -53,6 +56,51 @@ async function doctor(): Promise<number> {
   return y === 30 ? 0 : 1;
 }
 
+/** `trimpi tune`: the tile sweep over a preset's matmuls (kernels/matmul.ts tuneMatmulTiles), printed and saved. */
+async function tune(args: string[]): Promise<number> {
+  const opts = { preset: 'cpu', rounds: 5, save: true };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--preset' && args[i + 1] !== undefined) opts.preset = args[++i];
+    else if (a === '--rounds' && /^[1-9][0-9]*$/.test(args[i + 1] ?? '')) opts.rounds = Number(args[++i]);
+    else if (a === '--no-save') opts.save = false;
+    else {
+      console.error(`trimpi tune: unexpected argument '${a}' (expected --preset tiny|cpu|gpu, --rounds N (a positive integer), --no-save)\n${USAGE}`);
+      return 2;
+    }
+  }
+  const { init } = await import('./gpu/device.js');
+  const { tuneMatmulTiles } = await import('./kernels/matmul.js');
+  const { describeTuneCases, matmulTilesFile, saveMatmulTiles } = await import('./kernels/matmul_tuning.js');
+  const { presetMatmulCases } = await import('./nn/bench.js');
+  const { PRESET_NAMES } = await import('./nn/presets.js');
+  const { defaultTokenizer } = await import('./trimpi/data/tokenizer.js');
+  if (!(PRESET_NAMES as readonly string[]).includes(opts.preset)) {
+    console.error(`trimpi tune: unknown preset '${opts.preset}' (expected one of ${PRESET_NAMES.join(', ')})`);
+    return 2;
+  }
+  const dev = await init();
+  const cases = presetMatmulCases(opts.preset, defaultTokenizer().size);
+  const results = await tuneMatmulTiles(dev, cases, { rounds: opts.rounds });
+  if (results.length === 0) {
+    console.log(`${dev.adapter.description || dev.adapter.device}: no tunable matmul tile on this adapter (the simd variant is for CPU-SIMD adapters); nothing to do`);
+    return 0;
+  }
+  console.log(`${'cases (M x K -> N, B)'.padEnd(44)} ${'shape class'.padEnd(34)} untuned ms  tuned ms  tile (rb x tnc)  speed-up`);
+  for (const r of results) {
+    console.log(`${describeTuneCases(r).padEnd(44)} ${r.shapeClass.padEnd(34)} ${r.heuristicMs.toFixed(2).padStart(10)} ${r.ms.toFixed(2).padStart(9)}  ${(r.tile ? `${r.tile.rb} x ${r.tile.tnc}` : 'heuristic').padEnd(15)}  ${(r.heuristicMs / r.ms).toFixed(2)}x`);
+  }
+  if (opts.save) {
+    const file = matmulTilesFile();
+    if (!file) console.log('not saved: TRIMPI_MATMUL_TILES=off');
+    else {
+      saveMatmulTiles(dev, results, file);
+      console.log(`saved ${results.filter((r) => r.tile).length} tiles (${results.filter((r) => !r.tile).length} classes keep the heuristic) to ${file}; every later process on this adapter uses them`);
+    }
+  }
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd] = argv;
   switch (cmd) {
@@ -69,6 +117,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./trimpi/suite.js')).runEvalCommand(argv.slice(1));
     case 'report':
       return (await import('./trimpi/suite.js')).runReportCommand(argv.slice(1));
+    case 'tune':
+      return tune(argv.slice(1));
     case undefined:
     case 'help':
     case '--help':

@@ -27,7 +27,9 @@ export type { DispatchTiming } from './gpu/device.js';
 export { attention, type AttentionOptions } from './tensor/attention.js';
 /** The TriMPI objectives (VM-CPT, SFT, GRPO/DAPO, PolicyRollout, rewards), each returning `{ loss, metrics }`; see docs/losses.md. */
 export * as losses from './trimpi/losses/index.js';
-export { setMatmulConfig } from './kernels/matmul.js';
+export { setMatmulConfig, tuneMatmulTiles } from './kernels/matmul.js';
+export { applyMatmulTuneResults, describeTuneCases, loadMatmulTiles, matmulShapeClass, matmulTiles, matmulTilesFile, saveMatmulTiles, setMatmulTiles } from './kernels/matmul_tuning.js';
+export type { MatmulCase, MatmulTile, MatmulTuneResult } from './kernels/matmul_tuning.js';
 export type { MatmulConfig, MatmulVariant } from './kernels/matmul.js';
 /** The data: CLEVR-like scenes and their renderer, ClevrPolicy, SceneQA, ToolPolicy, the tokenizer and the dataset writer. */
 export * as data from './trimpi/data/index.js';

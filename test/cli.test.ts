@@ -2,6 +2,7 @@
 // itself, `trimpi doctor` works, and the README's example runs and its loss falls.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
@@ -32,6 +33,26 @@ describe.skipIf(!built)('built package', () => {
     expect(r.stdout).toMatch(/self-test: sum\(x\*x\) for x = \[1, 2, 3, 4\] = 30 \(ok\)/);
     expect(node(['dist/src/cli.js', 'nonsense']).status).toBe(2);
   });
+
+  it('trimpi tune sweeps a preset\'s matmul tiles, saves them under the adapter, and refuses bad flags', () => {
+    expect(node(['dist/src/cli.js', 'tune', '--rounds', '0']).status).toBe(2);
+    expect(node(['dist/src/cli.js', 'tune', '--preset', 'huge']).stderr).toMatch(/unknown preset 'huge'/);
+    const dir = mkdtempSync(join(tmpdir(), 'trimpi-tune-'));
+    try {
+      const file = join(dir, 'tiles.json');
+      const r = spawnSync(process.execPath, ['dist/src/cli.js', 'tune', '--preset', 'tiny', '--rounds', '1'],
+        { cwd: root, encoding: 'utf8', timeout: 300_000, env: { ...process.env, TRIMPI_MATMUL_TILES: file } });
+      expect(r.status, r.stderr).toBe(0);
+      if (/no tunable matmul tile/.test(r.stdout)) return; // a GPU: the tiled variant has no tiles
+      expect(r.stdout).toMatch(/untuned ms\s+tuned ms/);
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, Record<string, { rb: number; tnc: number }>>;
+      const [tiles] = Object.values(saved);
+      expect(Object.keys(tiles).length).toBeGreaterThan(0);
+      for (const t of Object.values(tiles)) expect([1, 2, 4]).toContain(t.rb);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 
   it("the README's API example runs and its loss falls", () => {
     const readme = readFileSync(join(root, 'README.md'), 'utf8');

@@ -5,6 +5,7 @@ import { TrimpiError } from '../gpu/errors.js';
 import { Params, View, bindingDecls, fill, fixedSubgroupSize, paramsDecl, wgslSource } from './kernel.js';
 import { runReduce } from './reduce.js';
 import { runMap } from './elementwise.js';
+import { MatmulCase, MatmulTile, MatmulTuneResult, ensureMatmulTilesLoaded, matmulShapeClass, matmulTiles, setMatmulTiles } from './matmul_tuning.js';
 
 /** The matmul kernel variants: 'simd' (CPU-SIMD adapters), 'tiled' (shared memory, GPUs), 'gemv' (M <= 4). */
 export type MatmulVariant = 'simd' | 'tiled' | 'gemv';
@@ -55,21 +56,26 @@ function modes(a: View, b: View, N: number): { aMode: AMode; bMode: BMode } {
   return { aMode, bMode };
 }
 
-function chooseConfig(dev: Device, M: number, N: number, K: number, batch: number, bMode: BMode): MatmulConfig {
+function chooseConfig(dev: Device, M: number, N: number, K: number, batch: number, aMode: AMode, bMode: BMode): MatmulConfig {
   const sg = simdWidth(dev);
   const natural: MatmulVariant = sg ? 'simd' : M <= 4 ? 'gemv' : 'tiled';
   // a forced gemv only applies where it can (M <= 4)
   const variant: MatmulVariant = forced?.variant === 'gemv' && M > 4 ? natural : forced?.variant ?? natural;
+  // a tuned tile (matmul_tuning.ts) where the sweep measured one for this shape class; `splits` stays
+  // with the heuristics below (it changes the summation order, a tile does not)
+  const tile = variant === 'simd' ? matmulTiles(dev).get(matmulShapeClass(M, N, K, batch, aMode, bMode)) : undefined;
   // unrolled code size (and lavapipe's compile time) grows with rb * tnc: keep it bounded
   const rb = forced?.rb ?? (bMode === 'n4' ? (M * batch >= 256 ? 4 : M * batch > 8 ? 2 : 1) : (M * batch > 8 ? 2 : 1));
   const tnc = forced?.tnc ?? (bMode === 'n4' ? 1 : 2);
-  // split K when the output is too small to keep the device busy
+  // split K when the output is too small to keep the device busy (from the untuned tile, so that a
+  // tuned one never changes the summation order)
   let workgroups: number;
   if (variant === 'simd') workgroups = Math.ceil(M / ((sg || 8) * rb)) * Math.ceil(N / ((sg || 8) * tnc * (bMode === 'n4' ? 4 : 1))) * batch;
   else if (variant === 'tiled') workgroups = Math.ceil(M / 64) * Math.ceil(N / 64) * batch;
   else workgroups = Math.ceil(N / 64) * batch;
   const splits = forced?.splits ?? (workgroups < 8 && K >= 1024 ? Math.min(8, Math.floor(K / 256)) : 1);
-  return { variant, rb, tnc, splits };
+  const useTile = tile && forced?.rb === undefined && forced?.tnc === undefined;
+  return { variant, rb: useTile ? tile.rb : rb, tnc: useTile ? tile.tnc : tnc, splits };
 }
 
 // ---- code generation ------------------------------------------------------------------------------
@@ -231,7 +237,8 @@ export function runMatmul(dev: Device, op: string, out: View, a: View, b: View, 
   const maxWg = dev.limits.maxComputeWorkgroupsPerDimension;
   if (batch > maxWg) throw new TrimpiError(op, `batch of ${batch} matrices exceeds the dispatch limit ${maxWg}; reshape into fewer, larger matrices`);
   const { aMode, bMode } = modes(a, b, N);
-  const cfg = chooseConfig(dev, M, N, K, batch, bMode);
+  ensureMatmulTilesLoaded(dev);
+  const cfg = chooseConfig(dev, M, N, K, batch, aMode, bMode);
   const sg = simdWidth(dev) || 8;
   const variant = cfg.variant === 'simd' && !dev.features.has('subgroups') ? 'tiled' : cfg.variant;
   const gemvRows = Math.min(M, 4);
@@ -301,3 +308,103 @@ function applyEpilogue(dev: Device, op: string, out: View, M: number, N: number,
   if (epi.bias) operands.push({ buffer: epi.bias.buffer, dtype: 'f32', shape, strides: [0, epi.bias.strides[0]], offset: epi.bias.offset });
   runMap(dev, op, { expr, compute: 'f32' }, o, operands);
 }
+
+// ---- tuning: the sweep --------------------------------------------------------------------------------
+
+/** Candidate tiles: rb 1, 2, 4 row blocks × tnc 1, 2 (and 4 where B's columns are scalar units), rb·tnc ≤ 8. */
+function candidates(b: 'rows' | 'transposed'): MatmulTile[] {
+  const tncs = b === 'rows' ? [1, 2] : [1, 2, 4];
+  return [1, 2, 4].flatMap((rb) => tncs.filter((tnc) => rb * tnc <= 8).map((tnc) => ({ rb, tnc })));
+}
+
+function randomFloats(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 4294967296 - 0.5;
+  }
+  return out;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+/**
+ * Times every candidate tile (and the untuned choice) per shape class of the cases (a class's time is
+ * the sum over its cases): `rounds` rounds, candidates interleaved within a round so that the
+ * device's drift hits them alike, each timing `reps` passes and one sync. A class's winner must beat
+ * the untuned tile by `minGain` (default 3%), else its result has tile null (keep the heuristic).
+ * Applies nothing (setMatmulTiles / saveMatmulTiles do). Only the simd variant (CPU-SIMD adapters)
+ * has tiles: elsewhere it returns [].
+ */
+export async function tuneMatmulTiles(dev: Device, cases: readonly MatmulCase[], opts: { rounds?: number; reps?: number; minGain?: number } = {}): Promise<MatmulTuneResult[]> {
+  const op = 'tuneMatmulTiles';
+  const rounds = opts.rounds ?? 5;
+  const reps = opts.reps ?? 4;
+  const minGain = opts.minGain ?? 0.03;
+  if (!(minGain >= 0 && minGain < 1)) throw new TrimpiError(op, `minGain must be in [0, 1), got ${String(minGain)}`);
+  for (const c of cases) {
+    for (const k of ['M', 'N', 'K'] as const) {
+      if (!Number.isInteger(c[k]) || c[k] < 1) throw new TrimpiError(op, `${k} must be a positive integer, got ${String(c[k])} in ${JSON.stringify(c)}`);
+    }
+    if (c.batch !== undefined && (!Number.isInteger(c.batch) || c.batch < 1)) throw new TrimpiError(op, `batch must be a positive integer, got ${String(c.batch)}`);
+    if (c.b !== undefined && c.b !== 'rows' && c.b !== 'transposed') throw new TrimpiError(op, `b must be 'rows' or 'transposed', got ${String(c.b)}`);
+  }
+  if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(reps) || reps < 1) throw new TrimpiError(op, `rounds and reps must be positive integers, got ${rounds} and ${reps}`);
+  if (!dev.features.has('subgroups') || !simdWidth(dev)) return [];
+
+  ensureMatmulTilesLoaded(dev); // the file's tiles first, so that it cannot load over a candidate
+  const saved = matmulTiles(dev);
+  const results: MatmulTuneResult[] = [];
+  const buffers: GPUBuffer[] = [];
+  try {
+    // every case's operands, grouped by shape class: a class gets one tile, timed over all its cases
+    const classes = new Map<string, { cases: Required<MatmulCase>[]; views: { a: View; b: View; out: View }[] }>();
+    for (const [i, raw] of cases.entries()) {
+      const c: Required<MatmulCase> = { batch: 1, b: 'rows', ...raw };
+      const { M, N, K, batch } = c;
+      const [bufA, bufB, bufOut] = [batch * M * K, batch * K * N, batch * M * N].map((n, j) => {
+        const buf = dev.alloc(n * 4, `${op} ${'ABC'[j]}`);
+        buffers.push(buf);
+        return buf;
+      });
+      dev.write(bufA, randomFloats(batch * M * K, 2 * i + 1));
+      dev.write(bufB, randomFloats(batch * K * N, 2 * i + 2));
+      const a: View = { buffer: bufA, dtype: 'f32', shape: [batch, M, K], strides: [M * K, K, 1], offset: 0 };
+      const b: View = c.b === 'rows'
+        ? { buffer: bufB, dtype: 'f32', shape: [batch, K, N], strides: [K * N, N, 1], offset: 0 }
+        : { buffer: bufB, dtype: 'f32', shape: [batch, K, N], strides: [K * N, 1, K], offset: 0 };
+      const out: View = { buffer: bufOut, dtype: 'f32', shape: [batch, M, N], strides: [M * N, N, 1], offset: 0 };
+      const { aMode, bMode } = modes(a, b, N);
+      const key = matmulShapeClass(M, N, K, batch, aMode, bMode);
+      const group = classes.get(key) ?? { cases: [], views: [] };
+      group.cases.push(c);
+      group.views.push({ a, b, out });
+      classes.set(key, group);
+    }
+    for (const [shapeClass, group] of classes) {
+      const tiles: (MatmulTile | null)[] = [null, ...candidates(group.cases[0].b)]; // null: the heuristic tile
+      const run = async (tile: MatmulTile | null, n: number): Promise<number> => {
+        setMatmulTiles(dev, tile ? new Map([[shapeClass, tile]]) : null);
+        const t0 = performance.now();
+        for (let r = 0; r < n; r++) for (const v of group.views) runMatmul(dev, op, v.out, v.a, v.b);
+        await dev.sync();
+        return (performance.now() - t0) / n;
+      };
+      for (const t of tiles) await run(t, 1); // compiles every pipeline before timing
+      const times = tiles.map(() => [] as number[]);
+      for (let r = 0; r < rounds; r++) for (const [j, t] of tiles.entries()) times[j].push(await run(t, reps));
+      const med = times.map(median);
+      let best = 1;
+      for (let j = 2; j < tiles.length; j++) if (med[j] < med[best]) best = j;
+      // a tile must beat the heuristic by minGain, else the class keeps the heuristic (no churn from noise)
+      const wins = med[best] < (1 - minGain) * med[0];
+      results.push({ cases: group.cases, shapeClass, tile: wins ? tiles[best] : null, ms: wins ? med[best] : med[0], heuristicMs: med[0], candidates: tiles.length - 1 });
+    }
+  } finally {
+    setMatmulTiles(dev, saved.size ? saved : null);
+    for (const b of buffers) dev.pool.release(b);
+  }
+  return results;
+}
+

@@ -2,6 +2,7 @@
 // batched generation on random data, and report throughput with a FLOP count, so the bench can
 // state the fraction of the device's measured matmul ceiling that a training step reaches.
 import { check } from '../gpu/errors.js';
+import type { MatmulCase } from '../kernels/matmul_tuning.js';
 import { execStats, profile } from '../gpu/stats.js';
 import { div, gt, maximum, neg, rand, slice, sum, tensor, tokenLogProbs, where } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -238,4 +239,29 @@ export async function benchmarkPreset(opts: PresetBenchOptions): Promise<PresetB
     trainer.dispose();
     model.dispose();
   }
+}
+
+/**
+ * The matmuls of a preset model that a per-adapter tile sweep should measure (`trimpi tune`): every
+ * linear map of the decoder and the ViT forward (x @ W, W (in, out) row-major) and its input gradient
+ * (dy @ Wᵀ), and the tied vocabulary head (h @ Eᵀ), at the rows of a training step (batchSize
+ * sequences of one image and `textTokens` text positions) and of a decode step (`decodeRows`
+ * sequences, one position each).
+ */
+export function presetMatmulCases(name: string, vocabSize: number, opts: { textTokens?: number; decodeRows?: number } = {}): MatmulCase[] {
+  const p = preset(name, vocabSize);
+  const c = p.model;
+  const P = (c.imageSize / c.patchSize) ** 2;
+  const trainRows = p.train.batchSize * (P + (opts.textTokens ?? 128));
+  const decodeRows = opts.decodeRows ?? 64;
+  const hidden = (w: number): number => Math.round(c.mlpRatio * w);
+  const linears = (w: number): [number, number][] => [[w, 3 * w], [w, w], [w, hidden(w)], [hidden(w), w]];
+  const cases: MatmulCase[] = [];
+  for (const M of [trainRows, decodeRows]) {
+    for (const [K, N] of linears(c.dim)) cases.push({ M, K, N, b: 'rows' });
+    cases.push({ M, K: c.dim, N: vocabSize, b: 'transposed' });
+  }
+  for (const [K, N] of linears(c.dim)) cases.push({ M: trainRows, K: N, N: K, b: 'transposed' });
+  for (const [K, N] of linears(c.visionDim)) cases.push({ M: p.train.batchSize * P, K, N, b: 'rows' });
+  return cases;
 }

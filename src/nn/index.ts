@@ -38,5 +38,5 @@ export { CRC_PREFIX, crc32, decodeSafetensors, encodeSafetensors, fsyncDir, isAt
 export type { Safetensors } from './safetensors.js';
 export { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, loadCheckpoint, loadVisionLanguageModel, readManifest, saveCheckpoint } from './checkpoint.js';
 export type { CheckpointManifest, JsonValue, LoadOptions, SaveOptions } from './checkpoint.js';
-export { benchmarkPreset, trainFlops } from './bench.js';
+export { benchmarkPreset, presetMatmulCases, trainFlops } from './bench.js';
 export type { DecodeKernelTime, PresetBenchOptions, PresetBenchResult } from './bench.js';
