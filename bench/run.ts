@@ -161,11 +161,12 @@ async function main(): Promise<void> {
     if (m.busy) console.log(`  warning: ${m.busy}`);
   }
 
-  // ---- matmul tile sweep (kernels/matmul.ts tuneMatmulTiles): the winners apply to the rest of this run
+  // ---- matmul tile sweep (kernels/matmul.ts tuneMatmulTiles): the winners apply to the rest of this run;
+  // the preset's cases at the rows of the preset benchmark below (256 text tokens a sequence)
   let tiles: t.MatmulTuneResult[] = [];
   if (!args.includes('--no-tune') && !only) {
     const squares = (quick ? [256] : [256, 512, 1024]).map((n) => ({ M: n, N: n, K: n }));
-    tiles = await t.tuneMatmulTiles(dev, [...squares, ...t.nn.presetMatmulCases('cpu', t.data.defaultTokenizer().size)], { rounds: 5, reps: 2 });
+    tiles = await t.tuneMatmulTiles(dev, [...squares, ...t.nn.presetMatmulCases('cpu', t.data.defaultTokenizer().size, { textTokens: 256 })], { rounds: 5, reps: 2 });
     t.applyMatmulTuneResults(dev, tiles);
     for (const r of tiles) {
       console.log(`tile sweep ${t.describeTuneCases(r).padEnd(40)} untuned ${r.heuristicMs.toFixed(2).padStart(8)} ms  tuned ${r.ms.toFixed(2).padStart(8)} ms (${r.tile ? `rb ${r.tile.rb}, tnc ${r.tile.tnc}` : 'the heuristic'})  x${(r.heuristicMs / r.ms).toFixed(2)}`);
