@@ -161,10 +161,11 @@ async function main(): Promise<void> {
     if (m.busy) console.log(`  warning: ${m.busy}`);
   }
 
-  // ---- matmul tile sweep (kernels/matmul.ts tuneMatmulTiles): the winners apply to the rest of this run;
+  // ---- matmul tile sweep (--tune; kernels/matmul.ts tuneMatmulTiles): the winners apply to the rest of this run;
+  // off by default: the isolated winners made the cpu preset's decode step slower (0.87x, bench/RESULTS.md);
   // the preset's cases at the rows of the preset benchmark below (256 text tokens a sequence)
   let tiles: t.MatmulTuneResult[] = [];
-  if (!args.includes('--no-tune') && !only) {
+  if (args.includes('--tune') && !only) {
     const squares = (quick ? [256] : [256, 512, 1024]).map((n) => ({ M: n, N: n, K: n }));
     tiles = await t.tuneMatmulTiles(dev, [...squares, ...t.nn.presetMatmulCases('cpu', t.data.defaultTokenizer().size, { textTokens: 256 })], { rounds: 5, reps: 2 });
     t.applyMatmulTuneResults(dev, tiles);
@@ -359,7 +360,7 @@ async function main(): Promise<void> {
         `min ${dispatchOverhead.hostMinUs.toFixed(1)}, max ${dispatchOverhead.hostMaxUs.toFixed(1)}; target ≤ 40), GPU ${dispatchOverhead.gpuUs.toFixed(1)} µs per dispatch.`);
     }
     if (tiles.length) {
-      lines.push('', 'Matmul tile sweep (`tuneMatmulTiles`, as `trimpi tune`; the winners are used by every figure above and below): '
+      lines.push('', 'Matmul tile sweep (`--tune`: `tuneMatmulTiles`, as `trimpi tune`; the winners are used by every figure above and below): '
         + 'median ms per matmul of the untuned (heuristic) tile and of the best candidate, interleaved in one run:', '',
         '| cases (M x K -> N, B) | shape class | untuned (ms) | tuned (ms) | tile (rb x tnc) | speed-up |', '|---|---|---:|---:|---|---:|',
         ...tiles.map((r) => `| ${t.describeTuneCases(r)} | \`${r.shapeClass.replaceAll('|', '\\|')}\` | ${r.heuristicMs.toFixed(2)} | ${r.ms.toFixed(2)} | ${r.tile ? `${r.tile.rb} x ${r.tile.tnc}` : 'heuristic'} | ${(r.heuristicMs / r.ms).toFixed(2)}x |`));

@@ -18,8 +18,8 @@ commands:
                 efficiency, branching) into <setting>/evals.json, then the report: trimpi eval runs/NAME
   report        the run's self-contained HTML report: trimpi report runs/NAME (writes runs/NAME/report.html)
   tune          sweep the matmul tile per shape of a preset model on this adapter and keep the winners
-                (~/.cache/trimpi/matmul-tiles.json, or TRIMPI_MATMUL_TILES): trimpi tune [--preset cpu]
-                [--rounds N] [--no-save]
+                with --save (~/.cache/trimpi/matmul-tiles.json, or TRIMPI_MATMUL_TILES): trimpi tune
+                [--preset cpu] [--rounds N] [--save] (measured: isolated winners can slow a model down)
   help          this text`;
 
 async function doctor(): Promise<number> {
@@ -58,14 +58,14 @@ async function doctor(): Promise<number> {
 
 /** `trimpi tune`: the tile sweep over a preset's matmuls (kernels/matmul.ts tuneMatmulTiles), printed and saved. */
 async function tune(args: string[]): Promise<number> {
-  const opts = { preset: 'cpu', rounds: 5, save: true };
+  const opts = { preset: 'cpu', rounds: 5, save: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--preset' && args[i + 1] !== undefined) opts.preset = args[++i];
     else if (a === '--rounds' && /^[1-9][0-9]*$/.test(args[i + 1] ?? '')) opts.rounds = Number(args[++i]);
-    else if (a === '--no-save') opts.save = false;
+    else if (a === '--save') opts.save = true;
     else {
-      console.error(`trimpi tune: unexpected argument '${a}' (expected --preset tiny|cpu|gpu, --rounds N (a positive integer), --no-save)\n${USAGE}`);
+      console.error(`trimpi tune: unexpected argument '${a}' (expected --preset tiny|cpu|gpu, --rounds N (a positive integer), --save)\n${USAGE}`);
       return 2;
     }
   }
@@ -90,6 +90,7 @@ async function tune(args: string[]): Promise<number> {
   for (const r of results) {
     console.log(`${describeTuneCases(r).padEnd(44)} ${r.shapeClass.padEnd(34)} ${r.heuristicMs.toFixed(2).padStart(10)} ${r.ms.toFixed(2).padStart(9)}  ${(r.tile ? `${r.tile.rb} x ${r.tile.tnc}` : 'heuristic').padEnd(15)}  ${(r.heuristicMs / r.ms).toFixed(2)}x`);
   }
+  if (!opts.save) console.log('not saved (--save keeps them; check the model-level effect first: bench/RESULTS.md measured a slower decode step with them)');
   if (opts.save) {
     const file = matmulTilesFile();
     if (!file) console.log('not saved: TRIMPI_MATMUL_TILES=off');

@@ -40,7 +40,7 @@ describe.skipIf(!built)('built package', () => {
     const dir = mkdtempSync(join(tmpdir(), 'trimpi-tune-'));
     try {
       const file = join(dir, 'tiles.json');
-      const r = spawnSync(process.execPath, ['dist/src/cli.js', 'tune', '--preset', 'tiny', '--rounds', '1'],
+      const r = spawnSync(process.execPath, ['dist/src/cli.js', 'tune', '--preset', 'tiny', '--rounds', '1', '--save'],
         { cwd: root, encoding: 'utf8', timeout: 300_000, env: { ...process.env, TRIMPI_MATMUL_TILES: file } });
       expect(r.status, r.stderr).toBe(0);
       if (/no tunable matmul tile/.test(r.stdout)) return; // a GPU: the tiled variant has no tiles
