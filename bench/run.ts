@@ -170,7 +170,7 @@ async function main(): Promise<void> {
     tiles = await t.tuneMatmulTiles(dev, [...squares, ...t.nn.presetMatmulCases('cpu', t.data.defaultTokenizer().size, { textTokens: 256 })], { rounds: 5, reps: 2 });
     t.applyMatmulTuneResults(dev, tiles);
     for (const r of tiles) {
-      console.log(`tile sweep ${t.describeTuneCases(r).padEnd(40)} untuned ${r.heuristicMs.toFixed(2).padStart(8)} ms  tuned ${r.ms.toFixed(2).padStart(8)} ms (${r.tile ? `rb ${r.tile.rb}, tnc ${r.tile.tnc}` : 'the heuristic'})  x${(r.heuristicMs / r.ms).toFixed(2)}`);
+      console.log(`tile sweep ${t.describeTuneCases(r).padEnd(40)} untuned ${r.heuristicMs.toFixed(2).padStart(8)} ms  tuned ${r.ms.toFixed(2).padStart(8)} ms (tile ${t.describeTuneTile(r)})  x${(r.heuristicMs / r.ms).toFixed(2)}`);
     }
   }
 
@@ -363,7 +363,7 @@ async function main(): Promise<void> {
       lines.push('', 'Matmul tile sweep (`--tune`: `tuneMatmulTiles`, as `trimpi tune`; the winners are used by every figure above and below): '
         + 'median ms per matmul of the untuned (heuristic) tile and of the best candidate, interleaved in one run:', '',
         '| cases (M x K -> N, B) | shape class | untuned (ms) | tuned (ms) | tile (rb x tnc) | speed-up |', '|---|---|---:|---:|---|---:|',
-        ...tiles.map((r) => `| ${t.describeTuneCases(r)} | \`${r.shapeClass.replaceAll('|', '\\|')}\` | ${r.heuristicMs.toFixed(2)} | ${r.ms.toFixed(2)} | ${r.tile ? `${r.tile.rb} x ${r.tile.tnc}` : 'heuristic'} | ${(r.heuristicMs / r.ms).toFixed(2)}x |`));
+        ...tiles.map((r) => `| ${t.describeTuneCases(r)} | \`${r.shapeClass.replaceAll('|', '\\|')}\` | ${r.heuristicMs.toFixed(2)} | ${r.ms.toFixed(2)} | ${t.describeTuneTile(r)} | ${(r.heuristicMs / r.ms).toFixed(2)}x |`));
     }
     if (blockProfile.length) {
       lines.push('', 'Transformer block step, GPU time per step by kernel (`t.profile` over 5 steps, timestamp queries; each dispatch in its own pass):', '',

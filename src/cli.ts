@@ -71,7 +71,7 @@ async function tune(args: string[]): Promise<number> {
   }
   const { init } = await import('./gpu/device.js');
   const { tuneMatmulTiles } = await import('./kernels/matmul.js');
-  const { describeTuneCases, matmulTilesFile, saveMatmulTiles } = await import('./kernels/matmul_tuning.js');
+  const { describeTuneCases, describeTuneTile, matmulTilesFile, saveMatmulTiles } = await import('./kernels/matmul_tuning.js');
   const { presetMatmulCases } = await import('./nn/bench.js');
   const { PRESET_NAMES } = await import('./nn/presets.js');
   const { defaultTokenizer } = await import('./trimpi/data/tokenizer.js');
@@ -88,16 +88,14 @@ async function tune(args: string[]): Promise<number> {
   }
   console.log(`${'cases (M x K -> N, B)'.padEnd(44)} ${'shape class'.padEnd(34)} untuned ms  tuned ms  tile (rb x tnc)  speed-up`);
   for (const r of results) {
-    console.log(`${describeTuneCases(r).padEnd(44)} ${r.shapeClass.padEnd(34)} ${r.heuristicMs.toFixed(2).padStart(10)} ${r.ms.toFixed(2).padStart(9)}  ${(r.tile ? `${r.tile.rb} x ${r.tile.tnc}` : 'heuristic').padEnd(15)}  ${(r.heuristicMs / r.ms).toFixed(2)}x`);
+    console.log(`${describeTuneCases(r).padEnd(44)} ${r.shapeClass.padEnd(34)} ${r.heuristicMs.toFixed(2).padStart(10)} ${r.ms.toFixed(2).padStart(9)}  ${describeTuneTile(r).padEnd(15)}  ${(r.heuristicMs / r.ms).toFixed(2)}x`);
   }
+  const file = matmulTilesFile();
   if (!opts.save) console.log('not saved (--save keeps them; check the model-level effect first: bench/RESULTS.md measured a slower decode step with them)');
-  if (opts.save) {
-    const file = matmulTilesFile();
-    if (!file) console.log('not saved: TRIMPI_MATMUL_TILES=off');
-    else {
-      saveMatmulTiles(dev, results, file);
-      console.log(`saved ${results.filter((r) => r.tile).length} tiles (${results.filter((r) => !r.tile).length} classes keep the heuristic) to ${file}; every later process on this adapter uses them`);
-    }
+  else if (!file) console.log('not saved: TRIMPI_MATMUL_TILES=off');
+  else {
+    saveMatmulTiles(dev, results, file);
+    console.log(`saved ${results.filter((r) => r.tile).length} tiles (${results.filter((r) => !r.tile).length} classes keep the heuristic) to ${file}; every later process on this adapter uses them`);
   }
   return 0;
 }

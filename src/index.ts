@@ -28,7 +28,7 @@ export { attention, type AttentionOptions } from './tensor/attention.js';
 /** The TriMPI objectives (VM-CPT, SFT, GRPO/DAPO, PolicyRollout, rewards), each returning `{ loss, metrics }`; see docs/losses.md. */
 export * as losses from './trimpi/losses/index.js';
 export { setMatmulConfig, tuneMatmulTiles } from './kernels/matmul.js';
-export { applyMatmulTuneResults, describeTuneCases, loadMatmulTiles, matmulShapeClass, matmulTiles, matmulTilesFile, saveMatmulTiles, setMatmulTiles } from './kernels/matmul_tuning.js';
+export { applyMatmulTuneResults, describeTuneCases, describeTuneTile, loadMatmulTiles, matmulShapeClass, matmulTiles, matmulTilesFile, saveMatmulTiles, setMatmulTiles } from './kernels/matmul_tuning.js';
 export type { MatmulCase, MatmulTile, MatmulTuneResult } from './kernels/matmul_tuning.js';
 export type { MatmulConfig, MatmulVariant } from './kernels/matmul.js';
 /** The data: CLEVR-like scenes and their renderer, ClevrPolicy, SceneQA, ToolPolicy, the tokenizer and the dataset writer. */

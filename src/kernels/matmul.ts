@@ -5,6 +5,7 @@ import { TrimpiError } from '../gpu/errors.js';
 import { Params, View, bindingDecls, fill, fixedSubgroupSize, paramsDecl, wgslSource } from './kernel.js';
 import { runReduce } from './reduce.js';
 import { runMap } from './elementwise.js';
+import { runRandom, seededKey } from './random.js';
 import { MatmulCase, MatmulTile, MatmulTuneResult, ensureMatmulTilesLoaded, matmulShapeClass, matmulTiles, setMatmulTiles } from './matmul_tuning.js';
 
 /** The matmul kernel variants: 'simd' (CPU-SIMD adapters), 'tiled' (shared memory, GPUs), 'gemv' (M <= 4). */
@@ -63,7 +64,8 @@ function chooseConfig(dev: Device, M: number, N: number, K: number, batch: numbe
   const variant: MatmulVariant = forced?.variant === 'gemv' && M > 4 ? natural : forced?.variant ?? natural;
   // a tuned tile (matmul_tuning.ts) where the sweep measured one for this shape class; `splits` stays
   // with the heuristics below (it changes the summation order, a tile does not)
-  const tile = variant === 'simd' ? matmulTiles(dev).get(matmulShapeClass(M, N, K, batch, aMode, bMode)) : undefined;
+  const tiles = matmulTiles(dev);
+  const tile = variant === 'simd' && tiles.size ? tiles.get(matmulShapeClass(M, N, K, batch, aMode, bMode)) : undefined;
   // unrolled code size (and lavapipe's compile time) grows with rb * tnc: keep it bounded
   const rb = forced?.rb ?? (bMode === 'n4' ? (M * batch >= 256 ? 4 : M * batch > 8 ? 2 : 1) : (M * batch > 8 ? 2 : 1));
   const tnc = forced?.tnc ?? (bMode === 'n4' ? 1 : 2);
@@ -317,16 +319,6 @@ function candidates(b: 'rows' | 'transposed'): MatmulTile[] {
   return [1, 2, 4].flatMap((rb) => tncs.filter((tnc) => rb * tnc <= 8).map((tnc) => ({ rb, tnc })));
 }
 
-function randomFloats(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 4294967296 - 0.5;
-  }
-  return out;
-}
-
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 /**
@@ -368,13 +360,14 @@ export async function tuneMatmulTiles(dev: Device, cases: readonly MatmulCase[],
         buffers.push(buf);
         return buf;
       });
-      dev.write(bufA, randomFloats(batch * M * K, 2 * i + 1));
-      dev.write(bufB, randomFloats(batch * K * N, 2 * i + 2));
       const a: View = { buffer: bufA, dtype: 'f32', shape: [batch, M, K], strides: [M * K, K, 1], offset: 0 };
       const b: View = c.b === 'rows'
         ? { buffer: bufB, dtype: 'f32', shape: [batch, K, N], strides: [K * N, N, 1], offset: 0 }
         : { buffer: bufB, dtype: 'f32', shape: [batch, K, N], strides: [K * N, 1, K], offset: 0 };
       const out: View = { buffer: bufOut, dtype: 'f32', shape: [batch, M, N], strides: [M * N, N, 1], offset: 0 };
+      // operands drawn on the device (uniform in [-0.5, 0.5)), B's memory as a contiguous block either way
+      runRandom(dev, op, a, 'uniform', seededKey(2 * i + 1), 0, -0.5, 0.5);
+      runRandom(dev, op, { buffer: bufB, dtype: 'f32', shape: [batch * K * N], strides: [1], offset: 0 }, 'uniform', seededKey(2 * i + 2), 0, -0.5, 0.5);
       const { aMode, bMode } = modes(a, b, N);
       const key = matmulShapeClass(M, N, K, batch, aMode, bMode);
       const group = classes.get(key) ?? { cases: [], views: [] };

@@ -25,6 +25,7 @@ export function matmulShapeClass(M: number, N: number, K: number, batch: number,
 }
 
 const tuned = new WeakMap<Device, ReadonlyMap<string, MatmulTile>>();
+const NO_TILES: ReadonlyMap<string, MatmulTile> = new Map();
 
 /** Sets (or with null clears) the device's tuned tiles, by shape class (matmulShapeClass). */
 export function setMatmulTiles(dev: Device, tiles: ReadonlyMap<string, MatmulTile> | null): void {
@@ -34,7 +35,7 @@ export function setMatmulTiles(dev: Device, tiles: ReadonlyMap<string, MatmulTil
 
 /** The device's tuned tiles (empty when none were set). */
 export function matmulTiles(dev: Device): ReadonlyMap<string, MatmulTile> {
-  return tuned.get(dev) ?? new Map();
+  return tuned.get(dev) ?? NO_TILES; // asked at every matmul: no allocation
 }
 
 /**
@@ -67,6 +68,11 @@ export interface MatmulTuneResult {
 export function describeTuneCases(r: MatmulTuneResult): string {
   const c = r.cases[0];
   return `${c.M} x ${c.K} -> ${c.N}${c.batch > 1 ? ` (batch ${c.batch})` : ''}, ${c.b}${r.cases.length > 1 ? ` (+${r.cases.length - 1} more)` : ''}`;
+}
+
+/** "rb x tnc" of a result's tile, or "heuristic" where the untuned tile won (for tables). */
+export function describeTuneTile(r: MatmulTuneResult): string {
+  return r.tile ? `${r.tile.rb} x ${r.tile.tnc}` : 'heuristic';
 }
 
 /** Applies a sweep's results to the device in this process (winners set, classes the heuristic won cleared). */
