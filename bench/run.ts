@@ -372,7 +372,7 @@ async function main(): Promise<void> {
     }
     if (decodeProfile.length) {
       const gpu = decodeProfile.reduce((a, k) => a + k.ms, 0);
-      lines.push('', `\`cpu\` preset decode step at batch 64, GPU time per step by kernel (profiled generations of 17 and 1 tokens, differenced; each dispatch in its own pass; ${gpu.toFixed(1)} ms in all):`, '',
+      lines.push('', `\`cpu\` preset decode step at batch 64, GPU time per step by kernel (profiled generations of 18 and 2 tokens, differenced; each dispatch in its own pass; ${gpu.toFixed(1)} ms in all):`, '',
         '| op | kernel | calls | GPU ms | share |', '|---|---|---:|---:|---:|',
         ...decodeProfile.slice(0, 12).map((k) => `| ${k.op} | \`${k.kernel.split('|').slice(0, 3).join('|').replaceAll('|', '\\|')}\` | ${k.calls.toFixed(0)} | ${k.ms.toFixed(2)} | ${((k.ms / gpu) * 100).toFixed(0)}% |`));
     }

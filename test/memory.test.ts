@@ -1,4 +1,4 @@
-// Memory: the size-bucketed pool, reuse only after submit, tidy() scopes, dispose(), stats, and a
+// Memory: the size-bucketed pool (uploads reuse a buffer only after a submit), tidy() scopes, dispose(), stats, and a
 // training loop whose GPU memory stays flat.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as t from '../src/index.js';
@@ -21,21 +21,26 @@ describe('buffer pool', () => {
     for (let b = 1; b < 1 << 22; b = Math.ceil(b * 1.37)) expect(bucketSize(b) % 16).toBe(0);
   });
 
-  it('a released buffer is reused only after the next submit', () => {
+  it('a released buffer goes at once to GPU-written data, to host-written data only after the next submit', () => {
     const pool = new BufferPool(dev.gpu, 0x80 | 0x08);
     const a = pool.acquire(1000);
     pool.release(a);
-    const b = pool.acquire(1000);
-    expect(b).not.toBe(a); // not yet submitted: must not be handed out again
-    pool.onSubmit();
+    expect(pool.stats().bytesPendingRelease).toBe(bucketSize(1000));
+    const b = pool.acquire(1000, 'upload', true);
+    expect(b).not.toBe(a); // not yet submitted: an upload (queue.writeBuffer) would overtake a's commands
     const c = pool.acquire(1000);
-    expect(c).toBe(a);
+    expect(c).toBe(a); // a dispatch into it is recorded after a's commands: safe at once
+    expect(pool.stats().bytesPendingRelease).toBe(0);
+    pool.release(c);
+    pool.onSubmit();
+    const d = pool.acquire(1000, 'upload', true);
+    expect(d).toBe(a); // submitted: free for uploads too
     const s = pool.stats();
     expect(s.buffersCreated).toBe(2);
-    expect(s.buffersReused).toBe(1);
+    expect(s.buffersReused).toBe(2);
     expect(s.bytesInUse).toBe(2 * bucketSize(1000));
     pool.release(b);
-    pool.release(c);
+    pool.release(d);
     pool.onSubmit();
     expect(pool.stats().bytesPooled).toBe(2 * bucketSize(1000));
     pool.emptyCache();
@@ -53,6 +58,24 @@ describe('buffer pool', () => {
       expect(await b.sum().item()).toBe(1000);
       s.dispose();
       b.dispose();
+    }
+  });
+
+  it('a buffer reused before the submit by a later dispatch keeps the order of the recorded work', async () => {
+    // a's memory is taken at once by c's kernel, recorded after s read a: s must still see a
+    for (let i = 0; i < 5; i++) {
+      const x = t.rand([1000], { seed: i });
+      const a = x.mul(2);
+      const s = a.sum();
+      const [created, submits] = [t.memoryStats().buffersCreated, t.execStats().submits];
+      a.dispose();
+      const c = x.add(1);
+      // a's buffer, neither a new one nor one freed by an early submit
+      expect([t.memoryStats().buffersCreated, t.execStats().submits]).toEqual([created, submits]);
+      const xs = await x.toArray();
+      expect(await s.item()).toBeCloseTo(2 * xs.reduce((m, v) => m + v, 0), 2);
+      expect(Array.from(await c.toArray())).toEqual(Array.from(xs, (v) => Math.fround(v + 1)));
+      for (const y of [x, s, c]) y.dispose();
     }
   });
 });

@@ -267,11 +267,11 @@ export class Device {
     }
   }
 
-  /** New storage buffer from the pool. */
-  alloc(bytes: number, label?: string): GPUBuffer {
+  /** New storage buffer from the pool; `hostWrite` when its contents will come from write(). */
+  alloc(bytes: number, label?: string, hostWrite = false): GPUBuffer {
     const max = this.limits.maxStorageBufferBindingSize;
     if (bytes > max) throw new TrimpiError(label ?? 'alloc', `a tensor of ${bytes} bytes exceeds the device's maxStorageBufferBindingSize (${max})`);
-    return this.pool.acquire(bytes, label);
+    return this.pool.acquire(bytes, label, hostWrite);
   }
 
   private bufferId(b: GPUBuffer): number {
@@ -444,7 +444,10 @@ export class Device {
     this.commandEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }
 
-  /** Writes host data into a buffer (ordered before the batch being recorded). */
+  /**
+   * Writes host data into a buffer (ordered before the batch being recorded): the buffer must come
+   * from alloc(…, hostWrite = true), never one that unsubmitted commands may still use.
+   */
   write(buffer: GPUBuffer, data: ArrayBufferView): void {
     this.gpu.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
   }

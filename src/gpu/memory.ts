@@ -3,8 +3,11 @@
 //
 // Nothing here relies on GC finalizers: every GPU buffer goes back to the pool through an explicit
 // dispose(), either called by the user or by the tidy() scope that created the tensor. A released
-// buffer is handed out again only after the commands that used it have been submitted (release()
-// parks it until onSubmit()), so a queue.writeBuffer to a reused buffer can never overtake them.
+// buffer whose commands are not yet submitted (release() parks it until onSubmit()) is handed out
+// again at once for GPU-written data: a later dispatch into it is recorded after those commands and
+// runs after them. Data written from the host (queue.writeBuffer, which runs before the whole pending
+// batch) gets only submitted buffers, so an upload can never overtake the commands of a buffer's
+// previous life; when none is free, the device submits (onPressure) rather than growing.
 //
 // Live buffers are counted: drivers have a hard limit (lavapipe maps every buffer, and past Linux's
 // ~65,530 mappings the process dies with SIGSEGV), so the pool refuses to create buffer number
@@ -47,11 +50,11 @@ export function bucketSize(bytes: number): number {
 
 export class BufferPool {
   private free = new Map<number, GPUBuffer[]>();
-  private pending: GPUBuffer[] = [];
-  private pendingBySize = new Map<number, number>();
+  /** Released buffers whose commands are not yet submitted, by size. */
+  private pending = new Map<number, GPUBuffer[]>();
   /**
-   * Called when a request could be served by a buffer that only waits for a submit; the device
-   * submits (which calls onSubmit()), so memory is recycled instead of growing between submits.
+   * Called when a host-written request could be served by a buffer that only waits for a submit; the
+   * device submits (which calls onSubmit()), so memory is recycled instead of growing between submits.
    */
   onPressure: (() => void) | null = null;
   private s = { bytesInUse: 0, peakBytesInUse: 0, bytesPooled: 0, bytesPendingRelease: 0, buffersCreated: 0, buffersReused: 0 };
@@ -63,21 +66,33 @@ export class BufferPool {
 
   constructor(private readonly device: GPUDevice, private readonly usage: GPUBufferUsageFlags) {}
 
-  acquire(bytes: number, label?: string): GPUBuffer {
+  /**
+   * A buffer of at least `bytes`. `hostWrite`: its first contents will come from queue.writeBuffer,
+   * so it must not be one whose previous commands are still unsubmitted (see the top of this file).
+   */
+  acquire(bytes: number, label?: string, hostWrite = false): GPUBuffer {
     const size = bucketSize(bytes);
-    if (!this.free.get(size)?.length && this.pendingBySize.get(size) && this.onPressure) this.onPressure();
-    const list = this.free.get(size);
-    let buf = list?.pop();
-    if (buf) {
-      this.s.bytesPooled -= size;
+    const parked = this.pending.get(size);
+    let buf: GPUBuffer | undefined;
+    if (!hostWrite && parked?.length) {
+      buf = parked.pop()!;
+      this.s.bytesPendingRelease -= size;
       this.s.buffersReused++;
     } else {
+      if (!this.free.get(size)?.length && parked?.length && this.onPressure) this.onPressure();
+      buf = this.free.get(size)?.pop();
+      if (buf) {
+        this.s.bytesPooled -= size;
+        this.s.buffersReused++;
+      }
+    }
+    if (!buf) {
       if (this.liveBuffers >= this.maxLiveBuffers) {
         // free buffers of other sizes count too: give them back to the driver first
         this.emptyCache();
         if (this.liveBuffers >= this.maxLiveBuffers) {
           throw new TrimpiError('memory', `cannot create another GPU buffer${label ? ` (${label})` : ''}: ${this.liveBuffers} are alive (${this.liveStorages} tensors' storages, `
-            + `${this.pending.length} waiting for a submit), the limit is ${this.maxLiveBuffers} (drivers fail past ~65,000: lavapipe crashes). `
+            + `${[...this.pending.values()].reduce((n, l) => n + l.length, 0)} waiting for a submit), the limit is ${this.maxLiveBuffers} (drivers fail past ~65,000: lavapipe crashes). `
             + 'Free tensors you no longer need with dispose(), or create them inside tidy(() => ...); keeping e.g. every step\'s loss tensor '
             + 'alive adds one buffer per step (read it with await loss.item() and dispose it). The limit is DeviceOptions.maxLiveBuffers / TRIMPI_MAX_BUFFERS.');
         }
@@ -95,21 +110,21 @@ export class BufferPool {
   release(buf: GPUBuffer): void {
     this.s.bytesInUse -= buf.size;
     this.s.bytesPendingRelease += buf.size;
-    this.pending.push(buf);
-    this.pendingBySize.set(buf.size, (this.pendingBySize.get(buf.size) ?? 0) + 1);
+    let list = this.pending.get(buf.size);
+    if (!list) this.pending.set(buf.size, (list = []));
+    list.push(buf);
   }
 
   /** Called by the device right after queue.submit(): parked buffers become reusable. */
   onSubmit(): void {
-    for (const buf of this.pending) {
-      let list = this.free.get(buf.size);
-      if (!list) this.free.set(buf.size, (list = []));
-      list.push(buf);
-      this.s.bytesPooled += buf.size;
+    for (const [size, bufs] of this.pending) {
+      let list = this.free.get(size);
+      if (!list) this.free.set(size, (list = []));
+      list.push(...bufs);
+      this.s.bytesPooled += size * bufs.length;
     }
     this.s.bytesPendingRelease = 0;
-    this.pending = [];
-    this.pendingBySize.clear();
+    this.pending.clear();
   }
 
   /** Destroys every free buffer (pending ones stay until submitted). */

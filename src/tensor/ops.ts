@@ -187,7 +187,7 @@ export function tensor(data: NestedArray | ArrayLike<number>, opts: CreateOption
     shape = [...opts.shape];
   }
   const dev = creationDevice('tensor', opts);
-  const t = empty(shape, dtype, dev, 'tensor');
+  const t = Tensor.empty(shape, dtype, dev, 'tensor', true); // uploaded: a buffer no pending command uses
   const arr = dtype === 'i32' ? Int32Array.from(flat) : Float32Array.from(flat);
   if (arr.length) dev.write(t.buffer, arr);
   if (opts.requiresGrad) t.requiresGrad_();

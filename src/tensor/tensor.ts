@@ -55,14 +55,17 @@ export class Tensor implements Disposable {
     track(this);
   }
 
-  /** @internal A fresh uninitialised contiguous tensor; `op` names the caller in errors. */
-  static empty(shape: Shape, dtype: DType = 'f32', device: Device = currentDevice('empty'), op = 'empty'): Tensor {
+  /**
+   * @internal A fresh uninitialised contiguous tensor; `op` names the caller in errors; `hostWrite`
+   * when its data will be uploaded (device.write) rather than computed.
+   */
+  static empty(shape: Shape, dtype: DType = 'f32', device: Device = currentDevice('empty'), op = 'empty', hostWrite = false): Tensor {
     const n = numel(shape);
     check(shape.every((d) => Number.isInteger(d) && d >= 0), op, () => `invalid shape ${fmtShape(shape)}`);
     const bytes = Math.max(n, 1) * BYTES_PER_ELEMENT;
     const max = device.limits.maxStorageBufferBindingSize;
     check(bytes <= max, op, () => `a tensor of shape ${fmtShape(shape)} (${bytes} bytes) exceeds the device's maxStorageBufferBindingSize (${max} bytes)`);
-    const storage = new Storage(device.alloc(bytes, op), bytes, device.pool);
+    const storage = new Storage(device.alloc(bytes, op, hostWrite), bytes, device.pool);
     return new Tensor(device, storage, shape, dtype);
   }
 
