@@ -40,6 +40,23 @@ export function aggregateLoss(lossMat: Tensor, mask: Tensor, mode: LossAgg = 'to
   return div(sum(perSeq), nonEmptySeqs);
 }
 
+/**
+ * A step's batch split into n micro-batches (to bound memory) must still be aggregated as one batch.
+ * The Trainer averages the n micro-batch losses, so micro-batch i's aggregate gets the factor
+ *
+ *   token-mean                  n · (tokens in i) / (tokens in the batch)
+ *   seq-mean-token-mean / -sum  n · (sequences in i) / (sequences in the batch)   (those with a token)
+ *
+ * and (1/n) Σ_i scale_i · agg_i equals the aggregate of the whole batch, however it was split.
+ * counts[i] holds micro-batch i's tokens per sequence (e.g. TargetBatch.counts). All-empty: zeros.
+ */
+export function microBatchScales(mode: LossAgg, counts: readonly (readonly number[])[]): number[] {
+  check(LOSS_AGGS.includes(mode), 'microBatchScales', () => `mode must be one of ${LOSS_AGGS.join(', ')}, got ${String(mode)}`);
+  const size = (c: readonly number[]): number => (mode === 'token-mean' ? c.reduce((a, b) => a + b, 0) : c.filter((k) => k > 0).length);
+  const total = counts.reduce((a, c) => a + size(c), 0);
+  return counts.map((c) => (total > 0 ? (counts.length * size(c)) / total : 0));
+}
+
 /** Σ m·x / Σ m over all positions (0 when the mask is empty): the token mean used by every metric. */
 export function maskedMean(x: Tensor, mask: Tensor): Tensor {
   return aggregateLoss(x, mask, 'token-mean');

@@ -2,7 +2,7 @@
 // clipped objective, GRPO/DAPO configurations, dynamic sampling, PolicyRollout, rewards), and stage
 // 0's patch-attribute loss.
 // Walk-through with worked numbers: docs/losses.md.
-export { aggregateLoss, maskedMean, LOSS_AGGS } from './aggregate.js';
+export { aggregateLoss, maskedMean, microBatchScales, LOSS_AGGS } from './aggregate.js';
 export type { LossAgg, LossOutput } from './aggregate.js';
 export { nextTokenLogProbs, targetMask } from './logprobs.js';
 export { vmcptLoss, textTokenMask } from './vmcpt.js';

@@ -16,7 +16,7 @@
 import { noGrad } from '../../tensor/autograd.js';
 import { check } from '../../gpu/errors.js';
 import { tidy } from '../../tensor/memory.js';
-import { tensor } from '../../tensor/ops.js';
+import { mul, tensor } from '../../tensor/ops.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { generate } from '../../nn/generate.js';
 import { Trainer } from '../../nn/train.js';
@@ -26,7 +26,7 @@ import { dynamicSampling } from '../losses/dynamic_sampling.js';
 import { PoRoGroup, SampledResponse, buildPolicyRolloutBatch } from '../losses/policy_rollout.js';
 import { policyLoss } from '../losses/policy.js';
 import { SequenceExample, TargetBatch, targetBatch, targetLogProbs, targetLogProbsAndEntropy, toTargetInputs } from './batch.js';
-import { maskedMean } from '../losses/aggregate.js';
+import { maskedMean, microBatchScales } from '../losses/aggregate.js';
 
 /** A prompt as the model sees it: token ids (one `<image>` per image) and its images. */
 export interface RlPrompt {
@@ -241,16 +241,23 @@ export class RlRunner<I extends RlItem> {
     // 5. advantages over each (pooled) group; every row is (Q, I, o_i): the policy is in no row
     const rows = rolloutRows(groups.map((g) => ({ group: g.group, images: g.item.noPolicy.images })), c.algorithm, this.model.config.padId, this.eosId);
 
-    // 7. mini-batches (a fixed seeded order), each split into micro-batches for memory
+    // 7. mini-batches (a fixed seeded order), each split into micro-batches for memory: rows sorted by
+    //    length (less padding), each micro-batch's loss scaled so that the mini-batch is aggregated as
+    //    one batch (token-mean over all its tokens, not a mean of micro-batch means)
     const order = shuffled(rows.length, c.seed, step);
     const per = Math.ceil(rows.length / c.miniBatches);
     const micro = c.microRows ?? 32;
+    const length = (k: number): number => rows[k].seq.prompt.length + rows[k].seq.response.length;
     const miniBatches = Array.from({ length: c.miniBatches }, (_, m) => order.slice(m * per, (m + 1) * per)).filter((b) => b.length > 0);
-    const prepared = miniBatches.map((mb) => chunk(mb, micro).map((idx) => ({
-      tb: targetBatch(this.model, idx.map((k) => rows[k].seq)),
-      keys: idx.flatMap((k) => [...rows[k].images]),
-      advantages: idx.map((k) => rows[k].advantage),
-    })));
+    const prepared = miniBatches.map((mb) => {
+      const parts = chunk([...mb].sort((a, b) => length(a) - length(b) || a - b), micro).map((idx) => ({
+        tb: targetBatch(this.model, idx.map((k) => rows[k].seq)),
+        keys: idx.flatMap((k) => [...rows[k].images]),
+        advantages: idx.map((k) => rows[k].advantage),
+      }));
+      const scales = microBatchScales(c.algorithm.loss.lossAgg, parts.map((p) => p.tb.counts));
+      return parts.map((p, j) => ({ ...p, scale: scales[j] }));
+    });
 
     // 6. π_old and π_ref of every response under the no-policy prompt, before any update
     const flat = prepared.flat();
@@ -258,7 +265,7 @@ export class RlRunner<I extends RlItem> {
     const refLogp = this.reference && c.algorithm.loss.kl ? responseLogProbs(this.reference, this.task, flat) : null;
 
     const sums = { loss: 0, pgLoss: 0, kl: 0, approxKl: 0, clipLow: 0, clipHigh: 0, gradNorm: 0, entropy: 0 };
-    const metricTensors: Tensor[][] = [];
+    const metricTensors: { values: Tensor[]; weight: number }[] = [];
     let k = 0;
     try {
       for (const mb of prepared) {
@@ -272,10 +279,10 @@ export class RlRunner<I extends RlItem> {
             logp, oldLogp: oldLogp[idx], refLogp: refLogp?.[idx], mask: ti.mask,
             advantages: tensor(p.advantages, { shape: [p.advantages.length] }),
           }, c.algorithm.loss);
-          // metrics survive trainStep's tidy (kept); read after the update
+          // metrics survive trainStep's tidy (kept); read after the update, weighted like the loss
           const keepers = [metrics.pgLoss, metrics.approxKl, metrics.clipFracLow, metrics.clipFracHigh, metrics.kl ?? metrics.pgLoss].map((t) => t.keep());
-          metricTensors.push(keepers);
-          return loss;
+          metricTensors.push({ values: keepers, weight: p.scale / mb.length });
+          return mul(loss, p.scale);
         });
         k += mb.length;
         const [l, g] = await Promise.all([res.loss.item(), res.gradNorm.item()]);
@@ -286,28 +293,27 @@ export class RlRunner<I extends RlItem> {
         sums.loss += l;
         sums.gradNorm += g;
       }
-      for (const m of metricTensors) {
-        const [pg, ak, lo, hi, kl] = await Promise.all(m.map((t) => t.item()));
-        sums.pgLoss += pg;
-        sums.approxKl += ak;
-        sums.clipLow += lo;
-        sums.clipHigh += hi;
-        sums.kl += kl;
+      for (const { values, weight } of metricTensors) {
+        const [pg, ak, lo, hi, kl] = await Promise.all(values.map((t) => t.item()));
+        sums.pgLoss += weight * pg;
+        sums.approxKl += weight * ak;
+        sums.clipLow += weight * lo;
+        sums.clipHigh += weight * hi;
+        sums.kl += weight * kl;
       }
     } finally {
       let h = 0;
       for (const e of entropy) h += await e.item();
       sums.entropy = h / Math.max(1, entropy.length);
-      for (const m of metricTensors) for (const t of m) t.dispose();
+      for (const m of metricTensors) for (const t of m.values) t.dispose();
       for (const e of entropy) e.dispose();
       for (const t of oldLogp) t.dispose();
       for (const t of refLogp ?? []) t.dispose();
     }
     const nU = prepared.length;
-    const nM = metricTensors.length;
     return {
-      ...base, loss: sums.loss / nU, gradNorm: sums.gradNorm / nU, pgLoss: sums.pgLoss / nM, approxKl: sums.approxKl / nM,
-      clipFracLow: sums.clipLow / nM, clipFracHigh: sums.clipHigh / nM, klRef: refLogp ? sums.kl / nM : null, entropy: sums.entropy,
+      ...base, loss: sums.loss / nU, gradNorm: sums.gradNorm / nU, pgLoss: sums.pgLoss / nU, approxKl: sums.approxKl / nU,
+      clipFracLow: sums.clipLow / nU, clipFracHigh: sums.clipHigh / nU, klRef: refLogp ? sums.kl / nU : null, entropy: sums.entropy,
       updateSeconds: (performance.now() - t1) / 1000,
     };
   }

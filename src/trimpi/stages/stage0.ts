@@ -22,7 +22,7 @@ import { Trainer } from '../../nn/train.js';
 import { VisionLanguageModel, VlmConfig } from '../../nn/vlm.js';
 import { preset } from '../../nn/presets.js';
 import { loadCheckpoint, saveCheckpoint, JsonValue } from '../../nn/checkpoint.js';
-import { LossAgg, aggregateLoss } from '../losses/aggregate.js';
+import { LossAgg, aggregateLoss, microBatchScales } from '../losses/aggregate.js';
 import { add, assign, concat, mul, neg, reshape, zeros } from '../../tensor/ops.js';
 import { noGrad } from '../../tensor/autograd.js';
 import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, AttributeType, Scene, SceneOptions, resolveSceneOptions } from '../data/scene.js';
@@ -302,15 +302,11 @@ interface Stage0MicroBatch {
  * The response loss's aggregation inside each micro-batch, and each micro-batch's factor, so that the
  * mean over the n micro-batches (Trainer.trainStep) weighs the step's tokens as `weighting` says:
  * 'token': token mean × n·(its tokens / the step's); 'example': per-example token mean, averaged,
- * × n·(its examples / the step's); 'micro-batch': token mean × 1.
+ * × n·(its examples / the step's) (microBatchScales); 'micro-batch': token mean × 1.
  */
 export function microBatchWeights(weighting: ResponseWeighting, counts: readonly (readonly number[])[]): { agg: LossAgg; scales: number[] } {
   const agg = WEIGHTING_AGG[weighting];
-  const n = counts.length;
-  if (weighting === 'micro-batch') return { agg, scales: counts.map(() => 1) };
-  const size = (c: readonly number[]): number => (weighting === 'token' ? c.reduce((a, b) => a + b, 0) : c.filter((k) => k > 0).length);
-  const total = counts.reduce((a, c) => a + size(c), 0);
-  return { agg, scales: counts.map((c) => (total > 0 ? (n * size(c)) / total : 0)) };
+  return { agg, scales: weighting === 'micro-batch' ? counts.map(() => 1) : microBatchScales(agg, counts) };
 }
 
 /** The aggregation of the response loss inside a micro-batch under each weighting. */

@@ -5,8 +5,8 @@
 // Losses, as in losses/sft.ts and losses/vmcpt.ts, on the packed target log-probs (stages/batch.ts):
 //   SFT     L = −(1/Σ m) Σ m·log p(o_t | Q, I, o_<t)                          token mean
 //   VM-CPT  L = −E_x[(1/Σ_t m_t) Σ_t m_t log p(x_t | x_<t)], m_t = 1[x_t ∉ P_I ∪ I]   per-sequence mean
-import { aggregateLoss } from '../losses/aggregate.js';
-import { neg } from '../../tensor/ops.js';
+import { aggregateLoss, microBatchScales } from '../losses/aggregate.js';
+import { mul, neg } from '../../tensor/ops.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { check } from '../../gpu/errors.js';
 import { Trainer } from '../../nn/train.js';
@@ -63,10 +63,13 @@ export async function trainSupervised(
   const { seqs, images, target } = supervisedSequences(cfg.kind, data, tok);
   const steps = supervisedSteps(cfg, seqs.length);
   const perEpoch = Math.ceil(seqs.length / cfg.batchSize);
+  // VM-CPT (Eq. 2) weighs each sequence the same, SFT each response token; the step's batch is
+  // aggregated as one however microBatches splits it (microBatchScales)
   const agg = cfg.kind === 'vm-cpt' ? 'seq-mean-token-mean' : 'token-mean';
+  const scales = new Map<TargetBatch, number>();
   const lossOf = (mb: { tb: TargetBatch; keys: string[] }): Tensor => {
     const ti = toTargetInputs(model, mb.tb, data.imageTensor(mb.keys));
-    return aggregateLoss(neg(targetLogProbs(model, ti)), ti.mask, agg);
+    return mul(aggregateLoss(neg(targetLogProbs(model, ti)), ti.mask, agg), scales.get(mb.tb)!);
   };
   const logEvery = hooks.logEvery ?? 10;
   let positions = 0;
@@ -78,6 +81,8 @@ export async function trainSupervised(
     const micro = microBatches(model, idx.map((i) => seqs[i]), idx.map((i) => images[i]), target, cfg.microBatchPositions)
       .map((m) => ({ tb: m.tb, keys: m.extras.flat() }));
     for (const m of micro) positions += m.tb.batch.B * m.tb.batch.T;
+    scales.clear();
+    microBatchScales(agg, micro.map((m) => m.tb.counts)).forEach((f, i) => scales.set(micro[i].tb, f));
     const res = trainer.trainStep(micro, lossOf);
     res.gradNorm.dispose();
     res.skipped.dispose();
