@@ -3,7 +3,7 @@
 import type { AssertSlot, Device } from '../gpu/device.js';
 import { check, fmtShape } from '../gpu/errors.js';
 import { contiguousStrides, isContiguous, normAxis, numel } from '../gpu/shape.js';
-import { Params, View, bindingDecls, fill, grid1d, paramsDecl, wgslSource } from './kernel.js';
+import { Params, View, bindingDecls, fill, fixedSubgroupSize, grid1d, paramsDecl, wgslSource } from './kernel.js';
 
 const WG = 256;
 
@@ -113,7 +113,7 @@ export function runGatherKeys(dev: Device, op: string, keys: View, xShape: reado
 
 // ---- scatter-add by key -------------------------------------------------------------------------
 
-type Stage = 'zero' | 'count' | 'scan' | 'place' | 'sum';
+type Stage = 'zero' | 'count' | 'scan' | 'scan_sg' | 'place' | 'sum';
 
 /** The prelude of scatter.wgsl (before the first `//@stage`) plus the section of `stage`. */
 function stageSource(stage: Stage): string {
@@ -125,7 +125,7 @@ function stageSource(stage: Stage): string {
 
 function stagePipe(dev: Device, op: string, stage: Stage, prm: Params, vars: Record<string, string | number> = {}): Pipe {
   const key = `scatter|${stage}|${Object.entries(vars).map(([k, v]) => `${k}=${v}`).join(',')}|${prm.vec4s}`;
-  return dev.pipeline(key, `${op} (${stage})`, () => fill(stageSource(stage), { PARAMS: paramsDecl(prm.vec4s), ...vars }));
+  return dev.pipeline(key, `${op} (${stage})`, () => fill(stageSource(stage), { ENABLE: stage === 'scan_sg' ? 'enable subgroups;' : '', PARAMS: paramsDecl(prm.vec4s), ...vars }));
 }
 
 /** Records buf[offset .. offset + n) = 0 (u32 words; also f32 zeros). */
@@ -163,7 +163,8 @@ export function runScatterAddByKey(dev: Device, op: string, out: View, keys: Vie
   const cnt = new Params().u(M, K, keys.offset);
   dev.dispatch(op, stagePipe(dev, op, 'count', cnt), cnt.u32s, [keys.buffer, offs], grid1d(M, WG, maxWg));
   const scan = new Params().u(K);
-  dev.dispatch(op, stagePipe(dev, op, 'scan', scan), scan.u32s, [offs], [1, 1, 1]);
+  const sg = fixedSubgroupSize(dev);
+  dev.dispatch(op, sg ? stagePipe(dev, op, 'scan_sg', scan, { SG: sg }) : stagePipe(dev, op, 'scan', scan), scan.u32s, [offs], [1, 1, 1]);
   dev.dispatch(op, stagePipe(dev, op, 'place', cnt), cnt.u32s, [keys.buffer, offs, list], grid1d(M, WG, maxWg));
 
   // values: contiguous → direct index; otherwise walk its shape (size-1 dims dropped)
@@ -173,7 +174,7 @@ export function runScatterAddByKey(dev: Device, op: string, out: View, keys: Vie
   const sumPipe = stagePipe(dev, op, 'sum', sum, { VRANK: vDims.length, VCONTIG: vContig ? 'true' : 'false' });
   dev.dispatch(op, sumPipe, sum.u32s, [out.buffer, offs, list, values.buffer], grid1d(K, WG, maxWg));
 
-  // reused only after the next submit, i.e. after these dispatches
+  // the pool hands them to later dispatches only, which run after these
   dev.pool.release(offs);
   dev.pool.release(list);
 }

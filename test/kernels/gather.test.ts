@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDevice, type Device } from '../../src/gpu/device.js';
 import type { DType } from '../../src/gpu/dtype.js';
 import { contiguousStrides, numel } from '../../src/gpu/shape.js';
-import { Params, fill, paramsDecl, wgslSource, type View } from '../../src/kernels/kernel.js';
+import { Params, fill, paramsDecl, setAdapterOverride, wgslSource, type View } from '../../src/kernels/kernel.js';
 import { runGather, runGatherKeys, runScatterAddByKey } from '../../src/kernels/gather.js';
 
 let dev: Device;
@@ -287,8 +287,24 @@ function expectSums(got: Float32Array, ref: ReturnType<typeof referenceSums>, ms
 
 describe('runScatterAddByKey', () => {
   const sizes: [number, number][] = [
-    [1, 1], [1, 7], [7, 3], [7, 7], [33, 5], [33, 100], [257, 17], [257, 257], [4000, 300], [4000, 1],
+    [1, 1], [1, 7], [7, 3], [7, 7], [33, 5], [33, 100], [257, 17], [257, 257], [4000, 300], [4000, 1], [3000, 2500],
   ];
+  // the subgroup scan (adapters with a fixed subgroup size, e.g. lavapipe) and the workgroup scan (others)
+  for (const [M, K] of [[300, 37], [3000, 2500]]) {
+    it(`M=${M} values into K=${K} keys with the workgroup-memory scan (no fixed subgroup size)`, async () => {
+      const seed = freshSeed();
+      const r = rng(seed);
+      const keys = new Int32Array(M).map(() => (r() < 0.1 ? -1 : Math.floor(r() * K)));
+      const vals = new Float32Array(M).map(() => randNonzero(r));
+      setAdapterOverride({ subgroups: false });
+      try {
+        const got = await scatter(keys, (b) => view(b, 'f32', [M]), vals, K, 3);
+        expectSums(got, referenceSums(keys, (i) => vals[i], K), `seed ${seed}`);
+      } finally {
+        setAdapterOverride(null);
+      }
+    });
+  }
   for (const [M, K] of sizes) {
     it(`M=${M} values into K=${K} keys (with skipped keys)`, async () => {
       const seed = freshSeed();
@@ -422,7 +438,7 @@ describe('runScatterAddByKey', () => {
     const vals = new Float32Array(M).map(() => randNonzero(r));
     const src = wgslSource('scatter').split(/^\/\/@stage (\w+)[ \t]*$/m);
     const prm = new Params().u(K, 0, 0, 0);
-    const code = fill(src[0] + src[src.indexOf('sum') + 1], { PARAMS: paramsDecl(prm.vec4s), VRANK: 0, VCONTIG: 'true' });
+    const code = fill(src[0] + src[src.indexOf('sum') + 1], { ENABLE: '', PARAMS: paramsDecl(prm.vec4s), VRANK: 0, VCONTIG: 'true' });
     const pipe = dev.pipeline(`test-scatter-sum|${code}`, 'test sum', () => code);
     const outBuf = dev.alloc(K * 4);
     const listBuf = upload(list);

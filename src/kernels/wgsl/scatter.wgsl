@@ -13,7 +13,8 @@
 // the first `//@stage` line) plus one stage section. Temporaries: offs[K] (u32) and list[M] (u32).
 //   zero   offs[k] = 0                                  (also clears out when M == 0)
 //   count  atomicAdd(offs[keys[i]], 1)                  -> offs = bucket sizes
-//   scan   offs = exclusive prefix sum of offs          (one workgroup walking 1024-element chunks)
+//   scan   offs = exclusive prefix sum of offs          (one workgroup walking 1024-element chunks;
+//                                                        scan_sg on adapters with a fixed subgroup size)
 //   place  list[atomicAdd(offs[keys[i]], 1)] = i        -> bucket k is [offs[k-1], offs[k]), offs[-1] = 0
 //   sum    sort bucket k by i, out[k] = sequential sum of values[list[j]]
 // The ids inside a bucket arrive nearly in order, so the sort is an insertion sort with a move budget
@@ -23,16 +24,18 @@
 // Cost floor: keys read twice (8M bytes), values read once (4M), out written (4K); the temporaries
 // add 2M atomics and 4M + 4M list bytes written/read, and 3 x 4K bytes on offs (zero, scan, sum):
 // about 20M + 20K bytes in all, O(M + K) work outside the bucket sorts. The scan is a single
-// workgroup, latency-bound for very large K (K / 1024 serial chunks).
+// workgroup, latency-bound for very large K (K / 1024 serial chunks, 16 barriers each; scan_sg:
+// K / (4·SG) serial rounds, no barrier).
 //
 // params (u32 words), per stage:
 //   zero   [0] n, [1] offset of the first word to clear
 //   count  [0] M, [1] K, [2] keys offset
-//   scan   [0] K
+//   scan   [0] K            (scan_sg too)
 //   place  [0] M, [1] K, [2] keys offset
 //   sum    [0] K, [1] out offset, [2] values offset, [3] unused,
 //          [4..4+VRANK) values shape, [4+VRANK..4+2*VRANK) values strides
 
+{{ENABLE}}
 {{PARAMS}}
 
 fn linear_id(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * 256u; }
@@ -93,6 +96,32 @@ fn main(@builtin(local_invocation_index) t: u32) {
     }
     carry += sh[255];
     workgroupBarrier();
+  }
+}
+
+//@stage scan_sg
+@group(0) @binding(1) var<storage, read_write> offs: array<u32>;
+
+// One subgroup of SG lanes (a CPU adapter's SIMD width), no workgroup barrier (on lavapipe each one
+// is a coroutine switch of every 8-lane batch: the 256-lane scan costs ~20 ms at K = 152k). A round
+// takes 4·SG consecutive words, 4 per lane; subgroupExclusiveAdd gives each lane its start.
+@compute @workgroup_size({{SG}})
+fn main(@builtin(subgroup_invocation_id) lane: u32) {
+  let n = word(0u);
+  var carry = 0u;
+  for (var base = 0u; base < n; base += {{SG}}u * 4u) {
+    let i = base + lane * 4u;
+    var v = vec4<u32>(0u);
+    for (var q = 0u; q < 4u; q++) {
+      if (i + q < n) { v[q] = offs[i + q]; }
+    }
+    let s = v.x + v.y + v.z + v.w;
+    var run = carry + subgroupExclusiveAdd(s);
+    for (var q = 0u; q < 4u; q++) {
+      if (i + q < n) { offs[i + q] = run; }
+      run += v[q];
+    }
+    carry += subgroupAdd(s);
   }
 }
 
