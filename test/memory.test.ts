@@ -73,7 +73,7 @@ describe('buffer pool', () => {
       // a's buffer, neither a new one nor one freed by an early submit
       expect([t.memoryStats().buffersCreated, t.execStats().submits]).toEqual([created, submits]);
       const xs = await x.toArray();
-      expect(await s.item()).toBeCloseTo(2 * xs.reduce((m, v) => m + v, 0), 2);
+      expect(await s.item()).toBeCloseTo(2 * Array.from(xs).reduce((m: number, v: number) => m + v, 0), 2);
       expect(Array.from(await c.toArray())).toEqual(Array.from(xs, (v) => Math.fround(v + 1)));
       for (const y of [x, s, c]) y.dispose();
     }

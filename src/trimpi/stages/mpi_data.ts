@@ -11,6 +11,7 @@ import { Tokenizer } from '../data/tokenizer.js';
 import { check } from '../../gpu/errors.js';
 import { tensor } from '../../tensor/ops.js';
 import type { Tensor } from '../../tensor/tensor.js';
+import { formatReward } from '../losses/rewards.js';
 import { encodeExample } from './generation.js';
 import type { SequenceExample } from './batch.js';
 
@@ -122,11 +123,16 @@ export class MpiData {
     return { seqs, images };
   }
 
-  /** Accuracy of an output for a record: exact case match (clevr) or the tool-call score (tool). */
+  /**
+   * Accuracy of an output for a record: exact case match (clevr) or the tool-call score (tool).
+   * clevr's format (the RL reward's 0.1 and the tables' "format") is the reward's strict one: one
+   * think block, then one box holding a case the policy has, then nothing (formatReward). scoreClevr's
+   * own checks alone let `</think> \boxed{Case 3. </think> \boxed{Case 3}` pass, which RL learned to emit.
+   */
   score(r: MpiRecord, output: string): { score: number; format: number } {
     if (r.task === 'clevr') {
       const s = scoreClevr(output, r.case, this.policyOf(r).cases);
-      return { score: s.correct ? 1 : 0, format: s.malformed.length === 0 ? 1 : 0 };
+      return { score: s.correct ? 1 : 0, format: s.malformed.length === 0 && formatReward(output) === 1 ? 1 : 0 };
     }
     const s = scoreToolCall(output, r.target);
     return { score: s.score, format: s.malformed?.length ? 0 : 1 };
