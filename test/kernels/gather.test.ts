@@ -289,30 +289,26 @@ describe('runScatterAddByKey', () => {
   const sizes: [number, number][] = [
     [1, 1], [1, 7], [7, 3], [7, 7], [33, 5], [33, 100], [257, 17], [257, 257], [4000, 300], [4000, 1], [3000, 2500],
   ];
-  // the subgroup scan (adapters with a fixed subgroup size, e.g. lavapipe) and the workgroup scan (others)
+  /** Random keys (10% skipped) and non-zero values, scattered and checked against the sequential sums. */
+  const randomCase = async (M: number, K: number): Promise<void> => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const keys = new Int32Array(M).map(() => (r() < 0.1 ? -1 : Math.floor(r() * K)));
+    const vals = new Float32Array(M).map(() => randNonzero(r));
+    const got = await scatter(keys, (b) => view(b, 'f32', [M]), vals, K, 3);
+    expectSums(got, referenceSums(keys, (i) => vals[i], K), `seed ${seed}`);
+  };
+  for (const [M, K] of sizes) it(`M=${M} values into K=${K} keys (with skipped keys)`, () => randomCase(M, K));
+  // the cases above take the subgroup scan where the adapter has a fixed subgroup size (lavapipe);
+  // these take the workgroup-memory scan that other adapters use
   for (const [M, K] of [[300, 37], [3000, 2500]]) {
     it(`M=${M} values into K=${K} keys with the workgroup-memory scan (no fixed subgroup size)`, async () => {
-      const seed = freshSeed();
-      const r = rng(seed);
-      const keys = new Int32Array(M).map(() => (r() < 0.1 ? -1 : Math.floor(r() * K)));
-      const vals = new Float32Array(M).map(() => randNonzero(r));
       setAdapterOverride({ subgroups: false });
       try {
-        const got = await scatter(keys, (b) => view(b, 'f32', [M]), vals, K, 3);
-        expectSums(got, referenceSums(keys, (i) => vals[i], K), `seed ${seed}`);
+        await randomCase(M, K);
       } finally {
         setAdapterOverride(null);
       }
-    });
-  }
-  for (const [M, K] of sizes) {
-    it(`M=${M} values into K=${K} keys (with skipped keys)`, async () => {
-      const seed = freshSeed();
-      const r = rng(seed);
-      const keys = new Int32Array(M).map(() => (r() < 0.1 ? -1 : Math.floor(r() * K)));
-      const vals = new Float32Array(M).map(() => randNonzero(r));
-      const got = await scatter(keys, (b) => view(b, 'f32', [M]), vals, K, 3);
-      expectSums(got, referenceSums(keys, (i) => vals[i], K), `seed ${seed}`);
     });
   }
 

@@ -66,10 +66,9 @@ export async function trainSupervised(
   // VM-CPT (Eq. 2) weighs each sequence the same, SFT each response token; the step's batch is
   // aggregated as one however microBatches splits it (microBatchScales)
   const agg = cfg.kind === 'vm-cpt' ? 'seq-mean-token-mean' : 'token-mean';
-  const scales = new Map<TargetBatch, number>();
   const lossOf = (mb: { tb: TargetBatch; keys: string[] }): Tensor => {
     const ti = toTargetInputs(model, mb.tb, data.imageTensor(mb.keys));
-    return mul(aggregateLoss(neg(targetLogProbs(model, ti)), ti.mask, agg), scales.get(mb.tb)!);
+    return aggregateLoss(neg(targetLogProbs(model, ti)), ti.mask, agg);
   };
   const logEvery = hooks.logEvery ?? 10;
   let positions = 0;
@@ -81,9 +80,8 @@ export async function trainSupervised(
     const micro = microBatches(model, idx.map((i) => seqs[i]), idx.map((i) => images[i]), target, cfg.microBatchPositions)
       .map((m) => ({ tb: m.tb, keys: m.extras.flat() }));
     for (const m of micro) positions += m.tb.batch.B * m.tb.batch.T;
-    scales.clear();
-    microBatchScales(agg, micro.map((m) => m.tb.counts)).forEach((f, i) => scales.set(micro[i].tb, f));
-    const res = trainer.trainStep(micro, lossOf);
+    const scales = microBatchScales(agg, micro.map((m) => m.tb.counts));
+    const res = trainer.trainStep(micro, (mb) => mul(lossOf(mb), scales[micro.indexOf(mb)]));
     res.gradNorm.dispose();
     res.skipped.dispose();
     let loss = NaN;
