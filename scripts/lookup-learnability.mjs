@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `node scripts/lookup-learnability.mjs TASK [STEPS] [DIM] [LAYERS]` (after `npm run build`; env LR (default 1e-3), WD (weight decay, 0.1), POS=learned
+// `node scripts/lookup-learnability.mjs TASK [STEPS] [DIM] [LAYERS]` (after `npm run build`; env LR (default 1e-3), INITSTD (the weights' init std, the preset's 0.02 by default), WD (weight decay, 0.1), POS=learned
 // for learned positions, PLAIN=1 for bare yes / no answers, ALT=1 to name the asked value by a token no scene holds, MATERIAL=metal|both to ask only about materials (CURRIC=N: metal for N steps, then both; CURRIC alone: each type's first value asked for N steps, then any; CYCLE=N: one asked value a batch, cycling through all sixteen, for N steps), PHASES / REPLAY for a curriculum of asked values (see below), HELD (held-out items, 96), INIT=dir to start from a base model's weights, SHOW=1 to print a few greedy answers): can a small decoder trained from scratch
 // learn one reading skill on text scenes? Batches of 32, AdamW lr 1e-3; every 50 steps the held-out
 // accuracy (96 items, teacher forced). docs/stage0.md ("Run 7") has the figures. TASK:
@@ -22,7 +22,7 @@ const tok = D.defaultTokenizer();
 // INIT=dir: start from a base model's weights (e.g. results/stage0-experiments/base6) instead of a fresh DIM × LAYERS decoder
 const model = process.env.INIT
   ? t.nn.loadVisionLanguageModel(process.env.INIT)
-  : new t.nn.VisionLanguageModel(t.nn.preset('cpu', tok.size, { dim, layers, heads: Math.max(1, dim / 32), positionEncoding: process.env.POS ?? 'rope', maxPositions: 256 }).model);
+  : new t.nn.VisionLanguageModel(t.nn.preset('cpu', tok.size, { dim, layers, heads: Math.max(1, dim / 32), positionEncoding: process.env.POS ?? 'rope', maxPositions: 256, ...(process.env.INITSTD ? { initStd: Number(process.env.INITSTD) } : {}) }).model);
 const trainer = new t.nn.Trainer(model, { lr: Number(process.env.LR ?? 1e-3), minLr: Number(process.env.LR ?? 1e-3) / 10, warmupSteps: 20, totalSteps: steps, weightDecay: Number(process.env.WD ?? 0.1), betas: [0.9, 0.95], maxGradNorm: 1, seed: 0 });
 const single = ['one', 'onecot', 'copy', 'qcopy'].includes(task);
 

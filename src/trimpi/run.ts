@@ -24,7 +24,7 @@ import type { PolicyPruning } from './data/clevr_policy.js';
 import { MpiData, MpiDataSpec, MpiRecord } from './stages/mpi_data.js';
 import { SupervisedConfig, SupervisedKind, supervisedSequences, supervisedSteps, trainSupervised } from './stages/supervised.js';
 import { RlConfig, RlItem, RlRunner, RlStepMetrics, RlTask } from './stages/rl.js';
-import type { TargetBatch } from './stages/batch.js';
+import { sequencePositions, TargetBatch } from './stages/batch.js';
 import { AccuracyResult, baselines, evaluateAccuracy } from './eval/accuracy.js';
 import type { RunResults, StageSummary } from './eval/results.js';
 export type { MethodResult, RunResults, StageSummary } from './eval/results.js';
@@ -257,6 +257,7 @@ export async function runPipeline(config: RunConfig, tok: Tokenizer, hooks: RunH
   // every model of the run (base, stages, RL reference) is loaded with one context
   const context = { maxPositions: contextFor(config.setting, config.base) };
   const summaries: Record<string, StageSummary> = {};
+  checkContext(config, data, tok, context, log);
 
   for (const s of stagesFor(config.methods)) {
     const done = join(stageDir(s), 'done.json');
@@ -317,6 +318,34 @@ export function contextFor(setting: string, base: string): number | undefined {
   return setting === 'tool' && cfg?.positionEncoding === 'rope' && (cfg.maxPositions ?? 0) < TOOL_CONTEXT ? TOOL_CONTEXT : undefined;
 }
 
+/**
+ * Before the first stage: every sequence the run will train on or prompt with must fit the models'
+ * context. Supervised stages leave out the sequences that do not (logged with their count; none fitting
+ * throws); a prompt with the policy in context (the in-context row, PoRo's second half) that leaves no
+ * room for a response throws here, naming the setting, instead of an hour into the run.
+ */
+function checkContext(config: RunConfig, data: MpiData, tok: Tokenizer, context: { maxPositions?: number }, log: (l: string) => void): void {
+  const model = loadVisionLanguageModel(config.base, context);
+  try {
+    const stages = stagesFor(config.methods);
+    const max = model.config.maxPositions;
+    for (const kind of new Set(stages.flatMap((s) => (STAGES[s].sft ? [STAGES[s].sft] : [])))) {
+      const r = supervisedSequences(kind, data, tok, model);
+      if (r.dropped > 0) log(`${kind}: ${r.dropped} of ${r.dropped + r.seqs.length} training sequences exceed the ${max}-position context (longest ${r.longest}) and are left out`);
+    }
+    const withPolicy = [
+      ...(config.methods.some((m) => METHODS[m].withPolicy) ? data.test : []),
+      ...(stages.some((s) => STAGES[s].rl?.poro) ? data.train : []),
+    ];
+    let longest = 0;
+    for (const r of withPolicy) longest = Math.max(longest, sequencePositions(model, { prompt: tok.encode(data.prompt(r, true).prompt), response: [] }));
+    check(longest < max, 'trimpi run',
+      () => `${settingKey(config)}: a prompt with the policy in context needs ${longest} positions, but the models have ${max} (the in-context row and PoRo need room for a response): use a base with a longer context`);
+  } finally {
+    model.dispose();
+  }
+}
+
 /** Trains one stage from its parent's final model; resumable from stages/<s>/resume. */
 async function runStage(
   s: StageName, config: RunConfig, scale: ScaleConfig, data: MpiData, tok: Tokenizer,
@@ -338,7 +367,7 @@ async function runStage(
       // LoRA (rank 8 on every linear layer, as the paper) for SFT; VM-CPT is a full fine-tune (paper section 3)
       const lora = spec.sft !== 'vm-cpt' ? scale.sft.lora : null;
       const cfg: SupervisedConfig = { ...scale.sft, kind: spec.sft, epochs: scale.sft.epochs[spec.sft], seed, lr: lora ? lora.lr : scale.sft.lr };
-      const n = supervisedSequences(spec.sft, data, tok).seqs.length;
+      const n = supervisedSequences(spec.sft, data, tok, model).seqs.length;
       const steps = supervisedSteps(cfg, n);
       const adapters: LoraHandle | null = lora ? applyLora(model, { rank: lora.rank, alpha: lora.alpha, seed }) : null;
       // built after applyLora: it trains the adapters only

@@ -17,6 +17,13 @@ export interface SequenceExample {
   response: readonly number[];
 }
 
+/** Decoder positions a sequence takes: its tokens, each `<image>` expanded to the model's P patch positions. */
+export function sequencePositions(model: VisionLanguageModel, seq: SequenceExample): number {
+  const img = model.config.imageTokenId;
+  const images = seq.prompt.filter((id) => id === img).length + seq.response.filter((id) => id === img).length;
+  return seq.prompt.length + seq.response.length + images * (model.patchesPerImage - 1);
+}
+
 /** Which tokens are targets: 'response' (SFT, RL) or every text token after the first (VM-CPT). */
 export type TargetKind = 'response' | 'text';
 

@@ -30,7 +30,7 @@ import { patchAttributeLoss, patchAttributeTargets } from '../losses/patch_attri
 import type { Tensor } from '../../tensor/tensor.js';
 import { check } from '../../gpu/errors.js';
 import { currentDevice } from '../../gpu/device.js';
-import { TargetBatch, TargetKind, microBatches, targetLogProbs, toTargetInputs } from './batch.js';
+import { TargetBatch, TargetKind, microBatches, sequencePositions, targetLogProbs, toTargetInputs } from './batch.js';
 import { LOOKUP_FORMS, LookupAsk, LookupForm, PolicyPool, TextExample, checksExample, lookupExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample, sceneQaTextExample, toolPolicyExample } from './examples.js';
 import { EvalSummary, encodeExample, evaluateExamples, renderExampleScenes } from './generation.js';
 
@@ -224,8 +224,7 @@ const lookupScenes = (cur: LookupCurriculum | undefined): SceneOptions => ({ min
 
 /** Whether an example (prompt, response, <eos>) fits the decoder's context once its images are expanded. */
 export function fitsContext(model: VisionLanguageModel, tok: Tokenizer, e: TextExample): boolean {
-  const s = encodeExample(tok, e);
-  return s.prompt.length + s.response.length + e.scenes.length * (model.patchesPerImage - 1) <= model.config.maxPositions;
+  return sequencePositions(model, encodeExample(tok, e)) <= model.config.maxPositions;
 }
 
 /** Held-out examples: fresh scenes from another stream, policies from a window after the training pool. */

@@ -13,7 +13,7 @@ import { Trainer } from '../../nn/train.js';
 import type { VisionLanguageModel } from '../../nn/vlm.js';
 import { Tokenizer } from '../data/tokenizer.js';
 import { rng } from '../data/rng.js';
-import { SequenceExample, TargetBatch, TargetKind, microBatches, targetLogProbs, toTargetInputs } from './batch.js';
+import { SequenceExample, TargetBatch, TargetKind, microBatches, sequencePositions, targetLogProbs, toTargetInputs } from './batch.js';
 import { MpiData, MpiRecord } from './mpi_data.js';
 
 /** The supervised stages of the table: direct SFT, CoT SFT, VM-CPT. */
@@ -33,12 +33,27 @@ export interface SupervisedConfig {
   microBatchPositions: number;
 }
 
-/** The records a kind trains on, and how its sequences are built. */
-export function supervisedSequences(kind: SupervisedKind, data: MpiData, tok: Tokenizer): { seqs: SequenceExample[]; images: string[][]; target: TargetKind } {
+/**
+ * The records a kind trains on, and how its sequences are built. Sequences longer than the model's
+ * context (a depth-4 policy with its image and CoT for VM-CPT can pass 1,024 positions) are left out
+ * and counted in `dropped`, so a stage never fails on one long record an hour in; none fitting is an error.
+ */
+export function supervisedSequences(kind: SupervisedKind, data: MpiData, tok: Tokenizer, model: VisionLanguageModel): {
+  seqs: SequenceExample[]; images: string[][]; target: TargetKind; dropped: number; longest: number;
+} {
   const records: MpiRecord[] = kind === 'direct-sft' ? data.train : data.train.filter((r) => r.task !== 'clevr' || r.cot);
   check(records.length > 0, 'supervisedSequences', () => `${kind}: no training records in ${data.dir}`);
   const s = data.sequences(tok, records, { withPolicy: kind === 'vm-cpt', target: kind === 'direct-sft' ? 'direct' : 'cot' });
-  return { ...s, target: kind === 'vm-cpt' ? 'text' : 'response' };
+  const lengths = s.seqs.map((q) => sequencePositions(model, q));
+  const keep = lengths.map((n) => n <= model.config.maxPositions);
+  const kept = keep.filter(Boolean).length;
+  const longest = Math.max(...lengths);
+  check(kept > 0, 'supervisedSequences',
+    () => `${kind}: none of the ${records.length} training sequences fits the decoder's ${model.config.maxPositions} positions (the shortest needs ${Math.min(...lengths)})`);
+  return {
+    seqs: s.seqs.filter((_, i) => keep[i]), images: s.images.filter((_, i) => keep[i]),
+    target: kind === 'vm-cpt' ? 'text' : 'response', dropped: records.length - kept, longest,
+  };
 }
 
 /** A finished supervised step. */
@@ -60,7 +75,7 @@ export async function trainSupervised(
   model: VisionLanguageModel, trainer: Trainer<{ tb: TargetBatch; keys: string[] }>, data: MpiData, tok: Tokenizer, cfg: SupervisedConfig,
   hooks: { onStep?: (p: SupervisedProgress) => Promise<void> | void; logEvery?: number } = {},
 ): Promise<void> {
-  const { seqs, images, target } = supervisedSequences(cfg.kind, data, tok);
+  const { seqs, images, target } = supervisedSequences(cfg.kind, data, tok, model);
   const steps = supervisedSteps(cfg, seqs.length);
   const perEpoch = Math.ceil(seqs.length / cfg.batchSize);
   // VM-CPT (Eq. 2) weighs each sequence the same, SFT each response token; the step's batch is
