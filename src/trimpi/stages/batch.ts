@@ -17,11 +17,9 @@ export interface SequenceExample {
   response: readonly number[];
 }
 
-/** Decoder positions a sequence takes: its tokens, each `<image>` expanded to the model's P patch positions. */
+/** Decoder positions a sequence takes: its tokens, each `<image>` expanded to the model's P patch positions (model.layout). */
 export function sequencePositions(model: VisionLanguageModel, seq: SequenceExample): number {
-  const img = model.config.imageTokenId;
-  const images = seq.prompt.filter((id) => id === img).length + seq.response.filter((id) => id === img).length;
-  return seq.prompt.length + seq.response.length + images * (model.patchesPerImage - 1);
+  return model.layout([...seq.prompt, ...seq.response]).ids.length;
 }
 
 /** Which tokens are targets: 'response' (SFT, RL) or every text token after the first (VM-CPT). */
