@@ -357,11 +357,17 @@ function partner(rng: Rng, s: number[]): number[] {
   const k = rng.int(0, s.length + 1);
   return s.slice(s.length - k).map((d) => (rng.next() < 0.3 ? 1 : d));
 }
-/** A tensor argument: usually f32 of `shape`; sometimes i32, disposed, or garbage. */
-function tensorArg(rng: Rng, shape: number[], o: { dtype?: 'f32' | 'i32'; wrong?: number; special?: boolean; low?: number; high?: number } = {}): { arg: Arg; ok: boolean } {
+/**
+ * A tensor argument: usually f32 of `shape`; sometimes i32, disposed, or garbage. For an `optional`
+ * argument (layerNorm's weight) a garbage null or undefined means "none" and is valid.
+ */
+function tensorArg(rng: Rng, shape: number[], o: { dtype?: 'f32' | 'i32'; wrong?: number; special?: boolean; low?: number; high?: number; optional?: boolean } = {}): { arg: Arg; ok: boolean } {
   const r = rng.next();
   const wrong = o.wrong ?? 0.12;
-  if (r < wrong * 0.5) return { arg: { value: garbage(rng) }, ok: false };
+  if (r < wrong * 0.5) {
+    const value = garbage(rng);
+    return { arg: { value }, ok: o.optional === true && (value === null || value === undefined) };
+  }
   if (r < wrong * 0.75) {
     const s = tensorSpec(rng, shape, o.dtype ?? 'f32');
     s.disposed = true;
@@ -731,7 +737,7 @@ function miscCase(rng: Rng, shape: number[]): CaseBody {
   if (which === 4) {
     const D = rng.int(1, 5);
     const x = tensorArg(rng, [rng.int(0, 3), D], { dtype: 'f32' });
-    const w = tensorArg(rng, [rng.next() < 0.1 ? D + 1 : D], { dtype: 'f32', wrong: 0.05 });
+    const w = tensorArg(rng, [rng.next() < 0.1 ? D + 1 : D], { dtype: 'f32', wrong: 0.05, optional: true });
     return opCase('layerNorm', [x.arg, { value: [D] }, w.arg], (a, b, c) => t.layerNorm(a as t.Tensor, b as number[], c as t.Tensor),
       (a, b, c) => R.layerNorm(a as Ref, b as number[], c as Ref), { valid: x.ok && w.ok, tol: { rtol: 1e-3, atol: 1e-4 } });
   }
