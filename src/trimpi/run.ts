@@ -367,8 +367,8 @@ async function runStage(
       // LoRA (rank 8 on every linear layer, as the paper) for SFT; VM-CPT is a full fine-tune (paper section 3)
       const lora = spec.sft !== 'vm-cpt' ? scale.sft.lora : null;
       const cfg: SupervisedConfig = { ...scale.sft, kind: spec.sft, epochs: scale.sft.epochs[spec.sft], seed, lr: lora ? lora.lr : scale.sft.lr };
-      const n = supervisedSequences(spec.sft, data, tok, model).seqs.length;
-      const steps = supervisedSteps(cfg, n);
+      const sequences = supervisedSequences(spec.sft, data, tok, model);
+      const steps = supervisedSteps(cfg, sequences.seqs.length);
       const adapters: LoraHandle | null = lora ? applyLora(model, { rank: lora.rank, alpha: lora.alpha, seed }) : null;
       // built after applyLora: it trains the adapters only
       const trainer = new Trainer<{ tb: TargetBatch; keys: string[] }>(model, {
@@ -388,6 +388,7 @@ async function runStage(
         let positions = 0;
         const trainStart = performance.now();
         await trainSupervised(model, trainer, data, tok, cfg, {
+          sequences,
           onStep: async (p) => {
             positions = p.positions;
             if (!Number.isNaN(p.loss)) {

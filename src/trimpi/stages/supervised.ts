@@ -33,14 +33,23 @@ export interface SupervisedConfig {
   microBatchPositions: number;
 }
 
+/** A supervised stage's training sequences (those that fit the context), their image keys and target. */
+export interface SupervisedSequences {
+  kind: SupervisedKind;
+  seqs: SequenceExample[];
+  images: string[][];
+  target: TargetKind;
+  /** Sequences left out for not fitting the context, and the longest sequence's positions. */
+  dropped: number;
+  longest: number;
+}
+
 /**
  * The records a kind trains on, and how its sequences are built. Sequences longer than the model's
  * context (a depth-4 policy with its image and CoT for VM-CPT can pass 1,024 positions) are left out
  * and counted in `dropped`, so a stage never fails on one long record an hour in; none fitting is an error.
  */
-export function supervisedSequences(kind: SupervisedKind, data: MpiData, tok: Tokenizer, model: VisionLanguageModel): {
-  seqs: SequenceExample[]; images: string[][]; target: TargetKind; dropped: number; longest: number;
-} {
+export function supervisedSequences(kind: SupervisedKind, data: MpiData, tok: Tokenizer, model: VisionLanguageModel): SupervisedSequences {
   const records: MpiRecord[] = kind === 'direct-sft' ? data.train : data.train.filter((r) => r.task !== 'clevr' || r.cot);
   check(records.length > 0, 'supervisedSequences', () => `${kind}: no training records in ${data.dir}`);
   const s = data.sequences(tok, records, { withPolicy: kind === 'vm-cpt', target: kind === 'direct-sft' ? 'direct' : 'cot' });
@@ -51,7 +60,7 @@ export function supervisedSequences(kind: SupervisedKind, data: MpiData, tok: To
   check(kept > 0, 'supervisedSequences',
     () => `${kind}: none of the ${records.length} training sequences fits the decoder's ${model.config.maxPositions} positions (the shortest needs ${Math.min(...lengths)})`);
   return {
-    seqs: s.seqs.filter((_, i) => keep[i]), images: s.images.filter((_, i) => keep[i]),
+    kind, seqs: s.seqs.filter((_, i) => keep[i]), images: s.images.filter((_, i) => keep[i]),
     target: kind === 'vm-cpt' ? 'text' : 'response', dropped: records.length - kept, longest,
   };
 }
@@ -69,13 +78,16 @@ export interface SupervisedProgress {
 /**
  * Trains `model` in place for cfg.epochs over the stage's sequences (shuffled per epoch by the seed),
  * from optimizer step `trainer.step` (resume). `onStep` runs after every step with the step index; it
- * may save a checkpoint. Returns the per-logged-step losses.
+ * may save a checkpoint. `sequences` (from supervisedSequences for cfg.kind and this model) saves
+ * building them again when the caller already has them.
  */
 export async function trainSupervised(
   model: VisionLanguageModel, trainer: Trainer<{ tb: TargetBatch; keys: string[] }>, data: MpiData, tok: Tokenizer, cfg: SupervisedConfig,
-  hooks: { onStep?: (p: SupervisedProgress) => Promise<void> | void; logEvery?: number } = {},
+  hooks: { onStep?: (p: SupervisedProgress) => Promise<void> | void; logEvery?: number; sequences?: SupervisedSequences } = {},
 ): Promise<void> {
-  const { seqs, images, target } = supervisedSequences(cfg.kind, data, tok, model);
+  const prepared = hooks.sequences ?? supervisedSequences(cfg.kind, data, tok, model);
+  check(prepared.kind === cfg.kind, 'trainSupervised', () => `the sequences given are ${prepared.kind}'s, the stage trains ${cfg.kind}`);
+  const { seqs, images, target } = prepared;
   const steps = supervisedSteps(cfg, seqs.length);
   const perEpoch = Math.ceil(seqs.length / cfg.batchSize);
   // VM-CPT (Eq. 2) weighs each sequence the same, SFT each response token; the step's batch is
