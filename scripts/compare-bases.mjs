@@ -20,7 +20,7 @@ const tok = t.data.defaultTokenizer();
 // the lookup items in the order evaluateStage0 scores them, to split its items by the asked type
 const lookupItems = S.stage0EvalExamples(config, n).filter((e) => e.task === 'lookup');
 const typeOf = (prompt) => {
-  const word = /Is there an? (\w+)/.exec(prompt)[1];
+  const word = /Is there an? (\w+)/.exec(prompt)?.[1]; // the observation form asks otherwise: 'unknown'
   return t.data.ATTRIBUTE_TYPES.find((ty) => t.data.ATTRIBUTE_VALUES[ty].includes(word)) ?? 'unknown';
 };
 const results = {};
