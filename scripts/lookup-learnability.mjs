@@ -4,7 +4,8 @@
 // learn one reading skill on text scenes? Batches of 32, AdamW lr 1e-3; every 50 steps the held-out
 // accuracy (96 items, teacher forced). docs/stage0.md ("Run 7") has the figures. TASK:
 //   after   "The objects: <3-6 objects>\nIs there a <value> object?" -> \boxed{yes|no} (even odds, the
-//           type drawn after the answer)      before   the same, the question before the scene
+//           scene edited to give the answer; LEAKY=1: the type drawn after it, which leaks it)
+//   before  the same, the question before the scene
 //   one     the same with one listed object  onecot   one object, the response first copies the asked
 //           attribute ("The material is rubber. \boxed{no}")
 //   copy    one object, "What material?" -> \boxed{its material}
@@ -58,6 +59,13 @@ function item(r) {
     if (k >= phases.length) return phaseItem(r, { type: '*', value: '*' });
     const replay = k > 0 && r.uniform(0, 1) < Number(process.env.REPLAY ?? 0);
     return phaseItem(r, replay ? phases[r.int(0, k - 1)] : phases[k]);
+  }
+  // after / before over 3-6 objects: a type and value first, the scene edited to give the answer, as the
+  // stage-0 drill (lookupExample). LEAKY=1: the draw of the figures before 2026-12-07 (the answer first, then
+  // a type with a value that gives it), where the asked type alone predicts the answer 72% of the time
+  // (size and material: a "no" needs every object to share the other value, so they are asked mostly for a "yes")
+  if (!single && (task === 'after' || task === 'before') && !process.env.LEAKY && !process.env.MATERIAL && !process.env.FIXED && !process.env.ASK && !process.env.ALT && !process.env.PLAIN) {
+    return phaseItem(r, { type: '*', value: '*' });
   }
   const scene = single ? D.sampleScene(r, { minObjects: 1, maxObjects: 1 }) : D.sampleScene(r);
   const o = scene.objects[0];

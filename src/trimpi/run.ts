@@ -22,7 +22,7 @@ import { rng } from './data/rng.js';
 import { GRPO, DAPO, RlAlgorithm } from './losses/configs.js';
 import type { PolicyPruning } from './data/clevr_policy.js';
 import { MpiData, MpiDataSpec, MpiRecord } from './stages/mpi_data.js';
-import { SupervisedConfig, SupervisedKind, supervisedSequences, supervisedSteps, trainSupervised } from './stages/supervised.js';
+import { SupervisedConfig, SupervisedKind, SupervisedSequences, supervisedSequences, supervisedSteps, trainSupervised } from './stages/supervised.js';
 import { RlConfig, RlItem, RlRunner, RlStepMetrics, RlTask } from './stages/rl.js';
 import { sequencePositions, TargetBatch } from './stages/batch.js';
 import { AccuracyResult, baselines, evaluateAccuracy } from './eval/accuracy.js';
@@ -257,7 +257,7 @@ export async function runPipeline(config: RunConfig, tok: Tokenizer, hooks: RunH
   // every model of the run (base, stages, RL reference) is loaded with one context
   const context = { maxPositions: contextFor(config.setting, config.base) };
   const summaries: Record<string, StageSummary> = {};
-  checkContext(config, data, tok, context, log);
+  const sequences = checkContext(config, data, tok, context, log);
 
   for (const s of stagesFor(config.methods)) {
     const done = join(stageDir(s), 'done.json');
@@ -266,7 +266,7 @@ export async function runPipeline(config: RunConfig, tok: Tokenizer, hooks: RunH
       log(`stage ${s}: done (${summaries[s].seconds.toFixed(0)} s), skipped`);
       continue;
     }
-    summaries[s] = await runStage(s, config, scale, data, tok, modelDir, context, stageDir(s), bar, log);
+    summaries[s] = await runStage(s, config, scale, data, tok, sequences, modelDir, context, stageDir(s), bar, log);
     writeJsonAtomic(done, summaries[s]);
     const sm = summaries[s];
     log(`stage ${s}: ${sm.steps} steps in ${sm.seconds.toFixed(0)} s` +
@@ -324,14 +324,19 @@ export function contextFor(setting: string, base: string): number | undefined {
  * throws); a prompt with the policy in context (the in-context row, PoRo's second half) that leaves no
  * room for a response throws here, naming the setting, instead of an hour into the run.
  */
-function checkContext(config: RunConfig, data: MpiData, tok: Tokenizer, context: { maxPositions?: number }, log: (l: string) => void): void {
+function checkContext(
+  config: RunConfig, data: MpiData, tok: Tokenizer, context: { maxPositions?: number }, log: (l: string) => void,
+): Map<SupervisedKind, SupervisedSequences> {
   const model = loadVisionLanguageModel(config.base, context);
   try {
     const stages = stagesFor(config.methods);
     const max = model.config.maxPositions;
+    // built once here for the check; the stages train on these (every model of the run shares the base's layout and context)
+    const built = new Map<SupervisedKind, SupervisedSequences>();
     for (const kind of new Set(stages.flatMap((s) => (STAGES[s].sft ? [STAGES[s].sft] : [])))) {
       const r = supervisedSequences(kind, data, tok, model);
       if (r.dropped > 0) log(`${kind}: ${r.dropped} of ${r.dropped + r.seqs.length} training sequences exceed the ${max}-position context (longest ${r.longest}) and are left out`);
+      built.set(kind, r);
     }
     const withPolicy = [
       ...(config.methods.some((m) => METHODS[m].withPolicy) ? data.test : []),
@@ -341,6 +346,7 @@ function checkContext(config: RunConfig, data: MpiData, tok: Tokenizer, context:
     for (const r of withPolicy) longest = Math.max(longest, sequencePositions(model, { prompt: tok.encode(data.prompt(r, true).prompt), response: [] }));
     check(longest < max, 'trimpi run',
       () => `${settingKey(config)}: a prompt with the policy in context needs ${longest} positions, but the models have ${max} (the in-context row and PoRo need room for a response): use a base with a longer context`);
+    return built;
   } finally {
     model.dispose();
   }
@@ -348,7 +354,7 @@ function checkContext(config: RunConfig, data: MpiData, tok: Tokenizer, context:
 
 /** Trains one stage from its parent's final model; resumable from stages/<s>/resume. */
 async function runStage(
-  s: StageName, config: RunConfig, scale: ScaleConfig, data: MpiData, tok: Tokenizer,
+  s: StageName, config: RunConfig, scale: ScaleConfig, data: MpiData, tok: Tokenizer, built: ReadonlyMap<SupervisedKind, SupervisedSequences>,
   modelDir: (s: StageName | 'base') => string, context: { maxPositions?: number }, dir: string,
   bar: (label: string, unit: string) => (d: number, t: number, extra?: string) => void, log: (l: string) => void,
 ): Promise<StageSummary> {
@@ -367,7 +373,7 @@ async function runStage(
       // LoRA (rank 8 on every linear layer, as the paper) for SFT; VM-CPT is a full fine-tune (paper section 3)
       const lora = spec.sft !== 'vm-cpt' ? scale.sft.lora : null;
       const cfg: SupervisedConfig = { ...scale.sft, kind: spec.sft, epochs: scale.sft.epochs[spec.sft], seed, lr: lora ? lora.lr : scale.sft.lr };
-      const sequences = supervisedSequences(spec.sft, data, tok, model);
+      const sequences = built.get(spec.sft) ?? supervisedSequences(spec.sft, data, tok, model);
       const steps = supervisedSteps(cfg, sequences.seqs.length);
       const adapters: LoraHandle | null = lora ? applyLora(model, { rank: lora.rank, alpha: lora.alpha, seed }) : null;
       // built after applyLora: it trains the adapters only

@@ -180,7 +180,7 @@ describe('stage 0', () => {
     expect(S.stage0EvalExamples(tiny, 2).some((e) => e.task === 'tool' || e.task === 'sceneqa-text')).toBe(false);
   });
 
-  it('the lookup drill: gold answers read back from the scene, yes and no balanced, the curriculum asks its phases', async () => {
+  it('the lookup drill: gold answers read back from the scene, yes and no balanced, the curriculum asks its phases over its object counts', async () => {
     const words = (o: { size: string; color: string; material: string; shape: string }): string[] => [o.size, o.color, o.material, o.shape];
     let yes = 0;
     for (let i = 0; i < 200; i++) {
@@ -235,7 +235,20 @@ describe('stage 0', () => {
     // a misspelt phase is refused before training starts
     expect(() => S.checkLookupCurriculum({ phases: [{ type: 'colour' as never, value: 'red', steps: 5 }] }, 'trainStage0')).toThrow(/lookup.phases\[0\] asks "colour": "red"/);
     expect(() => S.checkLookupCurriculum({ phases: [{ type: 'color', value: 'metal', steps: 5 }] }, 'trainStage0')).toThrow(/expected a type of/);
-    expect(() => S.checkLookupCurriculum({ phases: [], form: 'boxed' as never }, 'trainStage0')).toThrow(/lookup.form must be 'answer' or 'observation', got "boxed"/);
+    expect(() => S.checkLookupCurriculum({ phases: [], form: 'boxed' as never }, 'trainStage0')).toThrow(/lookup.form must be 'answer', 'observation', 'mixed', got "boxed"/);
+    // a count curriculum: one object for 2 steps, then 1-2, then the curriculum's 3-6; 'mixed' draws either form
+    const counts = { phases: [{ type: '*' as const, value: '*', steps: 2, minObjects: 1, maxObjects: 1 }, { type: '*' as const, value: '*', steps: 2, minObjects: 1, maxObjects: 2 }], form: 'mixed' as const };
+    const countDrill = { ...drill, batchSize: 24, lookup: counts };
+    const objectsAt = (step: number): number[] => S.stage0Examples(countDrill, new S.PolicyPool(0, 20), step).map((e) => e.prompt.split('There is a').length - 1);
+    expect(new Set(objectsAt(1))).toEqual(new Set([1]));
+    expect(Math.max(...objectsAt(3))).toBeLessThanOrEqual(2);
+    expect(new Set(objectsAt(3))).toEqual(new Set([1, 2]));
+    expect(Math.min(...objectsAt(4))).toBeGreaterThanOrEqual(3);
+    const responses = S.stage0Examples(countDrill, new S.PolicyPool(0, 20), 4).map((e) => e.response);
+    expect(responses.some((x) => /^\\boxed\{(yes|no)\}$/.test(x)) && responses.some((x) => x.startsWith('Condition 1: '))).toBe(true);
+    // held out: the CoT's form
+    expect(S.stage0EvalExamples(countDrill, 3).filter((e) => e.task === 'lookup').every((e) => e.response.startsWith('Condition 1: '))).toBe(true);
+    expect(() => S.checkLookupCurriculum({ phases: [{ type: '*', value: '*', steps: 5, minObjects: 4, maxObjects: 2 }] }, 'trainStage0')).toThrow(/1 <= minObjects <= maxObjects <= 10, got 4..2/);
   });
 
   it("the lookup drill in the CoT's words: the observation re-derived from the scene, scored on its yes / no", () => {

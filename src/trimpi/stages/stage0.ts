@@ -64,15 +64,32 @@ export interface Stage0Mix {
  * (docs/stage0.md, "Run 8").
  */
 export interface LookupCurriculum {
-  /** From step 0 in order, each phase asks its value ('*': any value of its type, or any type) for `steps` steps; after them, any value. */
-  phases: { type: AttributeType | '*'; value: string; steps: number }[];
+  /**
+   * From step 0 in order, each phase asks its value ('*': any value of its type, or any type) for `steps`
+   * steps, over scenes of its own object counts where it sets them (a count curriculum: one object first,
+   * docs/stage0.md "Run 16"); after them, any value over the curriculum's counts.
+   */
+  phases: LookupPhase[];
   /** The share of a phase's drill examples that re-ask an earlier phase (so its detectors are kept). Default 0. */
   replay?: number;
   /** Objects per scene (default 3-6, as the policies' scenes). */
   minObjects?: number;
   maxObjects?: number;
-  /** 'answer' (default): "Is there a metal object?" → \boxed{yes|no}; 'observation': in the CoT's words (lookupExample). */
-  form?: LookupForm;
+  /**
+   * 'answer' (default): "Is there a metal object?" → \boxed{yes|no}; 'observation': in the CoT's words
+   * (lookupExample); 'mixed': each drill example either at even odds (held-out: the observation).
+   */
+  form?: LookupForm | 'mixed';
+}
+
+/** One phase of a lookup curriculum (LookupCurriculum.phases). */
+export interface LookupPhase {
+  type: AttributeType | '*';
+  value: string;
+  steps: number;
+  /** Objects per scene in this phase (default: the curriculum's). */
+  minObjects?: number;
+  maxObjects?: number;
 }
 
 /** Everything that defines a stage-0 run (saved beside the checkpoint). */
@@ -185,7 +202,11 @@ export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number):
     if (task === 7) return sceneQaTextExample(r);
     if (task === 8) return toolPolicyExample(r, pool.tool(r.int(0, pool.size - 1)));
     const name = MIX_TASKS[task];
-    if (isLookupTask(name)) return lookupExample(r, LOOKUP_TASKS[name], lookupAsk(c.lookup, step, r), lookupScenes(c.lookup), c.lookup?.form);
+    if (isLookupTask(name)) {
+      const p = lookupPhase(c.lookup, step, r);
+      const form = c.lookup?.form === 'mixed' ? (r.bool() ? 'answer' : 'observation') : c.lookup?.form;
+      return lookupExample(r, LOOKUP_TASKS[name], p ? { type: p.type, value: p.value } : { type: '*', value: '*' }, lookupScenes(c.lookup, p), form);
+    }
     if (task === 4) {
       const { mode, depth } = c.policyKinds[r.weighted(textW)];
       return policyTextSceneExample(r, r.pick(pool.get(mode, depth)));
@@ -195,32 +216,41 @@ export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number):
   });
 }
 
-/** The value the lookup drill asks at `step`: its curriculum phase's (or, at the replay rate, an earlier phase's), then any. */
-export function lookupAsk(cur: LookupCurriculum | undefined, step: number, r: Rng): LookupAsk {
+/** The lookup drill's phase at `step` (or, at the replay rate, an earlier phase); null after the phases. */
+export function lookupPhase(cur: LookupCurriculum | undefined, step: number, r: Rng): LookupPhase | null {
   const phases = cur?.phases ?? [];
   let k = 0;
   for (let end = 0; k < phases.length && step >= (end += phases[k].steps); k++);
-  if (k >= phases.length) return { type: '*', value: '*' };
-  const p = k > 0 && r.bool(cur?.replay ?? 0) ? phases[r.int(0, k - 1)] : phases[k];
-  return { type: p.type, value: p.value };
+  if (k >= phases.length) return null;
+  return k > 0 && r.bool(cur?.replay ?? 0) ? phases[r.int(0, k - 1)] : phases[k];
+}
+
+/** The value the lookup drill asks at `step`: its curriculum phase's (or, at the replay rate, an earlier phase's), then any. */
+export function lookupAsk(cur: LookupCurriculum | undefined, step: number, r: Rng): LookupAsk {
+  const p = lookupPhase(cur, step, r);
+  return p ? { type: p.type, value: p.value } : { type: '*', value: '*' };
 }
 
 /** Throws a TrimpiError naming the bad phase of a lookup curriculum (a recipe's typo would otherwise fail mid-run). */
 export function checkLookupCurriculum(cur: LookupCurriculum, op: string): void {
   check(Array.isArray(cur.phases), op, () => `lookup.phases must be a list of { type, value, steps }, got ${JSON.stringify(cur.phases)}`);
-  check(cur.form === undefined || LOOKUP_FORMS.includes(cur.form), op, () => `lookup.form must be ${LOOKUP_FORMS.map((f) => `'${f}'`).join(' or ')}, got ${JSON.stringify(cur.form)}`);
+  const forms: readonly string[] = [...LOOKUP_FORMS, 'mixed'];
+  check(cur.form === undefined || forms.includes(cur.form), op, () => `lookup.form must be ${forms.map((f) => `'${f}'`).join(', ')}, got ${JSON.stringify(cur.form)}`);
   const types: readonly string[] = ATTRIBUTE_TYPES;
   cur.phases.forEach((p, i) => {
     check(p.type === '*' ? p.value === '*' : types.includes(p.type) && (p.value === '*' || ATTRIBUTE_VALUES[p.type].includes(p.value)), op,
       () => `lookup.phases[${i}] asks ${JSON.stringify(p.type)}: ${JSON.stringify(p.value)}; expected a type of ${ATTRIBUTE_TYPES.join(', ')} with one of its values or '*', or '*': '*'`);
     check(Number.isInteger(p.steps) && p.steps > 0, op, () => `lookup.phases[${i}].steps must be a positive integer, got ${JSON.stringify(p.steps)}`);
+    resolveSceneOptions(lookupScenes(cur, p));
   });
   const replay = cur.replay ?? 0;
   check(replay >= 0 && replay <= 1, op, () => `lookup.replay must be in [0, 1], got ${replay}`);
   resolveSceneOptions({ minObjects: cur.minObjects, maxObjects: cur.maxObjects });
 }
 
-const lookupScenes = (cur: LookupCurriculum | undefined): SceneOptions => ({ minObjects: cur?.minObjects, maxObjects: cur?.maxObjects });
+/** The drill's object counts: the phase's where it sets them, else the curriculum's (default 3-6). */
+const lookupScenes = (cur: LookupCurriculum | undefined, p: LookupPhase | null = null): SceneOptions =>
+  ({ minObjects: p?.minObjects ?? cur?.minObjects, maxObjects: p?.maxObjects ?? cur?.maxObjects });
 
 /** Whether an example (prompt, response, <eos>) fits the decoder's context once its images are expanded. */
 export function fitsContext(model: VisionLanguageModel, tok: Tokenizer, e: TextExample): boolean {
@@ -256,7 +286,7 @@ export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
   if (mixes(c, 'tool')) for (let i = 0; i < n; i++) out.push(toolPolicyExample(r, heldOut.tool(i)));
   // the lookup drill, any value, where the recipe trains it
   for (const [k, sceneAs] of Object.entries(LOOKUP_TASKS)) {
-    if (mixes(c, k as keyof typeof LOOKUP_TASKS)) for (let i = 0; i < n; i++) out.push(lookupExample(r, sceneAs, undefined, lookupScenes(c.lookup), c.lookup?.form));
+    if (mixes(c, k as keyof typeof LOOKUP_TASKS)) for (let i = 0; i < n; i++) out.push(lookupExample(r, sceneAs, undefined, lookupScenes(c.lookup), c.lookup?.form === 'mixed' ? 'observation' : c.lookup?.form));
   }
   return out;
 }
