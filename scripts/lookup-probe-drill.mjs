@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `node scripts/lookup-probe-drill.mjs MODEL_DIR [N] [MIN_OBJECTS] [MAX_OBJECTS] [FORM]` (after `npm run build`):
 // teacher-forced accuracy of the lookup drill (lookupExample, any type and value; default 64 items, 1-4
-// objects; FORM 'answer' (default) or 'observation', the CoT's words) on text and on image scenes, split
+// objects; FORM 'answer' (default), 'observation' (the CoT's words) or 'bridge' (the answer's question, the CoT's words)) on text and on image scenes, split
 // by the asked type: an item counts when the gold answer's deciding token ("yes" / "no", or "a" / "no"
 // after "There is") outscores the other answer's. `textGoldYes` / `imageGoldYes`: the share of items whose
 // gold is yes, what a constant "yes" scores (a constant "no": 100 minus it), to tell a lookup from a prior. Cheap enough to run on a training run's checkpoint
@@ -20,12 +20,13 @@ for (const sceneAs of ['text', 'image']) {
   // the other answer: for the observation form, the gold's condition with the other observation
   // (observationText with no match, or with a made-up object that has the asked value)
   const other = (e) => {
-    if (form !== 'observation') return e.response.includes('yes') ? '\\boxed{no}' : '\\boxed{yes}';
-    const value = /check if there is any (\w+)/.exec(e.prompt)[1];
+    if (form !== 'observation' && form !== 'bridge') return e.response.includes('yes') ? '\\boxed{no}' : '\\boxed{yes}';
+    const value = /(?:check if there is any|Is there an?) (\w+)/.exec(e.prompt)[1];
     const type = t.data.ATTRIBUTE_TYPES.find((x) => t.data.ATTRIBUTE_VALUES[x].includes(value));
     const c = { type, value };
     const seen = e.response.includes('There is no') ? [{ size: 'large', color: 'red', material: 'metal', shape: 'cube', [type]: value }] : [];
-    return `Condition 1: ${t.data.conditionText(c, false)} ${t.data.observationText(c, [], seen, seen.map((_, i) => i))}`;
+    const observed = t.data.observationText(c, [], seen, seen.map((_, i) => i));
+    return form === 'bridge' ? observed : `Condition 1: ${t.data.conditionText(c, false)} ${observed}`;
   };
   const pairs = ex.flatMap((e) => [e.response, other(e)].map((r) => ({ ...e, response: r })));
   const seqs = pairs.map((e) => G.encodeExample(tok, e));

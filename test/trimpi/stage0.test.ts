@@ -235,7 +235,16 @@ describe('stage 0', () => {
     // a misspelt phase is refused before training starts
     expect(() => S.checkLookupCurriculum({ phases: [{ type: 'colour' as never, value: 'red', steps: 5 }] }, 'trainStage0')).toThrow(/lookup.phases\[0\] asks "colour": "red"/);
     expect(() => S.checkLookupCurriculum({ phases: [{ type: 'color', value: 'metal', steps: 5 }] }, 'trainStage0')).toThrow(/expected a type of/);
-    expect(() => S.checkLookupCurriculum({ phases: [], form: 'boxed' as never }, 'trainStage0')).toThrow(/lookup.form must be 'answer', 'observation', 'mixed', got "boxed"/);
+    expect(() => S.checkLookupCurriculum({ phases: [], form: 'boxed' as never }, 'trainStage0')).toThrow(/lookup.form must be 'answer', 'observation', 'bridge', 'mixed', got "boxed"/);
+    // 'bridge': the answer form's question, the observation's words, scored on its yes / no
+    for (let i = 0; i < 20; i++) {
+      const e = S.lookupExample(t.data.rng(8, 'bridge', i), 'text', undefined, {}, 'bridge');
+      const value = /\nIs there an? (\w+)(?: object)?\?$/.exec(e.prompt)![1];
+      const yes = new RegExp(`There is a [^.]*\\b${value}\\b`).test(e.prompt.split('\n')[0]);
+      expect(e.response).toMatch(yes ? new RegExp(`^There is a [^.]*\\b${value}\\b`) : /^There is no /);
+      expect(e.score(e.response)).toBe(1);
+      expect(e.score(yes ? `There is no ${value} object.` : 'There is a large red metal cube.')).toBe(0);
+    }
     // a count curriculum: one object for 2 steps, then 1-2, then the curriculum's 3-6; 'mixed' draws either form
     const counts = { phases: [{ type: '*' as const, value: '*', steps: 2, minObjects: 1, maxObjects: 1 }, { type: '*' as const, value: '*', steps: 2, minObjects: 1, maxObjects: 2 }], form: 'mixed' as const };
     const countDrill = { ...drill, batchSize: 24, lookup: counts };

@@ -106,7 +106,9 @@ export interface LookupAsk {
  * is any metal object." → "Condition 1: check if there is any metal object. There is a large red metal
  * cube. Focus on the metal objects." or "… There is no metal object."; with a crop, the value named in
  * words as the -M CoT names it): the yes / no is then the token after "There is" that the in-context
- * CoT has to get right (docs/stage0.md, "Run 10"). Scored on that yes / no.
+ * CoT has to get right (docs/stage0.md, "Run 10"). Scored on that yes / no. 'bridge' asks the answer
+ * form's question and answers in the observation's words ("Is there a metal object?" → "There is a large
+ * red metal cube. Focus on the metal objects." or "There is no metal object.": docs/stage0.md, "Run 17").
  */
 export function lookupExample(r: Rng, sceneAs: 'image' | 'text' | 'crop', ask: LookupAsk = { type: '*', value: '*' }, sceneOptions: SceneOptions = {},
   form: LookupForm = 'answer'): TextExample {
@@ -134,6 +136,16 @@ export function lookupExample(r: Rng, sceneAs: 'image' | 'text' | 'crop', ask: L
   const answer = yes ? 'yes' : 'no';
   const where = sceneAs === 'text' ? `The objects: ${sceneAsText(scene)}` : '<image>';
   const scenes = sceneAs === 'text' ? [] : [scene, ...crop];
+  if (form === 'bridge') {
+    // the drill's question, answered in the CoT's observation words
+    const c: Condition = { type, value };
+    const matches = scene.objects.flatMap((o, i) => (o[type] === value ? [i] : []));
+    const said = (out: string): string | null => {
+      const m = /^\s*There (is no|is a|are \d)/.exec(out);
+      return m ? (m[1] === 'is no' ? 'no' : 'yes') : null;
+    };
+    return { task: 'lookup', group: `lookup/${sceneAs}`, prompt: `${where}\n${question}`, response: observationText(c, [], scene.objects, matches), scenes, score: (out) => Number(said(out) === answer) };
+  }
   if (form === 'observation') {
     const c: Condition = { type, value, ...(sceneAs === 'crop' ? { crop: 0 } : {}) };
     const matches = scene.objects.flatMap((o, i) => (o[type] === value ? [i] : []));
@@ -151,9 +163,9 @@ export function lookupExample(r: Rng, sceneAs: 'image' | 'text' | 'crop', ask: L
 }
 
 /** How the lookup drill asks and answers (lookupExample). */
-export type LookupForm = 'answer' | 'observation';
+export type LookupForm = 'answer' | 'observation' | 'bridge';
 /** Every LookupForm (for validating recipes). */
-export const LOOKUP_FORMS: readonly LookupForm[] = ['answer', 'observation'];
+export const LOOKUP_FORMS: readonly LookupForm[] = ['answer', 'observation', 'bridge'];
 
 /**
  * A policy given in context (policy text, then the image and the query), a scene drawn for a

@@ -77,7 +77,8 @@ export interface LookupCurriculum {
   maxObjects?: number;
   /**
    * 'answer' (default): "Is there a metal object?" → \boxed{yes|no}; 'observation': in the CoT's words
-   * (lookupExample); 'mixed': each drill example either at even odds (held-out: the observation).
+   * (lookupExample); 'bridge': the question of 'answer', the words of 'observation'; 'mixed': each drill
+   * example 'answer' or 'observation' at even odds (held-out: the observation).
    */
   form?: LookupForm | 'mixed';
 }
