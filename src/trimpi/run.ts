@@ -322,7 +322,8 @@ export function contextFor(setting: string, base: string): number | undefined {
  * Before the first stage: every sequence the run will train on or prompt with must fit the models'
  * context. Supervised stages leave out the sequences that do not (logged with their count; none fitting
  * throws); a prompt with the policy in context (the in-context row, PoRo's second half) that leaves no
- * room for a response throws here, naming the setting, instead of an hour into the run.
+ * room for a response throws here, naming the setting, instead of an hour into the run. Returns each
+ * supervised kind's sequences, built for the check, for the stages to train on.
  */
 function checkContext(
   config: RunConfig, data: MpiData, tok: Tokenizer, context: { maxPositions?: number }, log: (l: string) => void,

@@ -136,25 +136,25 @@ export function lookupExample(r: Rng, sceneAs: 'image' | 'text' | 'crop', ask: L
   const answer = yes ? 'yes' : 'no';
   const where = sceneAs === 'text' ? `The objects: ${sceneAsText(scene)}` : '<image>';
   const scenes = sceneAs === 'text' ? [] : [scene, ...crop];
-  if (form === 'bridge') {
-    // the drill's question, answered in the CoT's observation words
-    const c: Condition = { type, value };
+  if (form === 'observation' || form === 'bridge') {
+    // 'observation' asks and repeats the condition as the CoT's first step does; 'bridge' asks the
+    // drill's question and answers with the observation alone
+    const asCondition = form === 'observation';
+    const c: Condition = { type, value, ...(asCondition && sceneAs === 'crop' ? { crop: 0 } : {}) };
     const matches = scene.objects.flatMap((o, i) => (o[type] === value ? [i] : []));
+    const observed = observationText(c, [], scene.objects, matches);
+    const lead = asCondition ? String.raw`Condition 1: check if there is any [^.]*(?:\([^)]*\))?\. ` : '';
+    const decision = new RegExp(String.raw`^\s*${lead}There (is no|is a|are \d)`);
     const said = (out: string): string | null => {
-      const m = /^\s*There (is no|is a|are \d)/.exec(out);
+      const m = decision.exec(out);
       return m ? (m[1] === 'is no' ? 'no' : 'yes') : null;
     };
-    return { task: 'lookup', group: `lookup/${sceneAs}`, prompt: `${where}\n${question}`, response: observationText(c, [], scene.objects, matches), scenes, score: (out) => Number(said(out) === answer) };
-  }
-  if (form === 'observation') {
-    const c: Condition = { type, value, ...(sceneAs === 'crop' ? { crop: 0 } : {}) };
-    const matches = scene.objects.flatMap((o, i) => (o[type] === value ? [i] : []));
-    const response = `Condition 1: ${conditionText(c, false)} ${observationText(c, [], scene.objects, matches)}`;
-    const said = (out: string): string | null => {
-      const m = /^\s*Condition 1: check if there is any [^.]*(?:\([^)]*\))?\. There (is no|is a|are \d)/.exec(out);
-      return m ? (m[1] === 'is no' ? 'no' : 'yes') : null;
+    return {
+      task: 'lookup', group: `lookup/${sceneAs}`,
+      prompt: asCondition ? `${where}\nCondition 1: ${conditionText(c, true)}` : `${where}\n${question}`,
+      response: asCondition ? `Condition 1: ${conditionText(c, false)} ${observed}` : observed,
+      scenes, score: (out) => Number(said(out) === answer),
     };
-    return { task: 'lookup', group: `lookup/${sceneAs}`, prompt: `${where}\nCondition 1: ${conditionText(c, true)}`, response, scenes, score: (out) => Number(said(out) === answer) };
   }
   return {
     task: 'lookup', group: `lookup/${sceneAs}`, prompt: `${where}\n${question}`,

@@ -206,7 +206,7 @@ export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number):
     if (isLookupTask(name)) {
       const p = lookupPhase(c.lookup, step, r);
       const form = c.lookup?.form === 'mixed' ? (r.bool() ? 'answer' : 'observation') : c.lookup?.form;
-      return lookupExample(r, LOOKUP_TASKS[name], p ? { type: p.type, value: p.value } : { type: '*', value: '*' }, lookupScenes(c.lookup, p), form);
+      return lookupExample(r, LOOKUP_TASKS[name], phaseAsk(p), lookupScenes(c.lookup, p), form);
     }
     if (task === 4) {
       const { mode, depth } = c.policyKinds[r.weighted(textW)];
@@ -228,9 +228,11 @@ export function lookupPhase(cur: LookupCurriculum | undefined, step: number, r: 
 
 /** The value the lookup drill asks at `step`: its curriculum phase's (or, at the replay rate, an earlier phase's), then any. */
 export function lookupAsk(cur: LookupCurriculum | undefined, step: number, r: Rng): LookupAsk {
-  const p = lookupPhase(cur, step, r);
-  return p ? { type: p.type, value: p.value } : { type: '*', value: '*' };
+  return phaseAsk(lookupPhase(cur, step, r));
 }
+
+/** What a phase asks (any value after the phases). */
+const phaseAsk = (p: LookupPhase | null): LookupAsk => (p ? { type: p.type, value: p.value } : { type: '*', value: '*' });
 
 /** Throws a TrimpiError naming the bad phase of a lookup curriculum (a recipe's typo would otherwise fail mid-run). */
 export function checkLookupCurriculum(cur: LookupCurriculum, op: string): void {
@@ -246,7 +248,7 @@ export function checkLookupCurriculum(cur: LookupCurriculum, op: string): void {
   });
   const replay = cur.replay ?? 0;
   check(replay >= 0 && replay <= 1, op, () => `lookup.replay must be in [0, 1], got ${replay}`);
-  resolveSceneOptions({ minObjects: cur.minObjects, maxObjects: cur.maxObjects });
+  resolveSceneOptions(lookupScenes(cur));
 }
 
 /** The drill's object counts: the phase's where it sets them, else the curriculum's (default 3-6). */
