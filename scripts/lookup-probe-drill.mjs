@@ -1,22 +1,28 @@
 #!/usr/bin/env node
-// `node scripts/lookup-probe-drill.mjs MODEL_DIR [N] [MIN_OBJECTS] [MAX_OBJECTS] [FORM]` (after `npm run build`):
+// `node scripts/lookup-probe-drill.mjs MODEL_DIR [N] [MIN_OBJECTS] [MAX_OBJECTS] [FORM] [SCENE_TEXT]` (after `npm run build`):
 // teacher-forced accuracy of the lookup drill (lookupExample, any type and value; default 64 items, 1-4
-// objects; FORM 'answer' (default), 'observation' (the CoT's words) or 'bridge' (the answer's question, the CoT's words)) on text and on image scenes, split
+// objects; FORM 'answer' (default), 'observation' (the CoT's words) or 'bridge' (the answer's question, the CoT's words);
+// SCENE_TEXT how text scenes list their objects, 'sentences' or 'list' (default: the run's stage0.json beside or above MODEL_DIR, else 'sentences')) on text and on image scenes, split
 // by the asked type: an item counts when the gold answer's deciding token ("yes" / "no", or "a" / "no"
 // after "There is") outscores the other answer's. `textGoldYes` / `imageGoldYes`: the share of items whose
 // gold is yes, what a constant "yes" scores (a constant "no": 100 minus it), to tell a lookup from a prior. Cheap enough to run on a training run's checkpoint
 // while it trains (docs/stage0.md, "Run 8").
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as t from '../dist/src/index.js';
 import * as B from '../dist/src/trimpi/stages/batch.js';
 import * as G from '../dist/src/trimpi/stages/generation.js';
 await t.init();
 const S = t.stages;
 const [dir, nArg, minO, maxO, form] = [process.argv[2], Number(process.argv[3] ?? 64), Number(process.argv[4] ?? 1), Number(process.argv[5] ?? 4), process.argv[6] ?? 'answer'];
+// the run's config sits beside the weights (a finished run) or one level up (a run's checkpoint/)
+const runConfig = [join(dir, 'stage0.json'), join(dir, '..', 'stage0.json')].find((f) => existsSync(f));
+const style = process.argv[7] ?? (runConfig ? JSON.parse(readFileSync(runConfig, 'utf8')).sceneText : undefined) ?? 'sentences';
 const model = t.nn.loadVisionLanguageModel(dir);
 const tok = t.data.defaultTokenizer();
 const out = {};
 for (const sceneAs of ['text', 'image']) {
-  const ex = Array.from({ length: nArg }, (_, i) => S.lookupExample(t.data.rng(77, 'probe', sceneAs, i), sceneAs, undefined, { minObjects: minO, maxObjects: maxO }, form));
+  const ex = Array.from({ length: nArg }, (_, i) => S.lookupExample(t.data.rng(77, 'probe', sceneAs, i), sceneAs, undefined, { minObjects: minO, maxObjects: maxO }, form, style));
   // the other answer: for the observation form, the gold's condition with the other observation
   // (observationText with no match, or with a made-up object that has the asked value)
   const other = (e) => {
@@ -54,5 +60,5 @@ for (const sceneAs of ['text', 'image']) {
   // the share of items whose gold is yes: a model that always says yes scores this, always no 100 minus it
   out[`${sceneAs}GoldYes`] = pct(gold);
 }
-console.log(JSON.stringify({ dir, ...out }));
+console.log(JSON.stringify({ dir, form, style, ...out }));
 process.exit(0);

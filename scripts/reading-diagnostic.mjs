@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// `node scripts/reading-diagnostic.mjs MODEL_DIR` (after `npm run build`): where policy reading fails.
+// `node scripts/reading-diagnostic.mjs MODEL_DIR [SCENE_TEXT]` (after `npm run build`): where policy reading fails.
 // The mean loss of each class of gold-CoT token (teacher forcing) on 32 held-out text-scene -T N=2
 // examples (policyTextSceneExample: the scene given as text, so no perception is needed): condition
 // ids, the case digit, the observation (is / are after "There", then no / a), the attribute a condition checks,
-// copied from the policy ("any *red* object"), and the rest. docs/stage0.md reads the figures.
+// copied from the policy ("any *red* object"), and the rest. SCENE_TEXT: how the text scene lists its objects
+// ('sentences', the default, or 'list': Stage0Config.sceneText). docs/stage0.md reads the figures.
 import * as t from '../dist/src/index.js';
 import { STAGE0_DEFAULTS, stage0EvalExamples } from '../dist/src/trimpi/stages/stage0.js';
 import { encodeExample } from '../dist/src/trimpi/stages/generation.js';
@@ -12,7 +13,7 @@ await t.init();
 const model = t.nn.loadVisionLanguageModel(process.argv[2]);
 const tok = t.data.defaultTokenizer();
 const only = { crop: 0, describe: 0, sceneqa: 0, policy: 0, policyText: 1 };
-const cfg = { ...STAGE0_DEFAULTS, mixStart: only, mixEnd: only, policyKinds: [{ mode: 'T', depth: 2, start: 1, end: 1 }] };
+const cfg = { ...STAGE0_DEFAULTS, mixStart: only, mixEnd: only, policyKinds: [{ mode: 'T', depth: 2, start: 1, end: 1 }], sceneText: process.argv[3] ?? 'sentences' };
 const ex = stage0EvalExamples(cfg, 32).filter((e) => e.task === 'policy-text');
 const seqs = ex.map((e) => encodeExample(tok, e));
 const tb = targetBatch(model, seqs);

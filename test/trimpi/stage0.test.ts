@@ -295,6 +295,39 @@ describe('stage 0', () => {
     }
   });
 
+  it("sceneText 'list': text scenes name their objects without \"There is\", the stream's draws and golds otherwise unchanged", async () => {
+    const scene = t.data.sampleScene(t.data.rng(9, 'list-scene'), { minObjects: 4, maxObjects: 4 });
+    const names = scene.objects.map((o) => [o.size, o.color, o.material, o.shape].join(' '));
+    expect(S.sceneAsText(scene, 'list')).toBe(`${names.join('; ')}.`);
+    expect(S.sceneAsText(scene)).toBe(names.map((n) => `There is a ${n}.`).join(' '));
+    // every text-scene task and its held-out items, listed; the same stream under 'sentences' with its listing rewritten
+    const textTasks = { crop: 0, describe: 0, sceneqa: 0, policy: 0, policyText: 1, checksText: 1, sceneqaText: 1, lookupText: 1 };
+    const cfg: t.stages.Stage0Config = { ...tiny, batchSize: 24, mixStart: textTasks, mixEnd: textTasks, policyKinds: [{ mode: 'T', depth: 2, start: 1, end: 1 }], lookup: { phases: [], form: 'observation' } };
+    const listed = { ...cfg, sceneText: 'list' as const };
+    const relist = (prompt: string): string => prompt.replace(/^The objects: (.*)$/m, (_, line: string) => `The objects: ${[...line.matchAll(/There is a ([^.]+)\./g)].map((m) => m[1]).join('; ')}.`);
+    const pairs = [[S.stage0Examples(cfg, new S.PolicyPool(0, 20), 1), S.stage0Examples(listed, new S.PolicyPool(0, 20), 1)], [S.stage0EvalExamples(cfg, 3), S.stage0EvalExamples(listed, 3)]];
+    const tasks = new Set<string>();
+    for (const [before, after] of pairs) {
+      expect(after.length).toBe(before.length);
+      after.forEach((e, i) => {
+        const line = /^The objects: (.*)$/m.exec(e.prompt)?.[1];
+        if (line === undefined) return; // an image task of the held-out set
+        tasks.add(e.task);
+        expect(line).not.toMatch(/There is/);
+        expect(e.prompt).toBe(relist(before[i].prompt));
+        expect(e.response).toBe(before[i].response);
+        expect(e.score(e.response)).toBe(1);
+      });
+    }
+    expect([...tasks].sort()).toEqual(['checks', 'lookup', 'policy-text', 'sceneqa-text']);
+    await expect(S.trainStage0(join(work, 'scene-text-bad'), { ...tiny, sceneText: 'prose' as t.stages.SceneText }, { noEval: true }))
+      .rejects.toThrow(/sceneText must be one of sentences, list, got "prose"/);
+    const dir = join(work, 'card-list');
+    mkdirSync(dir, { recursive: true });
+    S.writeModelCard(dir, listed, {}, 60);
+    expect(readFileSync(join(dir, 'README.md'), 'utf8')).toContain('Text scenes list their objects without "There is"');
+  });
+
   it('trains, resumes to the same weights, and evaluates on held-out items', async () => {
     const full = join(work, 'full');
     const a = await S.trainStage0(full, tiny, { noEval: false });
@@ -444,6 +477,10 @@ describe('the model card', () => {
     const obsCard = readFileSync(join(dir, 'README.md'), 'utf8');
     expect(obsCard).toContain('the lookup drill: "Condition 1: check if there is any metal object." answered as the CoT observes');
     expect(obsCard).toContain('every example weighed equally (the token mean within an example)');
+    S.writeModelCard(dir, { ...drill, lookup: { ...drill.lookup, form: 'bridge' } }, ev, 60);
+    expect(readFileSync(join(dir, 'README.md'), 'utf8')).toContain('the lookup drill: "Is there a metal object?" answered in the CoT\'s words');
+    S.writeModelCard(dir, drill, ev, 60);
+    expect(readFileSync(join(dir, 'README.md'), 'utf8')).toContain('the lookup drill: "Is there a metal object?" → \\boxed{yes|no} about');
   });
 });
 

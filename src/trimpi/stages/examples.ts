@@ -34,11 +34,23 @@ export function describeScene(scene: Scene): string {
 }
 
 /**
- * A scene given as text to the reading tasks: "There is a … . There is a … ." in the scene's own
- * object order, the order in which the CoT picks the object it names when several match ("There are 2
+ * How a scene given as text lists its objects: 'sentences' "There is a large red metal cube. There is a
+ * …" (the describe task's words; the runs before the option), or 'list' "large red metal cube; small
+ * blue rubber sphere." Under 'sentences' every "There is" of the prompt is followed by "a", and the
+ * CoT's observation ("There is a … / There is no …") then stayed a constant where the same lookup
+ * answered \boxed{yes|no} was learnt; under 'list' it is learnt (docs/stage0.md, "Run 18").
+ */
+export type SceneText = 'sentences' | 'list';
+/** Every SceneText (for validating recipes). */
+export const SCENE_TEXTS: readonly SceneText[] = ['sentences', 'list'];
+
+/**
+ * A scene given as text to the reading tasks, in the scene's own object order (SceneText gives the
+ * wording): the order in which the CoT picks the object it names when several match ("There are 2
  * spheres, including a …"), so that choice can be read off the list (left to right, it could not).
  */
-export function sceneAsText(scene: Scene): string {
+export function sceneAsText(scene: Scene, style: SceneText = 'sentences'): string {
+  if (style === 'list') return `${scene.objects.map(describeObject).join('; ')}.`;
   return scene.objects.map((o) => `There is a ${describeObject(o)}.`).join(' ');
 }
 
@@ -73,11 +85,11 @@ export function sceneQaExample(r: Rng, kind?: QaKind): TextExample {
  * rewards the lookup that a policy's observation step needs, matching a filter against the listed
  * objects only (the filter's words are also in the question), with the answer right after it.
  */
-export function sceneQaTextExample(r: Rng, kind?: QaKind): TextExample {
+export function sceneQaTextExample(r: Rng, kind?: QaKind, style: SceneText = 'sentences'): TextExample {
   const scene = sampleScene(r);
   const q = sceneQuestion(r, scene.objects, kind);
   return {
-    task: 'sceneqa-text', group: `sceneqa-text/${q.kind}`, prompt: `The objects: ${sceneAsText(scene)}\n${q.question}`,
+    task: 'sceneqa-text', group: `sceneqa-text/${q.kind}`, prompt: `The objects: ${sceneAsText(scene, style)}\n${q.question}`,
     response: sceneQaResponse(q), scenes: [], score: (o) => Number(scoreSceneQa(o, q.answer).correct),
   };
 }
@@ -111,7 +123,7 @@ export interface LookupAsk {
  * red metal cube. Focus on the metal objects." or "There is no metal object.": docs/stage0.md, "Run 17").
  */
 export function lookupExample(r: Rng, sceneAs: 'image' | 'text' | 'crop', ask: LookupAsk = { type: '*', value: '*' }, sceneOptions: SceneOptions = {},
-  form: LookupForm = 'answer'): TextExample {
+  form: LookupForm = 'answer', style: SceneText = 'sentences'): TextExample {
   // crops are zoomed, so never show a size (as in -M policies): a size ask becomes another type there
   const cropTypes = ATTRIBUTE_TYPES.filter((t) => t !== 'size');
   const sizeByCrop = sceneAs === 'crop' && ask.type === 'size';
@@ -134,7 +146,7 @@ export function lookupExample(r: Rng, sceneAs: 'image' | 'text' | 'crop', ask: L
   // the crop: one large object with the asked value, its other attributes random
   const crop = sceneAs === 'crop' ? [cropScene(r, withValue(randomAttributes(r), value))] : [];
   const answer = yes ? 'yes' : 'no';
-  const where = sceneAs === 'text' ? `The objects: ${sceneAsText(scene)}` : '<image>';
+  const where = sceneAs === 'text' ? `The objects: ${sceneAsText(scene, style)}` : '<image>';
   const scenes = sceneAs === 'text' ? [] : [scene, ...crop];
   if (form === 'observation' || form === 'bridge') {
     // 'observation' asks and repeats the condition as the CoT's first step does; 'bridge' asks the
@@ -196,12 +208,12 @@ function drawCase(r: Rng, p: Policy): { cases: number; scene: Scene; response: s
  * following a policy in context needs, reading the policy and seeing the scene, so a curriculum can
  * teach the first while the vision tower is still poor.
  */
-export function policyTextSceneExample(r: Rng, p: Policy): TextExample {
+export function policyTextSceneExample(r: Rng, p: Policy, style: SceneText = 'sentences'): TextExample {
   check(p.mode === 'T', 'policyTextSceneExample', () => `a text scene replaces the image of a -T policy; policy ${p.name} is -${p.mode} (its crops are images)`);
   const { cases, scene, response, score } = drawCase(r, p);
   return {
     task: 'policy-text', group: `policy-text/T${p.depth}`, cases,
-    prompt: `${policyText(p)}\nThe objects: ${sceneAsText(scene)}\n${clevrQuery(p.name)}`, response, scenes: [], score,
+    prompt: `${policyText(p)}\nThe objects: ${sceneAsText(scene, style)}\n${clevrQuery(p.name)}`, response, scenes: [], score,
   };
 }
 
@@ -218,7 +230,7 @@ export const CHECKS_HEADER = '--- Checks ---\nCheck each condition in order; aft
  * (observationText), without the branching: a policy example has one to four. `sceneOptions`: the
  * scene's size and object count (default: sampleScene's 3-6 objects).
  */
-export function checksExample(r: Rng, sceneAs: 'image' | 'text', sceneOptions: SceneOptions = {}): TextExample {
+export function checksExample(r: Rng, sceneAs: 'image' | 'text', sceneOptions: SceneOptions = {}, style: SceneText = 'sentences'): TextExample {
   const scene = sampleScene(r, sceneOptions);
   const objects = scene.objects;
   const types = r.shuffle(ATTRIBUTE_TYPES).slice(0, r.int(2, 4));
@@ -240,7 +252,7 @@ export function checksExample(r: Rng, sceneAs: 'image' | 'text', sceneOptions: S
       focus = matches;
     }
   });
-  const where = sceneAs === 'image' ? '<image>' : `The objects: ${sceneAsText(scene)}`;
+  const where = sceneAs === 'image' ? '<image>' : `The objects: ${sceneAsText(scene, style)}`;
   const response = `<think> ${steps.join(' ')} </think>`;
   return {
     task: 'checks', group: `checks/${sceneAs}`, prompt: `${CHECKS_HEADER}\n${lines.join('\n')}\n---\n${where}\nWhat do the checks find in the image?`,

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { currentDevice } from '../../gpu/device.js';
 import type { EvalSummary } from './generation.js';
+import type { LookupForm } from './examples.js';
 import { LOOKUP_TASKS, type ResponseWeighting, type Stage0Config } from './stage0.js';
 
 const WEIGHTING_WORDS: Record<ResponseWeighting, string> = {
@@ -12,6 +13,14 @@ const WEIGHTING_WORDS: Record<ResponseWeighting, string> = {
   example: 'every example weighed equally (the token mean within an example)',
 };
 const pct = (x: number | undefined): string => (x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+
+/** How the card names each lookup drill form (LookupCurriculum.form). */
+const LOOKUP_FORM_WORDS: Record<LookupForm | 'mixed', string> = {
+  answer: '"Is there a metal object?" → \\boxed{yes|no}',
+  observation: '"Condition 1: check if there is any metal object." answered as the CoT observes ("… There is a … / There is no metal object.")',
+  bridge: '"Is there a metal object?" answered in the CoT\'s words ("There is a … / There is no metal object.")',
+  mixed: '"Is there a metal object?" → \\boxed{yes|no}, or (at even odds) "Condition 1: check if there is any metal object." answered as the CoT observes',
+};
 
 /** Writes DIR/README.md from the run's config, metrics.jsonl and evaluation. */
 export function writeModelCard(dir: string, config: Stage0Config, ev: Record<string, EvalSummary>, seconds: number): void {
@@ -46,7 +55,8 @@ excludes every target name and every target tree of either rule.
   - the same checks on an image (${config.mixStart.checksImage ?? 0} → ${config.mixEnd.checksImage ?? 0})` : ''}${config.mixStart.sceneqaText || config.mixEnd.sceneqaText ? `
   - SceneQA on a scene given as text, answered at once: the lookup of a filter among listed objects (${config.mixStart.sceneqaText ?? 0} → ${config.mixEnd.sceneqaText ?? 0})` : ''}${config.mixStart.tool || config.mixEnd.tool ? `
   - a random ToolPolicy rule book in context (never the target's rules) and the next tool call with its short CoT (${config.mixStart.tool ?? 0} → ${config.mixEnd.tool ?? 0})` : ''}${(Object.keys(LOOKUP_TASKS) as (keyof typeof LOOKUP_TASKS)[]).some((k) => config.mixStart[k] || config.mixEnd[k]) ? `
-  - the lookup drill: ${config.lookup?.form === 'observation' ? '"Condition 1: check if there is any metal object." answered as the CoT observes ("… There is a … / There is no metal object.")' : '"Is there a metal object?"'} about a scene given as text (${config.mixStart.lookupText ?? 0} → ${config.mixEnd.lookupText ?? 0}) or as an image (${config.mixStart.lookupImage ?? 0} → ${config.mixEnd.lookupImage ?? 0}), or ${config.lookup?.form === 'observation' ? '"… any object with the same color as <image>."' : '"Is there an object with the same color as <image>?"'} with a crop (${config.mixStart.lookupCrop ?? 0} → ${config.mixEnd.lookupCrop ?? 0}), yes and no at even odds; asked values by step: ${(config.lookup?.phases ?? []).map((p) => `${p.type === '*' ? 'any' : p.value === '*' ? `any ${p.type}` : p.value} ${p.steps}`).join(', ') || 'any'}${config.lookup?.phases.length ? `, then any (re-asking earlier phases ${config.lookup.replay ?? 0} of the time)` : ''}` : ''}${config.init ? `
+  - the lookup drill: ${LOOKUP_FORM_WORDS[config.lookup?.form ?? 'answer']} about a scene given as text (${config.mixStart.lookupText ?? 0} → ${config.mixEnd.lookupText ?? 0}) or as an image (${config.mixStart.lookupImage ?? 0} → ${config.mixEnd.lookupImage ?? 0}), or ${config.lookup?.form === 'observation' ? '"… any object with the same color as <image>."' : '"Is there an object with the same color as <image>?"'} with a crop (${config.mixStart.lookupCrop ?? 0} → ${config.mixEnd.lookupCrop ?? 0}), yes and no at even odds; asked values by step: ${(config.lookup?.phases ?? []).map((p) => `${p.type === '*' ? 'any' : p.value === '*' ? `any ${p.type}` : p.value} ${p.steps}`).join(', ') || 'any'}${config.lookup?.phases.length ? `, then any (re-asking earlier phases ${config.lookup.replay ?? 0} of the time)` : ''}` : ''}${config.sceneText === 'list' ? `
+- Text scenes list their objects without "There is" ("large red metal cube; small blue rubber sphere."; \`sceneText: list\`).` : ''}${config.init ? `
 - Started from the weights of \`${config.init}\` (optimizer and schedule afresh).` : ''}
 - ${config.steps} AdamW steps of ${config.batchSize} sequences (micro-batches of at most ${config.microBatchPositions} padded positions),
   lr ${config.lr} with ${config.warmupSteps} warmup steps and cosine decay to ${config.minLr}; seed ${config.seed}.

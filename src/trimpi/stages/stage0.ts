@@ -31,7 +31,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { check } from '../../gpu/errors.js';
 import { currentDevice } from '../../gpu/device.js';
 import { TargetBatch, TargetKind, microBatches, sequencePositions, targetLogProbs, toTargetInputs } from './batch.js';
-import { LOOKUP_FORMS, LookupAsk, LookupForm, PolicyPool, TextExample, checksExample, lookupExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample, sceneQaTextExample, toolPolicyExample } from './examples.js';
+import { LOOKUP_FORMS, LookupAsk, LookupForm, PolicyPool, SCENE_TEXTS, SceneText, TextExample, checksExample, lookupExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample, sceneQaTextExample, toolPolicyExample } from './examples.js';
 import { EvalSummary, encodeExample, evaluateExamples, renderExampleScenes } from './generation.js';
 
 /** Task weights: single-object crops, scene descriptions, SceneQA, policies in context (with the scene as an image, or as text). */
@@ -147,6 +147,12 @@ export interface Stage0Config {
    * docs/stage0.md ("Run 9") measured each task's share of the gradient under each.
    */
   weighting?: ResponseWeighting;
+  /**
+   * How a scene given as text lists its objects (the text-scene tasks: policyText, checksText,
+   * sceneqaText, lookupText): 'sentences' "There is a …. There is a …." or 'list' "…; …." (SceneText).
+   * Absent: 'sentences', the runs before the option.
+   */
+  sceneText?: SceneText;
 }
 
 /** Stage0Config.weighting's values. */
@@ -174,7 +180,7 @@ export const STAGE0_DEFAULTS: Stage0Config = {
 };
 
 /** The optional Stage0Config fields (a recipe file may set them; the defaults may leave them out). */
-export const STAGE0_OPTIONAL_KEYS = ['model', 'perceptionSteps', 'patchLoss', 'pruning', 'init', 'targets', 'lookup', 'weighting'] as const satisfies readonly (keyof Stage0Config)[];
+export const STAGE0_OPTIONAL_KEYS = ['model', 'perceptionSteps', 'patchLoss', 'pruning', 'init', 'targets', 'lookup', 'weighting', 'sceneText'] as const satisfies readonly (keyof Stage0Config)[];
 
 const lerp = (a: number, b: number, t: number): number => a + (b - a) * t;
 /** The mix's tasks in draw order (a new task goes last, so older configs draw the same stream). */
@@ -192,25 +198,26 @@ export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number):
   const kindW = c.policyKinds.map((k) => lerp(k.start, k.end, t));
   // text scenes replace the image of -T policies only (a -M policy's crops are images)
   const textW = c.policyKinds.map((k, i) => (k.mode === 'T' ? kindW[i] : 0));
+  const style = c.sceneText ?? 'sentences';
   return Array.from({ length: c.batchSize }, (_, k) => {
     const r = rng(c.seed, 'stage0', step, k);
     const task = r.weighted(mix); // trailing weights of 0 leave the draws of shorter mixes unchanged
     if (task === 0) return cropExample(r);
     if (task === 1) return describeExample(r);
     if (task === 2) return sceneQaExample(r);
-    if (task === 5) return checksExample(r, 'text');
+    if (task === 5) return checksExample(r, 'text', {}, style);
     if (task === 6) return checksExample(r, 'image');
-    if (task === 7) return sceneQaTextExample(r);
+    if (task === 7) return sceneQaTextExample(r, undefined, style);
     if (task === 8) return toolPolicyExample(r, pool.tool(r.int(0, pool.size - 1)));
     const name = MIX_TASKS[task];
     if (isLookupTask(name)) {
       const p = lookupPhase(c.lookup, step, r);
       const form = c.lookup?.form === 'mixed' ? (r.bool() ? 'answer' : 'observation') : c.lookup?.form;
-      return lookupExample(r, LOOKUP_TASKS[name], phaseAsk(p), lookupScenes(c.lookup, p), form);
+      return lookupExample(r, LOOKUP_TASKS[name], phaseAsk(p), lookupScenes(c.lookup, p), form, style);
     }
     if (task === 4) {
       const { mode, depth } = c.policyKinds[r.weighted(textW)];
-      return policyTextSceneExample(r, r.pick(pool.get(mode, depth)));
+      return policyTextSceneExample(r, r.pick(pool.get(mode, depth)), style);
     }
     const { mode, depth } = c.policyKinds[r.weighted(kindW)];
     return policyExample(r, r.pick(pool.get(mode, depth)), c.seed);
@@ -265,6 +272,7 @@ export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
   const heldOut = new PolicyPool(c.seed, n, c.poolSize, c.pruning ?? 'strict');
   const out: TextExample[] = [];
   const r = rng(c.seed, 'stage0-eval');
+  const style = c.sceneText ?? 'sentences';
   for (const kind of ['count', 'exist', 'query'] as const) for (let i = 0; i < n; i++) out.push(sceneQaExample(r, kind));
   for (let i = 0; i < n; i++) out.push(describeExample(r));
   for (let i = 0; i < n; i++) out.push(cropExample(r));
@@ -274,22 +282,22 @@ export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
   }
   // the checks drill, where the recipe trains it
   for (const sceneAs of ['text', 'image'] as const) {
-    if (mixes(c, sceneAs === 'text' ? 'checksText' : 'checksImage')) for (let i = 0; i < n; i++) out.push(checksExample(r, sceneAs));
+    if (mixes(c, sceneAs === 'text' ? 'checksText' : 'checksImage')) for (let i = 0; i < n; i++) out.push(checksExample(r, sceneAs, {}, style));
   }
   // policy reading alone, where the recipe trains it
   if (mixes(c, 'policyText')) {
     for (const { mode, depth } of c.policyKinds.filter((k) => k.mode === 'T')) {
       const pols = heldOut.get(mode, depth);
-      for (let i = 0; i < n; i++) out.push(policyTextSceneExample(r, pols[i]));
+      for (let i = 0; i < n; i++) out.push(policyTextSceneExample(r, pols[i], style));
     }
   }
   // SceneQA on text scenes, where the recipe trains it (last: the groups above draw as before)
-  if (mixes(c, 'sceneqaText')) for (const kind of ['count', 'exist', 'query'] as const) for (let i = 0; i < n; i++) out.push(sceneQaTextExample(r, kind));
+  if (mixes(c, 'sceneqaText')) for (const kind of ['count', 'exist', 'query'] as const) for (let i = 0; i < n; i++) out.push(sceneQaTextExample(r, kind, style));
   // random rule books in context, where the recipe trains them
   if (mixes(c, 'tool')) for (let i = 0; i < n; i++) out.push(toolPolicyExample(r, heldOut.tool(i)));
   // the lookup drill, any value, where the recipe trains it
   for (const [k, sceneAs] of Object.entries(LOOKUP_TASKS)) {
-    if (mixes(c, k as keyof typeof LOOKUP_TASKS)) for (let i = 0; i < n; i++) out.push(lookupExample(r, sceneAs, undefined, lookupScenes(c.lookup), c.lookup?.form === 'mixed' ? 'observation' : c.lookup?.form));
+    if (mixes(c, k as keyof typeof LOOKUP_TASKS)) for (let i = 0; i < n; i++) out.push(lookupExample(r, sceneAs, undefined, lookupScenes(c.lookup), c.lookup?.form === 'mixed' ? 'observation' : c.lookup?.form, style));
   }
   return out;
 }
@@ -371,6 +379,7 @@ export async function trainStage0(dir: string, config: Stage0Config, opts: Stage
   if (config.lookup) checkLookupCurriculum(config.lookup, op);
   const weighting = config.weighting ?? 'micro-batch';
   check(RESPONSE_WEIGHTINGS.includes(weighting), op, () => `weighting must be one of ${RESPONSE_WEIGHTINGS.join(', ')}, got ${JSON.stringify(config.weighting)}`);
+  check(config.sceneText === undefined || SCENE_TEXTS.includes(config.sceneText), op, () => `sceneText must be one of ${SCENE_TEXTS.join(', ')}, got ${JSON.stringify(config.sceneText)}`);
   mkdirSync(dir, { recursive: true });
   const cfgPath = join(dir, 'stage0.json');
   if (existsSync(cfgPath)) {
