@@ -257,7 +257,8 @@ describe('stage 0', () => {
     expect(responses.some((x) => /^\\boxed\{(yes|no)\}$/.test(x)) && responses.some((x) => x.startsWith('Condition 1: '))).toBe(true);
     // held out: the CoT's form
     expect(S.stage0EvalExamples(countDrill, 3).filter((e) => e.task === 'lookup').every((e) => e.response.startsWith('Condition 1: '))).toBe(true);
-    expect(() => S.checkLookupCurriculum({ phases: [{ type: '*', value: '*', steps: 5, minObjects: 4, maxObjects: 2 }] }, 'trainStage0')).toThrow(/1 <= minObjects <= maxObjects <= 10, got 4..2/);
+    expect(() => S.checkLookupCurriculum({ phases: [{ type: '*', value: '*', steps: 5, minObjects: 4, maxObjects: 2 }] }, 'trainStage0')).toThrow(/lookup.phases\[0\]: scene: objects must satisfy 1 <= minObjects <= maxObjects <= 10, got 4..2/);
+    expect(() => S.checkLookupCurriculum({ phases: [], minObjects: 0 }, 'trainStage0')).toThrow(/^trainStage0: lookup: scene: objects must satisfy/);
   });
 
   it("the lookup drill in the CoT's words: the observation re-derived from the scene, scored on its yes / no", () => {

@@ -28,7 +28,7 @@ import { noGrad } from '../../tensor/autograd.js';
 import { ATTRIBUTE_TYPES, ATTRIBUTE_VALUES, AttributeType, Scene, SceneOptions, resolveSceneOptions } from '../data/scene.js';
 import { patchAttributeLoss, patchAttributeTargets } from '../losses/patch_attributes.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { check } from '../../gpu/errors.js';
+import { TrimpiError, check } from '../../gpu/errors.js';
 import { currentDevice } from '../../gpu/device.js';
 import { TargetBatch, TargetKind, microBatches, sequencePositions, targetLogProbs, toTargetInputs } from './batch.js';
 import { LOOKUP_FORMS, LookupAsk, LookupForm, PolicyPool, SCENE_TEXTS, SceneText, TextExample, checksExample, lookupExample, cropExample, describeExample, policyExample, policyTextSceneExample, sceneQaExample, sceneQaTextExample, toolPolicyExample } from './examples.js';
@@ -247,15 +247,23 @@ export function checkLookupCurriculum(cur: LookupCurriculum, op: string): void {
   const forms: readonly string[] = [...LOOKUP_FORMS, 'mixed'];
   check(cur.form === undefined || forms.includes(cur.form), op, () => `lookup.form must be ${forms.map((f) => `'${f}'`).join(', ')}, got ${JSON.stringify(cur.form)}`);
   const types: readonly string[] = ATTRIBUTE_TYPES;
+  // the scene generator's own rule for object counts, its message prefixed with the field at fault
+  const checkCounts = (o: SceneOptions, field: string): void => {
+    try {
+      resolveSceneOptions(o);
+    } catch (e) {
+      throw new TrimpiError(op, `${field}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
   cur.phases.forEach((p, i) => {
     check(p.type === '*' ? p.value === '*' : types.includes(p.type) && (p.value === '*' || ATTRIBUTE_VALUES[p.type].includes(p.value)), op,
       () => `lookup.phases[${i}] asks ${JSON.stringify(p.type)}: ${JSON.stringify(p.value)}; expected a type of ${ATTRIBUTE_TYPES.join(', ')} with one of its values or '*', or '*': '*'`);
     check(Number.isInteger(p.steps) && p.steps > 0, op, () => `lookup.phases[${i}].steps must be a positive integer, got ${JSON.stringify(p.steps)}`);
-    resolveSceneOptions(lookupScenes(cur, p));
+    checkCounts(lookupScenes(cur, p), `lookup.phases[${i}]`);
   });
   const replay = cur.replay ?? 0;
   check(replay >= 0 && replay <= 1, op, () => `lookup.replay must be in [0, 1], got ${replay}`);
-  resolveSceneOptions(lookupScenes(cur));
+  checkCounts(lookupScenes(cur), 'lookup');
 }
 
 /** The drill's object counts: the phase's where it sets them, else the curriculum's (default 3-6). */
