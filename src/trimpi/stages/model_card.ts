@@ -15,11 +15,13 @@ const WEIGHTING_WORDS: Record<ResponseWeighting, string> = {
 const pct = (x: number | undefined): string => (x === undefined ? 'n/a' : `${(100 * x).toFixed(1)}%`);
 
 /** How the card names each lookup drill form (LookupCurriculum.form). */
+const ANSWER_FORM = '"Is there a metal object?" → \\boxed{yes|no}';
+const OBSERVATION_FORM = '"Condition 1: check if there is any metal object." answered as the CoT observes';
 const LOOKUP_FORM_WORDS: Record<LookupForm | 'mixed', string> = {
-  answer: '"Is there a metal object?" → \\boxed{yes|no}',
-  observation: '"Condition 1: check if there is any metal object." answered as the CoT observes ("… There is a … / There is no metal object.")',
+  answer: ANSWER_FORM,
+  observation: `${OBSERVATION_FORM} ("… There is a … / There is no metal object.")`,
   bridge: '"Is there a metal object?" answered in the CoT\'s words ("There is a … / There is no metal object.")',
-  mixed: '"Is there a metal object?" → \\boxed{yes|no}, or (at even odds) "Condition 1: check if there is any metal object." answered as the CoT observes',
+  mixed: `${ANSWER_FORM}, or (at even odds) ${OBSERVATION_FORM}`,
 };
 
 /** Writes DIR/README.md from the run's config, metrics.jsonl and evaluation. */

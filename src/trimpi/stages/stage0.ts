@@ -198,7 +198,7 @@ export function stage0Examples(c: Stage0Config, pool: PolicyPool, step: number):
   const kindW = c.policyKinds.map((k) => lerp(k.start, k.end, t));
   // text scenes replace the image of -T policies only (a -M policy's crops are images)
   const textW = c.policyKinds.map((k, i) => (k.mode === 'T' ? kindW[i] : 0));
-  const style = c.sceneText ?? 'sentences';
+  const style = c.sceneText; // absent: the examples' default, 'sentences'
   return Array.from({ length: c.batchSize }, (_, k) => {
     const r = rng(c.seed, 'stage0', step, k);
     const task = r.weighted(mix); // trailing weights of 0 leave the draws of shorter mixes unchanged
@@ -280,7 +280,7 @@ export function stage0EvalExamples(c: Stage0Config, n: number): TextExample[] {
   const heldOut = new PolicyPool(c.seed, n, c.poolSize, c.pruning ?? 'strict');
   const out: TextExample[] = [];
   const r = rng(c.seed, 'stage0-eval');
-  const style = c.sceneText ?? 'sentences';
+  const style = c.sceneText;
   for (const kind of ['count', 'exist', 'query'] as const) for (let i = 0; i < n; i++) out.push(sceneQaExample(r, kind));
   for (let i = 0; i < n; i++) out.push(describeExample(r));
   for (let i = 0; i < n; i++) out.push(cropExample(r));
